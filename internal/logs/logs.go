@@ -1,0 +1,223 @@
+// Package logs turns a task's raw output streams into lines: it splits them,
+// counts them, passes them on to the task's writers and line callback, and
+// reads Kestra-style ::{...}:: lines into outputs, metrics and log entries.
+//
+// Every runner feeds the bytes it receives from the engine into a [Sink]; the
+// stream framing of the engine (Docker's 8-byte headers, 16 KiB partial
+// messages, chunks of any size) never shows in the lines, because the Sink
+// splits on the bytes themselves.
+package logs
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/lading-dev/lading/runner"
+)
+
+// MaxLineBytes bounds the memory one unterminated line may hold. A line longer
+// than this is delivered in pieces of MaxLineBytes, each counted as a line.
+const MaxLineBytes = 1 << 20
+
+// Sink receives a run's output. It is safe for concurrent use: the writers of
+// both streams may be driven from different goroutines; their lines are
+// handled one at a time.
+type Sink struct {
+	mu      sync.Mutex
+	onLine  func(runner.Line)
+	now     func() time.Time
+	outputs map[string]any
+	metrics []runner.Metric
+	warns   []string
+	streams [2]streamWriter
+}
+
+// New returns a Sink that passes lines on to stdout, stderr and onLine; any of
+// them may be nil.
+func New(stdout, stderr io.Writer, onLine func(runner.Line)) *Sink {
+	s := &Sink{onLine: onLine, now: time.Now, outputs: map[string]any{}}
+	s.streams[0] = streamWriter{sink: s, stream: runner.Stdout, out: stdout}
+	s.streams[1] = streamWriter{sink: s, stream: runner.Stderr, out: stderr}
+	return s
+}
+
+// Writer returns the io.Writer that takes the raw bytes of one stream.
+func (s *Sink) Writer(stream runner.Stream) io.Writer {
+	if stream == runner.Stderr {
+		return &s.streams[1]
+	}
+	return &s.streams[0]
+}
+
+// Close delivers a last line that had no terminator on each stream. It
+// returns the first error a writer returned, if any.
+func (s *Sink) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var first error
+	for i := range s.streams {
+		w := &s.streams[i]
+		if len(w.buf) > 0 {
+			w.emit(w.buf, w.buf)
+			w.buf = w.buf[:0]
+		}
+		if first == nil {
+			first = w.err
+		}
+	}
+	return first
+}
+
+// Fill copies what the sink gathered into res. Call it after Close.
+func (s *Sink) Fill(res *runner.Result) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	res.Outputs = s.outputs
+	res.Metrics = s.metrics
+	res.Warnings = append(res.Warnings, s.warns...)
+	res.StdoutLines = s.streams[0].lines
+	res.StderrLines = s.streams[1].lines
+}
+
+type streamWriter struct {
+	sink      *Sink
+	stream    runner.Stream
+	out       io.Writer
+	err       error // first error of out; later writes to out are skipped
+	buf       []byte
+	pendingCR bool // the last byte seen was '\r': a '\n' right after it belongs to it
+	lines     int
+}
+
+// Write splits p into lines. It never fails: an error of the task's writer is
+// kept for Close, so the engine's stream is always drained.
+func (w *streamWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	w.sink.mu.Lock()
+	defer w.sink.mu.Unlock()
+	if w.pendingCR && len(p) > 0 {
+		w.pendingCR = false
+		if p[0] == '\n' {
+			w.pass(p[:1])
+			p = p[1:]
+		}
+	}
+	for len(p) > 0 {
+		end, term := lineEnd(p)
+		if end < 0 {
+			w.buffer(p)
+			break
+		}
+		if term == 1 && p[end] == '\r' && end+1 == len(p) {
+			w.pendingCR = true
+		}
+		full := p[:end+term]
+		if len(w.buf) > 0 {
+			w.buf = append(w.buf, full...)
+			w.emit(w.buf[:len(w.buf)-term], w.buf)
+			w.buf = w.buf[:0]
+		} else {
+			w.emit(p[:end], full)
+		}
+		p = p[end+term:]
+	}
+	return n, nil
+}
+
+// lineEnd finds the first terminator in p: its index and length (2 for
+// "\r\n", else 1), or -1.
+func lineEnd(p []byte) (int, int) {
+	nl := bytes.IndexByte(p, '\n')
+	scope := p
+	if nl >= 0 {
+		scope = p[:nl]
+	}
+	if cr := bytes.IndexByte(scope, '\r'); cr >= 0 {
+		if cr+1 == nl {
+			return cr, 2
+		}
+		return cr, 1
+	}
+	return nl, 1
+}
+
+// buffer keeps an unterminated tail, emitting it in pieces once it passes
+// MaxLineBytes.
+func (w *streamWriter) buffer(p []byte) {
+	for len(w.buf)+len(p) > MaxLineBytes {
+		take := MaxLineBytes - len(w.buf)
+		w.buf = append(w.buf, p[:take]...)
+		w.emit(w.buf, w.buf)
+		w.buf = w.buf[:0]
+		p = p[take:]
+	}
+	w.buf = append(w.buf, p...)
+}
+
+// emit handles one line: line is its text, raw the bytes to pass on.
+func (w *streamWriter) emit(line, raw []byte) {
+	w.lines++
+	w.pass(raw)
+	s := w.sink
+	if s.onLine != nil {
+		s.onLine(runner.Line{Stream: w.stream, Text: string(line), Time: s.now()})
+	}
+	if body, ok := marker(line); ok {
+		s.parse(w.stream, body)
+	}
+}
+
+func (w *streamWriter) pass(raw []byte) {
+	if w.out == nil || w.err != nil {
+		return
+	}
+	if _, err := w.out.Write(raw); err != nil {
+		w.err = fmt.Errorf("write %s: %w", w.stream, err)
+	}
+}
+
+// marker reports whether line is a ::{...}:: line and returns the JSON in it.
+func marker(line []byte) ([]byte, bool) {
+	if len(line) < 6 || (line[0] != ':' && line[0] != ' ' && line[0] != '\t') {
+		return nil, false
+	}
+	t := bytes.TrimSpace(line)
+	if len(t) < 6 || !bytes.HasPrefix(t, []byte("::{")) || !bytes.HasSuffix(t, []byte("}::")) {
+		return nil, false
+	}
+	return t[2 : len(t)-2], true
+}
+
+type message struct {
+	Outputs map[string]any  `json:"outputs"`
+	Metrics []runner.Metric `json:"metrics"`
+	Logs    []struct {
+		Level   string `json:"level"`
+		Message string `json:"message"`
+	} `json:"logs"`
+}
+
+func (s *Sink) parse(stream runner.Stream, body []byte) {
+	var m message
+	if err := json.Unmarshal(body, &m); err != nil {
+		s.warns = append(s.warns, fmt.Sprintf("%s: ignored a ::{...}:: line that is not a valid outputs object: %v", stream, err))
+		return
+	}
+	for k, v := range m.Outputs {
+		s.outputs[k] = v
+	}
+	s.metrics = append(s.metrics, m.Metrics...)
+	if s.onLine != nil {
+		for _, l := range m.Logs {
+			level := l.Level
+			if level == "" {
+				level = "INFO"
+			}
+			s.onLine(runner.Line{Stream: stream, Text: l.Message, Time: s.now(), Level: level})
+		}
+	}
+}

@@ -1,0 +1,81 @@
+package runner
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinels for the failures callers branch on. Match them with [errors.Is];
+// the errors runners return wrap them with details.
+var (
+	// ErrInvalidTask: the task cannot run as written. The error is a
+	// [*FieldError] naming the field and value.
+	ErrInvalidTask = errors.New("invalid task")
+	// ErrInvalidConfig: a runner's configuration is invalid. The error is a
+	// [*FieldError] naming the field and value.
+	ErrInvalidConfig = errors.New("invalid config")
+	// ErrImageNotFound: the image is not present and cannot be pulled
+	// (unknown repository or tag, or the pull policy forbids pulling).
+	ErrImageNotFound = errors.New("image not found")
+	// ErrUnauthorized: the registry refused the credentials, or asked for
+	// some and none were given.
+	ErrUnauthorized = errors.New("unauthorized")
+	// ErrEngineUnreachable: the container engine could not be reached. The
+	// message says where lading looked and how to point it elsewhere.
+	ErrEngineUnreachable = errors.New("container engine unreachable")
+	// ErrTimeout: [Task.Timeout] was reached. Errors matching it also match
+	// [context.DeadlineExceeded].
+	ErrTimeout = errors.New("task timed out")
+)
+
+// FieldError reports an invalid field of a task or configuration. It
+// matches [ErrInvalidTask] or [ErrInvalidConfig] through Err.
+//
+// Value holds the offending value as written; fields that carry secrets never
+// put their value here.
+type FieldError struct {
+	Field   string // the field's name as the user writes it, e.g. "pullPolicy"
+	Value   string // the offending value
+	Problem string // what is wrong, e.g. "must be one of IF_NOT_PRESENT, ALWAYS, NEVER"
+	Err     error  // ErrInvalidTask or ErrInvalidConfig
+}
+
+func (e *FieldError) Error() string {
+	kind := "invalid"
+	if e.Err != nil {
+		kind = e.Err.Error()
+	}
+	return fmt.Sprintf("%s: %s %q: %s", kind, e.Field, e.Value, e.Problem)
+}
+
+// Unwrap returns the sentinel the error belongs to.
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// ExitError reports that the script ran and exited with a non-zero status.
+// Run returns it together with the populated [*Result], so outputs printed
+// before the failure are not lost.
+type ExitError struct {
+	ExitCode  int
+	OOMKilled bool
+}
+
+func (e *ExitError) Error() string {
+	if e.OOMKilled {
+		return fmt.Sprintf("command was killed for exceeding its memory limit (OOM), exit code %d", e.ExitCode)
+	}
+	return fmt.Sprintf("command failed with exit code %d", e.ExitCode)
+}
+
+// TimeoutError reports that [Task.Timeout] was reached. It matches both
+// [ErrTimeout] and [context.DeadlineExceeded].
+type TimeoutError struct {
+	Timeout string // the configured timeout, e.g. "30s"
+	Cause   error  // the context error (context.DeadlineExceeded)
+}
+
+func (e *TimeoutError) Error() string {
+	return fmt.Sprintf("task timed out after %s", e.Timeout)
+}
+
+// Unwrap returns ErrTimeout and the context's error.
+func (e *TimeoutError) Unwrap() []error { return []error{ErrTimeout, e.Cause} }

@@ -1,0 +1,201 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// Runner runs a [Task] to completion and reports its [Result].
+//
+// Implementations must be safe for concurrent use: a workflow engine calls Run
+// from many goroutines with one Runner.
+//
+// Run returns a non-nil *Result whenever the task's process started, even
+// when it also returns an error. A process that ran and exited non-zero
+// yields the populated Result and an [*ExitError]; every other error
+// (invalid task, image not found, engine unreachable, timeout, ...) is an
+// infrastructure failure and matches one of the package's sentinels where one
+// fits.
+type Runner interface {
+	Run(ctx context.Context, task Task) (*Result, error)
+}
+
+var defaultInterpreter = []string{"/bin/sh", "-c"}
+
+// DefaultInterpreter returns the interpreter used when [Task.Interpreter] is
+// empty: /bin/sh -c. The returned slice is a fresh copy.
+func DefaultInterpreter() []string {
+	return append([]string(nil), defaultInterpreter...)
+}
+
+// Task describes one run of a script in a container.
+//
+// A Task is a plain value: it is read, never modified, by [Runner.Run], and
+// may be reused for several runs. The writers and the callback it holds are
+// called from one goroutine at a time for a given run.
+type Task struct {
+	// ID optionally names the task for the engine's labels and the caller's
+	// logs (for example a workflow engine's task-run id). It is not required
+	// to be unique.
+	ID string
+
+	// Image is the container image reference, for example "busybox:1.36".
+	Image string
+
+	// Interpreter is the command that runs the script; the script is passed
+	// as its last argument. Empty means /bin/sh -c.
+	Interpreter []string
+
+	// Commands are joined with newlines into one script.
+	Commands []string
+
+	// Env holds environment variables for the script, on top of the image's.
+	Env map[string]string
+
+	// Stdout and Stderr, when set, receive what the script writes to each
+	// stream, line by line and unchanged (line terminators included), lines
+	// carrying outputs (::{...}::) included.
+	Stdout io.Writer
+	Stderr io.Writer
+
+	// OnLine, when set, is called for each line of output, in the order the
+	// script wrote it within each stream. Calls for one run never overlap; a
+	// slow callback slows the reading of the container's output.
+	OnLine func(Line)
+
+	// Timeout bounds the whole run (pull, create, run, collection). Zero
+	// means no limit beyond ctx. When it is reached, the container is
+	// stopped and Run returns an error matching [ErrTimeout] and
+	// [context.DeadlineExceeded].
+	Timeout time.Duration
+}
+
+// Script returns the commands joined into the script the interpreter runs.
+func (t Task) Script() string { return strings.Join(t.Commands, "\n") }
+
+// Command returns the full command line: the interpreter followed by the
+// script.
+func (t Task) Command() []string {
+	interp := t.Interpreter
+	if len(interp) == 0 {
+		interp = defaultInterpreter
+	}
+	cmd := make([]string, 0, len(interp)+1)
+	cmd = append(cmd, interp...)
+	return append(cmd, t.Script())
+}
+
+// Validate reports the first problem with the task as a [*FieldError] that
+// matches [ErrInvalidTask].
+func (t Task) Validate() error {
+	if strings.TrimSpace(t.Image) == "" {
+		return invalidTask("image", t.Image, "must not be empty")
+	}
+	if strings.ContainsAny(t.Image, " \t\r\n") {
+		return invalidTask("image", t.Image, "must not contain whitespace")
+	}
+	if len(t.Commands) == 0 {
+		return invalidTask("commands", "[]", "at least one command is required")
+	}
+	for i, arg := range t.Interpreter {
+		if i == 0 && strings.TrimSpace(arg) == "" {
+			return invalidTask("interpreter[0]", arg, "must name a program")
+		}
+	}
+	for k := range t.Env {
+		if k == "" || strings.ContainsAny(k, "=\x00") {
+			return invalidTask("env", k, "a variable name must be non-empty and contain no '=' or NUL")
+		}
+	}
+	if t.Timeout < 0 {
+		return invalidTask("timeout", t.Timeout.String(), "must not be negative")
+	}
+	return nil
+}
+
+func invalidTask(field, value, problem string) error {
+	return &FieldError{Field: field, Value: value, Problem: problem, Err: ErrInvalidTask}
+}
+
+// Stream says which output stream a line came from.
+type Stream uint8
+
+const (
+	// Stdout is the script's standard output.
+	Stdout Stream = iota + 1
+	// Stderr is the script's standard error.
+	Stderr
+)
+
+// String returns "stdout" or "stderr".
+func (s Stream) String() string {
+	switch s {
+	case Stdout:
+		return "stdout"
+	case Stderr:
+		return "stderr"
+	}
+	return fmt.Sprintf("Stream(%d)", uint8(s))
+}
+
+// Line is one line of output, without its terminator.
+type Line struct {
+	Stream Stream
+	// Text is the line without its terminator ("\n", "\r\n" or "\r").
+	Text string
+	// Time is when lading received the line.
+	Time time.Time
+	// Level is empty for a line the script printed. For a line re-emitted
+	// from a Kestra-style {"logs":[...]} entry it holds the entry's level
+	// (for example "INFO" or "ERROR") and Text holds its message.
+	Level string
+}
+
+// Result is what a run produced. Fields are added over time; the zero value
+// of a new field keeps the old meaning.
+type Result struct {
+	// ExitCode is the exit status of the script's process.
+	ExitCode int
+	// OOMKilled is true when the engine reports the container was killed
+	// for exceeding its memory limit.
+	OOMKilled bool
+
+	// Outputs merges every {"outputs":{...}} object the script printed as a
+	// ::{...}:: line; a later value for a key replaces an earlier one, and a
+	// JSON null is kept as a nil value.
+	Outputs map[string]any
+	// Metrics lists every {"metrics":[...]} entry the script printed, in
+	// order.
+	Metrics []Metric
+	// Warnings lists problems that did not fail the run, for example a
+	// ::{...}:: line that was not valid JSON.
+	Warnings []string
+
+	// StdoutLines and StderrLines count the lines received on each stream,
+	// including ::{...}:: lines and a last line without a terminator.
+	StdoutLines int
+	StderrLines int
+
+	// Started and Finished bound the run of the script's process as seen by
+	// lading.
+	Started  time.Time
+	Finished time.Time
+
+	// Details holds runner-specific facts; the docker runner stores a
+	// *docker.Details with the container id.
+	Details any
+}
+
+// Duration returns Finished - Started.
+func (r *Result) Duration() time.Duration { return r.Finished.Sub(r.Started) }
+
+// Metric is one entry of a Kestra-style {"metrics":[...]} line.
+type Metric struct {
+	Name  string            `json:"name"`
+	Type  string            `json:"type"` // "counter" or "timer" in Kestra
+	Value float64           `json:"value"`
+	Tags  map[string]string `json:"tags,omitempty"`
+}
