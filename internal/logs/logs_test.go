@@ -181,4 +181,3 @@ func BenchmarkSplit(b *testing.B) {
 		_, _ = w.Write(chunk)
 	}
 }
-
