@@ -1,0 +1,219 @@
+package docker
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+
+	"github.com/docker/go-connections/nat"
+	"github.com/docker/go-units"
+
+	"github.com/lading-dev/lading/runner"
+)
+
+// PullPolicy says when the runner pulls the task's image.
+type PullPolicy string
+
+const (
+	// PullIfNotPresent pulls the image only when the engine does not have it.
+	// It is the default.
+	PullIfNotPresent PullPolicy = "IF_NOT_PRESENT"
+	// PullAlways pulls the image before every run.
+	PullAlways PullPolicy = "ALWAYS"
+	// PullNever never pulls: a missing image fails the run with
+	// [runner.ErrImageNotFound].
+	PullNever PullPolicy = "NEVER"
+)
+
+// Config configures a [Runner]. It is a plain struct whose JSON form uses the
+// property names of Kestra's Docker task runner, so a workflow engine can
+// unmarshal a Kestra taskRunner block into it (see [ParseConfig]). The zero
+// value is valid and means Kestra's defaults: pull if not present, the
+// image's entrypoint cleared, containers deleted, runs waited for.
+type Config struct {
+	// Host is the engine's address, e.g. "unix:///var/run/docker.sock" or
+	// "tcp://127.0.0.1:2375". Empty means DOCKER_HOST, then the platform
+	// default (unix:///var/run/docker.sock).
+	Host string `json:"host,omitempty"`
+
+	// PullPolicy is IF_NOT_PRESENT (default), ALWAYS or NEVER.
+	PullPolicy PullPolicy `json:"pullPolicy,omitempty"`
+
+	// EntryPoint replaces the image's entrypoint. Nil means Kestra's default
+	// [""]: the entrypoint is cleared and the interpreter runs directly. To
+	// keep the image's own entrypoint, set it to an empty, non-nil slice.
+	EntryPoint []string `json:"entryPoint,omitempty"`
+
+	// User runs the script as this user ("name", "uid", "uid:gid").
+	User string `json:"user,omitempty"`
+
+	// NetworkMode is the container's network: "bridge" (engine default),
+	// "host", "none", "container:<id>" or a network's name.
+	NetworkMode string `json:"networkMode,omitempty"`
+
+	// ExtraHosts adds "host:ip" lines to the container's /etc/hosts.
+	ExtraHosts []string `json:"extraHosts,omitempty"`
+
+	// PortBindings publishes ports, as docker run -p does:
+	// "[ip:]hostPort:containerPort[/proto]", e.g. "127.0.0.1:8080:80/tcp".
+	PortBindings []string `json:"portBindings,omitempty"`
+
+	// Privileged gives the container extended privileges.
+	Privileged bool `json:"privileged,omitempty"`
+
+	// ShmSize is the size of /dev/shm, e.g. "64m" or "1g" (binary units).
+	// Empty means the engine's default (64 MiB).
+	ShmSize string `json:"shmSize,omitempty"`
+
+	// DeviceRequests asks device drivers for devices (GPUs).
+	DeviceRequests []DeviceRequest `json:"deviceRequests,omitempty"`
+
+	// Delete removes the container (and its anonymous volumes) when the run
+	// ends, whatever the outcome. Nil means true.
+	Delete *bool `json:"delete,omitempty"`
+
+	// Wait waits for the container to exit. Nil means true. With false, Run
+	// returns as soon as the container has started: the Result holds the
+	// container id in its [Details] and nothing else; logs, outputs and
+	// files are not collected and the container is not deleted.
+	Wait *bool `json:"wait,omitempty"`
+
+	// KillGracePeriod is how long a container that is being stopped
+	// (cancelled context or task timeout) gets between StopSignal and
+	// SIGKILL. Zero, Kestra's default, kills at once. In JSON it accepts Go
+	// durations ("5s") and ISO-8601 ("PT5S").
+	KillGracePeriod Duration `json:"killGracePeriod,omitempty"`
+
+	// StopSignal is the signal sent first when a container is stopped with a
+	// grace period. Empty means SIGTERM.
+	StopSignal string `json:"stopSignal,omitempty"`
+
+	// Logger receives lifecycle events at debug level. Nil is silent.
+	Logger *slog.Logger `json:"-"`
+}
+
+// DeviceRequest asks a device driver for devices, as docker run --gpus does.
+type DeviceRequest struct {
+	Driver       string            `json:"driver,omitempty"`
+	Count        int               `json:"count,omitempty"` // -1 means all
+	DeviceIDs    []string          `json:"deviceIds,omitempty"`
+	Capabilities [][]string        `json:"capabilities,omitempty"` // an OR list of AND lists, e.g. [["gpu"]]
+	Options      map[string]string `json:"options,omitempty"`
+}
+
+// Bool returns a pointer to b, for [Config.Delete] and [Config.Wait].
+func Bool(b bool) *bool { return &b }
+
+// deletes and waits report the effective values of Delete and Wait.
+func (c *Config) deletes() bool { return c.Delete == nil || *c.Delete }
+func (c *Config) waits() bool   { return c.Wait == nil || *c.Wait }
+
+// ParseConfig decodes a JSON (or Kestra YAML converted to JSON) taskRunner
+// block into a Config and validates it. Unknown properties are an error that
+// names them, so a typo is not silently ignored; Kestra's "type" and
+// "version" properties are accepted and ignored.
+func ParseConfig(data []byte) (Config, error) {
+	var wire struct {
+		Config
+		Type    string `json:"type"`
+		Version string `json:"version"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&wire); err != nil {
+		return Config{}, fmt.Errorf("docker: parse config: %w: %w", runner.ErrInvalidConfig, err)
+	}
+	if err := wire.Config.Validate(); err != nil {
+		return Config{}, err
+	}
+	return wire.Config, nil
+}
+
+// Validate reports the first invalid field as a [*runner.FieldError] that
+// matches [runner.ErrInvalidConfig].
+func (c *Config) Validate() error {
+	switch c.PullPolicy {
+	case "", PullIfNotPresent, PullAlways, PullNever:
+	default:
+		return invalidConfig("pullPolicy", string(c.PullPolicy), "must be one of IF_NOT_PRESENT, ALWAYS, NEVER")
+	}
+	if c.Host != "" && !strings.Contains(c.Host, "://") {
+		return invalidConfig("host", c.Host, `must be a URL such as "unix:///var/run/docker.sock" or "tcp://127.0.0.1:2375"`)
+	}
+	for _, h := range c.ExtraHosts {
+		name, ip, ok := strings.Cut(h, ":")
+		if !ok || name == "" || (ip != "host-gateway" && net.ParseIP(ip) == nil) {
+			return invalidConfig("extraHosts", h, `must be "hostname:ip" (or "hostname:host-gateway")`)
+		}
+	}
+	if _, err := portBindings(c.PortBindings); err != nil {
+		return err
+	}
+	if _, err := shmSize(c.ShmSize); err != nil {
+		return err
+	}
+	for i, d := range c.DeviceRequests {
+		if d.Count < -1 {
+			return invalidConfig(fmt.Sprintf("deviceRequests[%d].count", i), fmt.Sprint(d.Count), "must be -1 (all) or a non-negative number")
+		}
+		if d.Count != 0 && len(d.DeviceIDs) > 0 {
+			return invalidConfig(fmt.Sprintf("deviceRequests[%d].deviceIds", i), strings.Join(d.DeviceIDs, ","), "cannot be combined with count")
+		}
+	}
+	if c.KillGracePeriod < 0 {
+		return invalidConfig("killGracePeriod", c.KillGracePeriod.String(), "must not be negative")
+	}
+	if c.StopSignal != "" && !validSignal(c.StopSignal) {
+		return invalidConfig("stopSignal", c.StopSignal, `must be a signal name such as "SIGTERM" or a number`)
+	}
+	return nil
+}
+
+func invalidConfig(field, value, problem string) error {
+	return &runner.FieldError{Field: field, Value: value, Problem: problem, Err: runner.ErrInvalidConfig}
+}
+
+func validSignal(s string) bool {
+	s = strings.TrimPrefix(strings.ToUpper(s), "SIG")
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if (r < 'A' || r > 'Z') && (r < '0' || r > '9') && r != '+' && r != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+func shmSize(s string) (int64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	n, err := units.RAMInBytes(s)
+	if err != nil || n <= 0 {
+		return 0, invalidConfig("shmSize", s, `must be a positive size such as "64m" or "1g"`)
+	}
+	return n, nil
+}
+
+// portBindings parses Kestra's "ip:hostPort:containerPort/proto" strings.
+func portBindings(specs []string) (nat.PortMap, error) {
+	if len(specs) == 0 {
+		return nil, nil
+	}
+	out := nat.PortMap{}
+	for _, spec := range specs {
+		mappings, err := nat.ParsePortSpec(spec)
+		if err != nil {
+			return nil, invalidConfig("portBindings", spec, `must be "[ip:]hostPort:containerPort[/tcp|udp|sctp]"`)
+		}
+		for _, m := range mappings {
+			out[m.Port] = append(out[m.Port], m.Binding)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,388 @@
+package docker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/netip"
+	"os"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/distribution/reference"
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
+
+	"github.com/lading-dev/lading/internal/logs"
+	"github.com/lading-dev/lading/runner"
+)
+
+// Labels set on every container lading creates. [LabelManaged] finds them
+// all; [LabelRun] finds the one of a run.
+const (
+	LabelManaged = "dev.lading.managed" // always "true"
+	LabelRun     = "dev.lading.run"     // the run's random id, also in [Details.RunID]
+	LabelTask    = "dev.lading.task"    // [runner.Task.ID], when set
+	LabelCreated = "dev.lading.created" // creation time, RFC 3339, UTC
+)
+
+// cleanupTimeout bounds every cleanup call, which runs on a fresh context so
+// that a cancelled caller still leaves a clean engine.
+const cleanupTimeout = 30 * time.Second
+
+// drainTimeout bounds how long Run waits for the log stream to end after the
+// container has exited; the engine closes it at once in practice.
+const drainTimeout = 30 * time.Second
+
+// Runner runs tasks in containers on a Docker Engine (or any engine that
+// serves the Docker API, such as Podman). It is safe for concurrent use; call
+// Close when done with it.
+type Runner struct {
+	cfg Config
+	cli *client.Client
+	log *slog.Logger
+}
+
+var _ runner.Runner = (*Runner)(nil)
+
+// Details is the docker-specific part of a [runner.Result], in its Details
+// field.
+type Details struct {
+	// ContainerID is the id of the container that ran the task. With
+	// [Config.Delete] (the default) the container no longer exists when Run
+	// returns.
+	ContainerID string
+	// RunID is the random id lading gave the run, in the container's
+	// [LabelRun] label and name ("lading-<RunID>").
+	RunID string
+}
+
+// New returns a Runner for cfg. It validates cfg but does not contact the
+// engine: the API version is negotiated on the first call, so New never
+// blocks.
+func New(cfg Config) (*Runner, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
+	if cfg.Host != "" {
+		opts = append(opts, client.WithHost(cfg.Host))
+	}
+	cli, err := client.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("docker: %w: %w", runner.ErrInvalidConfig, err)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Runner{cfg: cfg, cli: cli, log: log}, nil
+}
+
+// Close releases the connection to the engine. Runs in progress fail.
+func (r *Runner) Close() error { return r.cli.Close() }
+
+// Run pulls the task's image as the pull policy says, runs the script in a
+// new container and returns when the container has exited, its output has
+// been read to the end, and (with [Config.Delete]) it has been removed.
+//
+// See [runner.Runner] for the meaning of the result and the errors. When ctx
+// is cancelled or [runner.Task.Timeout] is reached, the container is stopped
+// as [Config.KillGracePeriod] says, its output up to then is kept in the
+// returned Result, and the error wraps [context.Canceled] or
+// [runner.ErrTimeout] with [context.DeadlineExceeded].
+func (r *Runner) Run(ctx context.Context, task runner.Task) (_ *runner.Result, err error) {
+	if err := task.Validate(); err != nil {
+		return nil, err
+	}
+	if _, err := reference.ParseNormalizedNamed(task.Image); err != nil {
+		return nil, &runner.FieldError{Field: "image", Value: task.Image, Problem: "is not a valid image reference: " + err.Error(), Err: runner.ErrInvalidTask}
+	}
+	if task.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, task.Timeout,
+			&runner.TimeoutError{Timeout: task.Timeout.String(), Cause: context.DeadlineExceeded})
+		defer cancel()
+	}
+
+	run := &run{r: r, task: task, id: newRunID()}
+	run.log = r.log.With("run", run.id, "image", task.Image)
+	if task.ID != "" {
+		run.log = run.log.With("task", task.ID)
+	}
+	if err := r.ensureImage(ctx, task.Image, run.log); err != nil {
+		return nil, stopped(ctx, err)
+	}
+	if err := run.create(ctx); err != nil {
+		return nil, stopped(ctx, err)
+	}
+	if r.cfg.deletes() && r.cfg.waits() {
+		defer func() { err = errors.Join(err, run.remove()) }()
+	}
+	res, err := run.start(ctx)
+	return res, stopped(ctx, err)
+}
+
+// stopped returns the error to report for err: when ctx is done, its cause
+// (a *runner.TimeoutError, or context.Canceled) leads, so callers can match
+// it whichever call noticed.
+func stopped(ctx context.Context, err error) error {
+	if err == nil || ctx.Err() == nil {
+		return err
+	}
+	cause := context.Cause(ctx)
+	if errors.Is(err, cause) {
+		return err
+	}
+	var exit *runner.ExitError
+	if errors.As(err, &exit) {
+		// The script was stopped; its exit status is a consequence.
+		return cause
+	}
+	return fmt.Errorf("%w (%w)", cause, err)
+}
+
+// run is the state of one Run call.
+type run struct {
+	r           *Runner
+	task        runner.Task
+	id          string
+	log         *slog.Logger
+	containerID string
+}
+
+func (run *run) name() string { return "lading-" + run.id }
+
+func (run *run) create(ctx context.Context) error {
+	cfg := &run.r.cfg
+	entry := cfg.EntryPoint
+	if entry == nil {
+		entry = []string{""}
+	}
+	labels := map[string]string{
+		LabelManaged: "true",
+		LabelRun:     run.id,
+		LabelCreated: time.Now().UTC().Format(time.RFC3339),
+	}
+	if run.task.ID != "" {
+		labels[LabelTask] = run.task.ID
+	}
+	env := make([]string, 0, len(run.task.Env))
+	for k, v := range run.task.Env {
+		env = append(env, k+"="+v)
+	}
+	ports, _ := portBindings(cfg.PortBindings) // validated in New
+	shm, _ := shmSize(cfg.ShmSize)
+	hostCfg := &container.HostConfig{
+		NetworkMode:  container.NetworkMode(cfg.NetworkMode),
+		ExtraHosts:   cfg.ExtraHosts,
+		Privileged:   cfg.Privileged,
+		ShmSize:      shm,
+		PortBindings: network.PortMap{},
+		Resources:    container.Resources{DeviceRequests: deviceRequests(cfg.DeviceRequests)},
+	}
+	exposed := network.PortSet{}
+	for port, bindings := range ports {
+		p, err := network.ParsePort(string(port))
+		if err != nil {
+			return &runner.FieldError{Field: "portBindings", Value: string(port), Problem: err.Error(), Err: runner.ErrInvalidConfig}
+		}
+		exposed[p] = struct{}{}
+		for _, b := range bindings {
+			pb := network.PortBinding{HostPort: b.HostPort}
+			if b.HostIP != "" {
+				if pb.HostIP, err = netip.ParseAddr(b.HostIP); err != nil {
+					return &runner.FieldError{Field: "portBindings", Value: b.HostIP, Problem: "is not an IP address", Err: runner.ErrInvalidConfig}
+				}
+			}
+			hostCfg.PortBindings[p] = append(hostCfg.PortBindings[p], pb)
+		}
+	}
+	run.log.Debug("creating container")
+	created, err := run.r.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Name: run.name(),
+		Config: &container.Config{
+			Image:        run.task.Image,
+			Entrypoint:   entry,
+			Cmd:          run.task.Command(),
+			Env:          env,
+			User:         cfg.User,
+			Labels:       labels,
+			ExposedPorts: exposed,
+			AttachStdout: true,
+			AttachStderr: true,
+		},
+		HostConfig: hostCfg,
+	})
+	if err != nil {
+		// The engine may have created the container although the call
+		// failed (a cancelled request, a lost reply): remove it by name.
+		run.containerID = run.name()
+		return errors.Join(engineError(run.r, "create container", err), run.remove())
+	}
+	run.containerID = created.ID
+	for _, w := range created.Warnings {
+		run.log.Warn("engine warning", "warning", w)
+	}
+	return nil
+}
+
+// start attaches to the container, registers the wait, starts it, and
+// follows it to its end.
+func (run *run) start(ctx context.Context) (*runner.Result, error) {
+	cli := run.r.cli
+	id := run.containerID
+	res := &runner.Result{Details: &Details{ContainerID: id, RunID: run.id}}
+
+	if !run.r.cfg.waits() {
+		res.Started = time.Now()
+		if _, err := cli.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
+			return nil, engineError(run.r, "start container", err)
+		}
+		run.log.Debug("started container without waiting", "container", id)
+		return res, nil
+	}
+
+	// The stream and the wait outlive a cancelled ctx: after a stop we still
+	// read the output up to the end and learn the exit status.
+	follow, stopFollowing := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopFollowing()
+
+	att, err := cli.ContainerAttach(ctx, id, client.ContainerAttachOptions{Stream: true, Stdout: true, Stderr: true})
+	if err != nil {
+		return nil, engineError(run.r, "attach to container", err)
+	}
+	defer att.Close()
+	wait := cli.ContainerWait(follow, id, client.ContainerWaitOptions{Condition: container.WaitConditionNextExit})
+
+	sink := logs.New(run.task.Stdout, run.task.Stderr, run.task.OnLine)
+	drained := make(chan error, 1)
+	go func() {
+		_, err := stdcopy.StdCopy(sink.Writer(runner.Stdout), sink.Writer(runner.Stderr), att.Reader)
+		drained <- err
+	}()
+
+	res.Started = time.Now()
+	run.log.Debug("starting container", "container", id)
+	if _, err := cli.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
+		return nil, engineError(run.r, "start container", err)
+	}
+
+	var status container.WaitResponse
+	var stopErr error
+	select {
+	case status = <-wait.Result:
+	case err := <-wait.Error:
+		return nil, engineError(run.r, "wait for container", err)
+	case <-ctx.Done():
+		run.log.Debug("stopping container", "container", id, "cause", context.Cause(ctx))
+		stopErr = run.stop()
+		select {
+		case status = <-wait.Result:
+		case err := <-wait.Error:
+			return nil, errors.Join(stopErr, engineError(run.r, "wait for stopped container", err))
+		}
+	}
+	res.Finished = time.Now()
+	res.ExitCode = int(status.StatusCode)
+
+	select {
+	case err := <-drained:
+		if err != nil && ctx.Err() == nil {
+			res.Warnings = append(res.Warnings, "reading the container's output: "+err.Error())
+		}
+	case <-time.After(drainTimeout):
+		att.Close()
+		<-drained
+		res.Warnings = append(res.Warnings, fmt.Sprintf("the container's output stream did not end within %s of its exit; later output may be missing", drainTimeout))
+	}
+	writeErr := sink.Close()
+	sink.Fill(res)
+
+	if status.Error != nil && status.Error.Message != "" {
+		return res, errors.Join(stopErr, fmt.Errorf("docker: wait for container %s: %s", id, status.Error.Message))
+	}
+	if res.ExitCode != 0 {
+		inspected, err := cli.ContainerInspect(follow, id, client.ContainerInspectOptions{})
+		if err == nil && inspected.Container.State != nil {
+			res.OOMKilled = inspected.Container.State.OOMKilled
+		}
+		return res, errors.Join(&runner.ExitError{ExitCode: res.ExitCode, OOMKilled: res.OOMKilled}, stopErr, writeErr)
+	}
+	return res, errors.Join(stopErr, writeErr)
+}
+
+// stop stops the container with the configured signal and grace period, on
+// a fresh context.
+func (run *run) stop() error {
+	cfg := &run.r.cfg
+	grace := time.Duration(cfg.KillGracePeriod)
+	ctx, cancel := context.WithTimeout(context.Background(), grace+cleanupTimeout)
+	defer cancel()
+	var err error
+	if grace <= 0 {
+		_, err = run.r.cli.ContainerKill(ctx, run.containerID, client.ContainerKillOptions{Signal: "SIGKILL"})
+	} else {
+		secs := int(math.Ceil(grace.Seconds()))
+		_, err = run.r.cli.ContainerStop(ctx, run.containerID, client.ContainerStopOptions{Signal: cfg.StopSignal, Timeout: &secs})
+	}
+	if err != nil && !cerrdefs.IsNotFound(err) && !cerrdefs.IsConflict(err) {
+		return engineError(run.r, "stop container", err)
+	}
+	return nil
+}
+
+// remove deletes the container and its anonymous volumes on a fresh, bounded
+// context. A container that is already gone counts as removed.
+func (run *run) remove() error {
+	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+	defer cancel()
+	_, err := run.r.cli.ContainerRemove(ctx, run.containerID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
+	if err == nil || cerrdefs.IsNotFound(err) {
+		run.log.Debug("removed container", "container", run.containerID)
+		return nil
+	}
+	if cerrdefs.IsConflict(err) {
+		return nil // removal already in progress
+	}
+	return engineError(run.r, "remove container "+run.containerID, err)
+}
+
+func deviceRequests(in []DeviceRequest) []container.DeviceRequest {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make([]container.DeviceRequest, len(in))
+	for i, d := range in {
+		out[i] = container.DeviceRequest{Driver: d.Driver, Count: d.Count, DeviceIDs: d.DeviceIDs, Capabilities: d.Capabilities, Options: d.Options}
+	}
+	return out
+}
+
+// engineError wraps an error of the engine's API with what lading was doing,
+// and with [runner.ErrEngineUnreachable] and a hint when the engine could not
+// be reached at all.
+func engineError(r *Runner, doing string, err error) error {
+	if client.IsErrConnectionFailed(err) {
+		host := r.cli.DaemonHost()
+		return fmt.Errorf("docker: %s: %w at %s: start the engine, or point Config.Host or DOCKER_HOST at its socket (for example unix:///var/run/docker.sock, or unix://$XDG_RUNTIME_DIR/podman/podman.sock for Podman): %w",
+			doing, runner.ErrEngineUnreachable, host, err)
+	}
+	return fmt.Errorf("docker: %s: %w", doing, err)
+}
+
+func newRunID() string {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		// crypto/rand does not fail on supported platforms; fall back to
+		// something unique within this process anyway.
+		return fmt.Sprintf("%x-%x", os.Getpid(), time.Now().UnixNano())
+	}
+	return hex.EncodeToString(b[:])
+}
