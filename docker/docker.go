@@ -162,8 +162,11 @@ func (run *run) name() string { return "lading-" + run.id }
 func (run *run) create(ctx context.Context) error {
 	cfg := &run.r.cfg
 	entry := cfg.EntryPoint
-	if entry == nil {
-		entry = []string{""}
+	switch {
+	case entry == nil:
+		entry = []string{""} // Kestra's default: clear the image's entrypoint
+	case len(entry) == 0:
+		entry = nil // keep the image's entrypoint
 	}
 	labels := map[string]string{
 		LabelManaged: "true",

@@ -1,0 +1,149 @@
+package docker
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lading-dev/lading/runner"
+)
+
+func TestParseConfigKestraBlock(t *testing.T) {
+	cfg, err := ParseConfig([]byte(`{
+		"type": "io.kestra.plugin.scripts.runner.docker.Docker",
+		"host": "unix:///var/run/docker.sock",
+		"pullPolicy": "ALWAYS",
+		"entryPoint": ["/bin/tini", "--"],
+		"user": "1000:1000",
+		"networkMode": "none",
+		"extraHosts": ["db:10.0.0.5", "gw:host-gateway"],
+		"portBindings": ["127.0.0.1:8080:80/udp", "9090:90"],
+		"privileged": true,
+		"shmSize": "128m",
+		"deviceRequests": [{"driver": "nvidia", "count": -1, "capabilities": [["gpu"]], "options": {"a": "b"}}],
+		"delete": false,
+		"wait": false,
+		"killGracePeriod": "PT5S"
+	}`))
+	require.NoError(t, err)
+	assert.Equal(t, PullAlways, cfg.PullPolicy)
+	assert.Equal(t, []string{"/bin/tini", "--"}, cfg.EntryPoint)
+	assert.Equal(t, "1000:1000", cfg.User)
+	assert.Equal(t, "none", cfg.NetworkMode)
+	assert.Equal(t, []string{"db:10.0.0.5", "gw:host-gateway"}, cfg.ExtraHosts)
+	assert.True(t, cfg.Privileged)
+	assert.Equal(t, []DeviceRequest{{Driver: "nvidia", Count: -1, Capabilities: [][]string{{"gpu"}}, Options: map[string]string{"a": "b"}}}, cfg.DeviceRequests)
+	assert.False(t, cfg.deletes())
+	assert.False(t, cfg.waits())
+	assert.Equal(t, 5*time.Second, time.Duration(cfg.KillGracePeriod))
+
+	ports, err := portBindings(cfg.PortBindings)
+	require.NoError(t, err)
+	assert.Equal(t, "127.0.0.1", ports["80/udp"][0].HostIP)
+	assert.Equal(t, "8080", ports["80/udp"][0].HostPort)
+	assert.Equal(t, "9090", ports["90/tcp"][0].HostPort)
+	shm, err := shmSize(cfg.ShmSize)
+	require.NoError(t, err)
+	assert.Equal(t, int64(128<<20), shm)
+}
+
+func TestConfigDefaults(t *testing.T) {
+	for name, data := range map[string]string{"empty JSON": `{}`, "only type": `{"type":"io.kestra.plugin.scripts.runner.docker.Docker"}`} {
+		t.Run(name, func(t *testing.T) {
+			cfg, err := ParseConfig([]byte(data))
+			require.NoError(t, err)
+			assert.True(t, cfg.deletes(), "delete defaults to true")
+			assert.True(t, cfg.waits(), "wait defaults to true")
+			assert.Nil(t, cfg.EntryPoint, "nil entryPoint means the image's entrypoint is cleared")
+			assert.Zero(t, cfg.KillGracePeriod)
+		})
+	}
+	var zero Config
+	require.NoError(t, zero.Validate())
+	assert.True(t, zero.deletes())
+	assert.True(t, zero.waits())
+}
+
+func TestConfigErrorsNameFieldAndValue(t *testing.T) {
+	tests := []struct {
+		name, json, field, value string
+	}{
+		{"pull policy", `{"pullPolicy":"SOMETIMES"}`, "pullPolicy", "SOMETIMES"},
+		{"host without scheme", `{"host":"/var/run/docker.sock"}`, "host", "/var/run/docker.sock"},
+		{"extra host without ip", `{"extraHosts":["db"]}`, "extraHosts", "db"},
+		{"extra host bad ip", `{"extraHosts":["db:999.1.1.1"]}`, "extraHosts", "db:999.1.1.1"},
+		{"port binding", `{"portBindings":["a:b:c"]}`, "portBindings", "a:b:c"},
+		{"shm size garbage", `{"shmSize":"lots"}`, "shmSize", "lots"},
+		{"shm size zero", `{"shmSize":"0"}`, "shmSize", "0"},
+		{"device count", `{"deviceRequests":[{"count":-2}]}`, "deviceRequests[0].count", "-2"},
+		{"device count and ids", `{"deviceRequests":[{"count":1,"deviceIds":["0"]}]}`, "deviceRequests[0].deviceIds", "0"},
+		{"negative grace", `{"killGracePeriod":"-5s"}`, "killGracePeriod", "-5s"},
+		{"stop signal", `{"stopSignal":"SIG TERM"}`, "stopSignal", "SIG TERM"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseConfig([]byte(tt.json))
+			require.ErrorIs(t, err, runner.ErrInvalidConfig)
+			var fe *runner.FieldError
+			require.ErrorAs(t, err, &fe)
+			assert.Equal(t, tt.field, fe.Field)
+			assert.Equal(t, tt.value, fe.Value)
+			assert.Contains(t, err.Error(), tt.field)
+			assert.Contains(t, err.Error(), tt.value)
+		})
+	}
+}
+
+func TestParseConfigRejectsUnknownProperty(t *testing.T) {
+	_, err := ParseConfig([]byte(`{"pulPolicy":"ALWAYS"}`))
+	require.ErrorIs(t, err, runner.ErrInvalidConfig)
+	assert.Contains(t, err.Error(), "pulPolicy")
+}
+
+func TestConfigJSONRoundTrip(t *testing.T) {
+	in := Config{PullPolicy: PullNever, Delete: Bool(false), KillGracePeriod: Duration(1500 * time.Millisecond)}
+	data, err := json.Marshal(in)
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"pullPolicy":"NEVER","delete":false,"killGracePeriod":"1.5s"}`, string(data))
+	out, err := ParseConfig(data)
+	require.NoError(t, err)
+	assert.Equal(t, in.PullPolicy, out.PullPolicy)
+	assert.Equal(t, in.KillGracePeriod, out.KillGracePeriod)
+	assert.False(t, out.deletes())
+}
+
+func TestParseDuration(t *testing.T) {
+	tests := []struct {
+		in   string
+		want time.Duration
+	}{
+		{"5s", 5 * time.Second},
+		{"1m30s", 90 * time.Second},
+		{"PT5S", 5 * time.Second},
+		{"pt5s", 5 * time.Second},
+		{"PT0S", 0},
+		{"PT1M30S", 90 * time.Second},
+		{"PT0.5S", 500 * time.Millisecond},
+		{"PT2H", 2 * time.Hour},
+		{"P1DT1H", 25 * time.Hour},
+		{"P2D", 48 * time.Hour},
+		{"-PT1S", -time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := ParseDuration(tt.in)
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, got)
+		})
+	}
+	for _, bad := range []string{"", "P", "PT", "5", "PT5", "P1S", "five seconds", "P1DT"} {
+		t.Run("bad "+bad, func(t *testing.T) {
+			_, err := ParseDuration(bad)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), "PT5S", "the error shows an accepted form")
+		})
+	}
+}
