@@ -1,0 +1,74 @@
+// Package runner is lading's runner-neutral contract: a [Task] to run, the
+// [Runner] that runs it, the [Result] it returns and the errors it reports.
+//
+// It imports no container engine's packages; engines such as
+// [github.com/lading-dev/lading/docker] implement [Runner], and
+// [github.com/lading-dev/lading/runner/runnertest] checks that they all behave
+// the same.
+//
+// # Tasks
+//
+// A Task names an image, an interpreter (default /bin/sh -c) and commands,
+// joined with newlines into one script. Its output reaches the caller three
+// ways, all optional: the Stdout and Stderr writers get the bytes unchanged,
+// OnLine gets each line with its stream and time, and the Result counts lines
+// per stream.
+//
+// # Outputs
+//
+// A script reports values by printing a line that is exactly
+// ::{"outputs":{...}}:: (surrounding spaces allowed), the format of Kestra's
+// script tasks, so scripts written for Kestra work unchanged. The objects of
+// all such lines are merged into [Result.Outputs]: a later value for a key
+// replaces an earlier one and a JSON null is kept. {"metrics":[...]} entries
+// land in [Result.Metrics], and {"logs":[{"level":...,"message":...}]}
+// entries are re-emitted to OnLine as lines with a Level. Like Kestra, lading
+// counts these lines and passes them on to Stdout and OnLine like any other
+// line. A ::{...}:: line that is not valid JSON is passed on and noted in
+// [Result.Warnings].
+//
+// Lines end at "\n", "\r\n" or a lone "\r" (progress bars); a last line
+// without a terminator is delivered at the end. A line longer than 1 MiB is
+// delivered in 1 MiB pieces.
+//
+// # Errors
+//
+// A script that ran and exited non-zero gives a populated *Result and an
+// [*ExitError], so outputs printed before the failure are kept. Other
+// failures match a sentinel with [errors.Is]: [ErrInvalidTask] and
+// [ErrInvalidConfig] (as a [*FieldError] naming the field and value),
+// [ErrImageNotFound], [ErrUnauthorized], [ErrEngineUnreachable] and
+// [ErrTimeout] (which also matches [context.DeadlineExceeded]). A cancelled
+// context gives an error matching [context.Canceled].
+//
+// # Example
+//
+//	package main
+//
+//	import (
+//		"context"
+//		"fmt"
+//		"log"
+//		"os"
+//
+//		"github.com/lading-dev/lading/docker"
+//		"github.com/lading-dev/lading/runner"
+//	)
+//
+//	func main() {
+//		r, err := docker.New(docker.Config{})
+//		if err != nil {
+//			log.Fatal(err)
+//		}
+//		defer r.Close()
+//		res, err := r.Run(context.Background(), runner.Task{
+//			Image:    "busybox:1.36",
+//			Commands: []string{"echo Hello World", `echo '::{"outputs":{"greeting":"hi"}}::'`},
+//			Stdout:   os.Stdout,
+//		})
+//		if err != nil {
+//			log.Fatal(err)
+//		}
+//		fmt.Println(res.Outputs["greeting"])
+//	}
+package runner
