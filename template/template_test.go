@@ -1,0 +1,109 @@
+package template
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lading-dev/lading/runner"
+)
+
+var vars = map[string]any{
+	"workingDir": "/work",
+	"outputDir":  "/work/out",
+	"inputs":     map[string]any{"file": "data.csv", "nested": map[string]any{"n": 3}, "list": []any{"a", "b"}},
+	"flag":       true,
+}
+
+func TestRender(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"echo plain", "echo plain"},
+		{"cat {{ workingDir }}/x", "cat /work/x"},
+		{"cat {{workingDir}}/{{ inputs.file }}", "cat /work/data.csv"},
+		{"echo {{ inputs.nested.n }}", "echo 3"},
+		{"echo {{ inputs.list.1 }}", "echo b"},
+		{"echo {{ inputs.file|upper }}", "echo DATA.CSV"},
+		{"echo {{ missing|default:'fallback' }}", "echo fallback"},
+		{"echo {{ inputs.missing|default:inputs.file }}", "echo data.csv"},
+		{"{% for x in inputs.list %}{{ x }}{{ forloop.Counter }} {% endfor %}", "a1 b2 "},
+		{"{% if undefinedFlag %}yes{% else %}no{% endif %}", "no"},
+		{"{% with name=inputs.file %}{{ name }}{% endwith %}", "data.csv"},
+		{"echo '{{ \"literal\" }}'", "echo 'literal'"},
+		{"{{ outputDir }}/{{ 'a' }}", "/work/out/a"},
+		{"echo ${HOME} {not a template}", "echo ${HOME} {not a template}"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := Render(tt.in, vars)
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, got)
+		})
+	}
+}
+
+func TestUndefinedIsAnError(t *testing.T) {
+	tests := []struct{ in, name string }{
+		{"rm -rf {{ workDir }}/", "workDir"},
+		{"cat {{ inputs.fiel }}", "inputs.fiel"},
+		{"cat {{ inputs.nested.m }}", "inputs.nested.m"},
+		{"{{ workingDir }} {{ outptuDir }}", "outptuDir"},
+		{"{{ inputs.file ~ other }}", "other"},
+		{"{% for x in inputs.list %}{{ y }}{% endfor %}", "y"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			_, err := Render(tt.in, vars)
+			var undef *UndefinedError
+			require.ErrorAs(t, err, &undef)
+			assert.Equal(t, tt.name, undef.Name)
+			assert.Contains(t, err.Error(), tt.name)
+			assert.Contains(t, err.Error(), "workingDir", "the error lists what is defined")
+		})
+	}
+}
+
+func TestSandbox(t *testing.T) {
+	for _, in := range []string{`{% include "/etc/passwd" %}`, `{% ssi "/etc/passwd" %}`, `{% extends "/etc/passwd" %}`, `{% import "/etc/passwd" x %}`} {
+		t.Run(in, func(t *testing.T) {
+			out, err := Render(in, vars)
+			require.Error(t, err)
+			assert.NotContains(t, out, "root:")
+		})
+	}
+}
+
+func TestSyntaxError(t *testing.T) {
+	_, err := Render("echo {{ workingDir ", vars)
+	require.Error(t, err)
+	_, err = Render("{% if %}", vars)
+	require.Error(t, err)
+}
+
+func TestRenderListNamesTheLine(t *testing.T) {
+	out, err := RenderList("commands", []string{"echo {{ workingDir }}", "ls"}, vars)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"echo /work", "ls"}, out)
+
+	_, err = RenderList("commands", []string{"echo ok", "rm -rf {{ workDir }}/"}, vars)
+	require.ErrorIs(t, err, runner.ErrInvalidTask)
+	var fe *runner.FieldError
+	require.ErrorAs(t, err, &fe)
+	assert.Equal(t, "commands[1]", fe.Field)
+	assert.Equal(t, "rm -rf {{ workDir }}/", fe.Value)
+	assert.Contains(t, err.Error(), "workDir")
+}
+
+func FuzzRender(f *testing.F) {
+	f.Add("echo {{ workingDir }} {% for x in inputs.list %}{{ x }}{% endfor %}")
+	f.Add("{{ a|default:'b' }}")
+	f.Fuzz(func(t *testing.T, s string) {
+		_, _ = Render(s, vars) // must not panic
+	})
+}
+
+func BenchmarkRender(b *testing.B) {
+	for b.Loop() {
+		_, _ = Render("cp {{ workingDir }}/{{ inputs.file }} {{ outputDir }}/out.csv", vars)
+	}
+}
