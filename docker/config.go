@@ -91,6 +91,12 @@ type Config struct {
 	// grace period. Empty means SIGTERM.
 	StopSignal string `json:"stopSignal,omitempty"`
 
+	// MaxConcurrency, when positive, limits how many tasks run at once on
+	// this Runner; further calls to Run wait for a free slot, honouring
+	// their context while they wait. The task's Timeout starts once the slot
+	// is taken.
+	MaxConcurrency int `json:"maxConcurrency,omitempty"`
+
 	// Logger receives lifecycle events at debug level. Nil is silent.
 	Logger *slog.Logger `json:"-"`
 }
@@ -165,6 +171,9 @@ func (c *Config) Validate() error {
 	}
 	if c.KillGracePeriod < 0 {
 		return invalidConfig("killGracePeriod", c.KillGracePeriod.String(), "must not be negative")
+	}
+	if c.MaxConcurrency < 0 {
+		return invalidConfig("maxConcurrency", fmt.Sprint(c.MaxConcurrency), "must not be negative (0 means no limit)")
 	}
 	if c.StopSignal != "" && !validSignal(c.StopSignal) {
 		return invalidConfig("stopSignal", c.StopSignal, `must be a signal name such as "SIGTERM" or a number`)

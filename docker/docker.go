@@ -44,9 +44,10 @@ const drainTimeout = 30 * time.Second
 // serves the Docker API, such as Podman). It is safe for concurrent use; call
 // Close when done with it.
 type Runner struct {
-	cfg Config
-	cli *client.Client
-	log *slog.Logger
+	cfg   Config
+	cli   *client.Client
+	log   *slog.Logger
+	slots chan struct{} // nil: no limit
 }
 
 var _ runner.Runner = (*Runner)(nil)
@@ -82,7 +83,11 @@ func New(cfg Config) (*Runner, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Runner{cfg: cfg, cli: cli, log: log}, nil
+	r := &Runner{cfg: cfg, cli: cli, log: log}
+	if cfg.MaxConcurrency > 0 {
+		r.slots = make(chan struct{}, cfg.MaxConcurrency)
+	}
+	return r, nil
 }
 
 // Close releases the connection to the engine. Runs in progress fail.
@@ -104,6 +109,14 @@ func (r *Runner) Run(ctx context.Context, task runner.Task) (_ *runner.Result, e
 	if _, err := reference.ParseNormalizedNamed(task.Image); err != nil {
 		return nil, &runner.FieldError{Field: "image", Value: task.Image, Problem: "is not a valid image reference: " + err.Error(), Err: runner.ErrInvalidTask}
 	}
+	if r.slots != nil {
+		select {
+		case r.slots <- struct{}{}:
+			defer func() { <-r.slots }()
+		case <-ctx.Done():
+			return nil, fmt.Errorf("docker: waiting for a free slot (maxConcurrency %d): %w", r.cfg.MaxConcurrency, context.Cause(ctx))
+		}
+	}
 	if task.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeoutCause(ctx, task.Timeout,
@@ -116,7 +129,7 @@ func (r *Runner) Run(ctx context.Context, task runner.Task) (_ *runner.Result, e
 	if task.ID != "" {
 		run.log = run.log.With("task", task.ID)
 	}
-	if err := r.ensureImage(ctx, task.Image, run.log); err != nil {
+	if err := r.ensureImage(ctx, run); err != nil {
 		return nil, stopped(ctx, err)
 	}
 	if err := run.create(ctx); err != nil {
@@ -130,22 +143,16 @@ func (r *Runner) Run(ctx context.Context, task runner.Task) (_ *runner.Result, e
 }
 
 // stopped returns the error to report for err: when ctx is done, its cause
-// (a *runner.TimeoutError, or context.Canceled) leads, so callers can match
-// it whichever call noticed.
+// (a *runner.TimeoutError, or context.Canceled) is in the chain, whichever
+// call noticed, so callers can match it.
 func stopped(ctx context.Context, err error) error {
 	if err == nil || ctx.Err() == nil {
 		return err
 	}
-	cause := context.Cause(ctx)
-	if errors.Is(err, cause) {
-		return err
+	if cause := context.Cause(ctx); !errors.Is(err, cause) {
+		return fmt.Errorf("%w (%w)", cause, err)
 	}
-	var exit *runner.ExitError
-	if errors.As(err, &exit) {
-		// The script was stopped; its exit status is a consequence.
-		return cause
-	}
-	return fmt.Errorf("%w (%w)", cause, err)
+	return err
 }
 
 // run is the state of one Run call.
@@ -158,6 +165,14 @@ type run struct {
 }
 
 func (run *run) name() string { return "lading-" + run.id }
+
+// event reports a stage to the task's OnEvent and the debug log.
+func (run *run) event(stage runner.Stage, detail string) {
+	run.log.Debug(string(stage), "detail", detail)
+	if run.task.OnEvent != nil {
+		run.task.OnEvent(runner.Event{Stage: stage, Time: time.Now(), Detail: detail})
+	}
+}
 
 func (run *run) create(ctx context.Context) error {
 	cfg := &run.r.cfg
@@ -207,7 +222,7 @@ func (run *run) create(ctx context.Context) error {
 			hostCfg.PortBindings[p] = append(hostCfg.PortBindings[p], pb)
 		}
 	}
-	run.log.Debug("creating container")
+	run.event(runner.StageCreating, run.name())
 	created, err := run.r.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
 		Name: run.name(),
 		Config: &container.Config{
@@ -248,7 +263,7 @@ func (run *run) start(ctx context.Context) (*runner.Result, error) {
 		if _, err := cli.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
 			return nil, engineError(run.r, "start container", err)
 		}
-		run.log.Debug("started container without waiting", "container", id)
+		run.event(runner.StageRunning, id)
 		return res, nil
 	}
 
@@ -272,24 +287,28 @@ func (run *run) start(ctx context.Context) (*runner.Result, error) {
 	}()
 
 	res.Started = time.Now()
-	run.log.Debug("starting container", "container", id)
-	if _, err := cli.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
+	run.event(runner.StageRunning, id)
+	// Output may arrive, and the caller may cancel, before the start call
+	// returns: the start itself is not cancelled, the stop below handles it.
+	if _, err := cli.ContainerStart(follow, id, client.ContainerStartOptions{}); err != nil {
 		return nil, engineError(run.r, "start container", err)
 	}
 
 	var status container.WaitResponse
+	var stopped bool // the caller cancelled, or the timeout came, and we stopped the container
 	var stopErr error
 	select {
 	case status = <-wait.Result:
 	case err := <-wait.Error:
 		return nil, engineError(run.r, "wait for container", err)
 	case <-ctx.Done():
-		run.log.Debug("stopping container", "container", id, "cause", context.Cause(ctx))
+		stopped = true
+		run.event(runner.StageStopping, context.Cause(ctx).Error())
 		stopErr = run.stop()
 		select {
 		case status = <-wait.Result:
 		case err := <-wait.Error:
-			return nil, errors.Join(stopErr, engineError(run.r, "wait for stopped container", err))
+			return nil, errors.Join(context.Cause(ctx), stopErr, engineError(run.r, "wait for stopped container", err))
 		}
 	}
 	res.Finished = time.Now()
@@ -308,17 +327,21 @@ func (run *run) start(ctx context.Context) (*runner.Result, error) {
 	writeErr := sink.Close()
 	sink.Fill(res)
 
-	if status.Error != nil && status.Error.Message != "" {
-		return res, errors.Join(stopErr, fmt.Errorf("docker: wait for container %s: %s", id, status.Error.Message))
-	}
 	if res.ExitCode != 0 {
 		inspected, err := cli.ContainerInspect(follow, id, client.ContainerInspectOptions{})
 		if err == nil && inspected.Container.State != nil {
 			res.OOMKilled = inspected.Container.State.OOMKilled
 		}
-		return res, errors.Join(&runner.ExitError{ExitCode: res.ExitCode, OOMKilled: res.OOMKilled}, stopErr, writeErr)
 	}
-	return res, errors.Join(stopErr, writeErr)
+	switch {
+	case status.Error != nil && status.Error.Message != "":
+		return res, errors.Join(fmt.Errorf("docker: wait for container %s: %s", id, status.Error.Message), stopErr, writeErr)
+	case stopped:
+		return res, errors.Join(fmt.Errorf("docker: container stopped, exit code %d: %w", res.ExitCode, context.Cause(ctx)), stopErr, writeErr)
+	case res.ExitCode != 0:
+		return res, errors.Join(&runner.ExitError{ExitCode: res.ExitCode, OOMKilled: res.OOMKilled}, writeErr)
+	}
+	return res, writeErr
 }
 
 // stop stops the container with the configured signal and grace period, on
@@ -344,11 +367,11 @@ func (run *run) stop() error {
 // remove deletes the container and its anonymous volumes on a fresh, bounded
 // context. A container that is already gone counts as removed.
 func (run *run) remove() error {
+	run.event(runner.StageCleaning, run.containerID)
 	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 	defer cancel()
 	_, err := run.r.cli.ContainerRemove(ctx, run.containerID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
 	if err == nil || cerrdefs.IsNotFound(err) {
-		run.log.Debug("removed container", "container", run.containerID)
 		return nil
 	}
 	if cerrdefs.IsConflict(err) {

@@ -3,7 +3,6 @@ package docker
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"strings"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -13,7 +12,8 @@ import (
 )
 
 // ensureImage makes the image present as the pull policy says.
-func (r *Runner) ensureImage(ctx context.Context, image string, log *slog.Logger) error {
+func (r *Runner) ensureImage(ctx context.Context, run *run) error {
+	image := run.task.Image
 	policy := r.cfg.PullPolicy
 	if policy == "" {
 		policy = PullIfNotPresent
@@ -29,7 +29,7 @@ func (r *Runner) ensureImage(ctx context.Context, image string, log *slog.Logger
 			return fmt.Errorf("docker: image %s: %w: it is not present on the engine and pullPolicy is NEVER", image, runner.ErrImageNotFound)
 		}
 	}
-	log.Debug("pulling image")
+	run.event(runner.StagePulling, image)
 	return r.pull(ctx, image)
 }
 

@@ -66,6 +66,12 @@ type Task struct {
 	// slow callback slows the reading of the container's output.
 	OnLine func(Line)
 
+	// OnEvent, when set, is called as the run moves through its stages
+	// (pulling, creating, running, stopping, cleaning, ...), for a host
+	// program to show progress. It is called from the goroutine that called
+	// Run, so it must not block for long.
+	OnEvent func(Event)
+
 	// Timeout bounds the whole run (pull, create, run, collection). Zero
 	// means no limit beyond ctx. When it is reached, the container is
 	// stopped and Run returns an error matching [ErrTimeout] and
@@ -198,4 +204,28 @@ type Metric struct {
 	Type  string            `json:"type"` // "counter" or "timer" in Kestra
 	Value float64           `json:"value"`
 	Tags  map[string]string `json:"tags,omitempty"`
+}
+
+// Stage is a step of a run, reported through [Task.OnEvent].
+type Stage string
+
+// The stages of a run, in the order they happen. A runner reports the ones
+// it goes through; not every run has every stage.
+const (
+	StagePulling    Stage = "pulling"    // the image is being pulled
+	StageCreating   Stage = "creating"   // the container (and its volume) is being created
+	StageStaging    Stage = "staging"    // input files are being copied in
+	StageRunning    Stage = "running"    // the script has started
+	StageStopping   Stage = "stopping"   // the run was cancelled or timed out: the container is being stopped
+	StageCollecting Stage = "collecting" // output files are being copied out
+	StageCleaning   Stage = "cleaning"   // the container and volume are being removed
+)
+
+// Event reports that a run entered a [Stage].
+type Event struct {
+	Stage Stage
+	Time  time.Time
+	// Detail says more where there is more to say, e.g. the image being
+	// pulled or the container id.
+	Detail string
 }
