@@ -91,6 +91,11 @@ type Config struct {
 	// grace period. Empty means SIGTERM.
 	StopSignal string `json:"stopSignal,omitempty"`
 
+	// Labels are added to every container and volume the runner creates,
+	// e.g. to find a workflow's resources; keys under "dev.lading." are
+	// lading's own and refused.
+	Labels map[string]string `json:"labels,omitempty"`
+
 	// MaxConcurrency, when positive, limits how many tasks run at once on
 	// this Runner; further calls to Run wait for a free slot, honouring
 	// their context while they wait. The task's Timeout starts once the slot
@@ -171,6 +176,11 @@ func (c *Config) Validate() error {
 	}
 	if c.KillGracePeriod < 0 {
 		return invalidConfig("killGracePeriod", c.KillGracePeriod.String(), "must not be negative")
+	}
+	for k := range c.Labels {
+		if k == "" || strings.HasPrefix(k, "dev.lading.") {
+			return invalidConfig("labels", k, `must be non-empty and not under "dev.lading.", which lading sets itself`)
+		}
 	}
 	if c.MaxConcurrency < 0 {
 		return invalidConfig("maxConcurrency", fmt.Sprint(c.MaxConcurrency), "must not be negative (0 means no limit)")

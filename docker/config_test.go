@@ -81,6 +81,8 @@ func TestConfigErrorsNameFieldAndValue(t *testing.T) {
 		{"device count", `{"deviceRequests":[{"count":-2}]}`, "deviceRequests[0].count", "-2"},
 		{"device count and ids", `{"deviceRequests":[{"count":1,"deviceIds":["0"]}]}`, "deviceRequests[0].deviceIds", "0"},
 		{"negative grace", `{"killGracePeriod":"-5s"}`, "killGracePeriod", "-5s"},
+		{"reserved label", `{"labels":{"dev.lading.run":"x"}}`, "labels", "dev.lading.run"},
+		{"max concurrency", `{"maxConcurrency":-1}`, "maxConcurrency", "-1"},
 		{"stop signal", `{"stopSignal":"SIG TERM"}`, "stopSignal", "SIG TERM"},
 	}
 	for _, tt := range tests {

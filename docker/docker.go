@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"net/netip"
 	"os"
@@ -47,7 +48,8 @@ type Runner struct {
 	cfg   Config
 	cli   *client.Client
 	log   *slog.Logger
-	slots chan struct{} // nil: no limit
+	slots chan struct{}     // nil: no limit
+	owner map[string]string // labels naming this process, for Prune
 }
 
 var _ runner.Runner = (*Runner)(nil)
@@ -83,7 +85,7 @@ func New(cfg Config) (*Runner, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &Runner{cfg: cfg, cli: cli, log: log}
+	r := &Runner{cfg: cfg, cli: cli, log: log, owner: ownerLabels()}
 	if cfg.MaxConcurrency > 0 {
 		r.slots = make(chan struct{}, cfg.MaxConcurrency)
 	}
@@ -183,14 +185,19 @@ func (run *run) create(ctx context.Context) error {
 	case len(entry) == 0:
 		entry = nil // keep the image's entrypoint
 	}
-	labels := map[string]string{
+	labels := maps.Clone(cfg.Labels)
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	maps.Copy(labels, map[string]string{
 		LabelManaged: "true",
 		LabelRun:     run.id,
 		LabelCreated: time.Now().UTC().Format(time.RFC3339),
-	}
+	})
 	if run.task.ID != "" {
 		labels[LabelTask] = run.task.ID
 	}
+	maps.Copy(labels, run.r.owner)
 	env := make([]string, 0, len(run.task.Env))
 	for k, v := range run.task.Env {
 		env = append(env, k+"="+v)

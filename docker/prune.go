@@ -1,0 +1,174 @@
+package docker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
+)
+
+// Labels that say which process created a container, so that [Runner.Prune]
+// can tell a live run from one whose process died.
+const (
+	LabelOwnerHost = "dev.lading.owner.host"  // the creating process's host name
+	LabelOwnerPID  = "dev.lading.owner.pid"   // its process id
+	LabelOwnerBoot = "dev.lading.owner.start" // its start time in clock ticks since boot (Linux), to tell a reused pid
+)
+
+// PruneOptions says what [Runner.Prune] removes.
+type PruneOptions struct {
+	// OlderThan spares what was created less than this long ago. Zero
+	// means everything that qualifies, whatever its age.
+	OlderThan time.Duration
+	// Labels, when set, narrows the sweep to resources carrying all of
+	// these labels (see [Config.Labels]).
+	Labels map[string]string
+	// DryRun reports what would be removed without removing it.
+	DryRun bool
+}
+
+// PruneResult lists what [Runner.Prune] removed (or, with DryRun, would
+// remove).
+type PruneResult struct {
+	Containers []string // container ids
+	Volumes    []string // volume names
+}
+
+// Prune removes what lading runs left behind on the engine, typically after
+// the host program crashed: containers and volumes that carry
+// [LabelManaged], were created more than OlderThan ago, and are not in use.
+//
+// A container is in use, and kept, while it runs and the process that
+// created it may still be alive: a process on another host, or a process on
+// this host that still exists. A running container whose creator on this
+// host is gone is removed, as is any container that is no longer running.
+// Containers and volumes without lading's label are never touched. Prune is
+// safe to call while runs are in progress, from any number of processes.
+func (r *Runner) Prune(ctx context.Context, opts PruneOptions) (PruneResult, error) {
+	var res PruneResult
+	var errs []error
+	cutoff := time.Now().Add(-opts.OlderThan)
+
+	filters := make(client.Filters).Add("label", LabelManaged+"=true")
+	for k, v := range opts.Labels {
+		filters.Add("label", k+"="+v)
+	}
+	list, err := r.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: filters})
+	if err != nil {
+		return res, engineError(r, "list containers", err)
+	}
+	for _, c := range list.Items {
+		if !createdBefore(c.Labels, time.Unix(c.Created, 0), cutoff) {
+			continue
+		}
+		if c.State == container.StateRunning || c.State == container.StatePaused || c.State == container.StateRestarting {
+			if ownerMayBeAlive(c.Labels) {
+				continue
+			}
+		}
+		if !opts.DryRun {
+			_, err := r.cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
+			if err != nil && !cerrdefs.IsNotFound(err) {
+				errs = append(errs, engineError(r, "remove container "+c.ID, err))
+				continue
+			}
+		}
+		res.Containers = append(res.Containers, c.ID)
+	}
+
+	vols, err := r.cli.VolumeList(ctx, client.VolumeListOptions{Filters: filters})
+	if err != nil {
+		return res, errors.Join(append(errs, engineError(r, "list volumes", err))...)
+	}
+	for _, v := range vols.Items {
+		created, _ := time.Parse(time.RFC3339, v.CreatedAt)
+		if !createdBefore(v.Labels, created, cutoff) {
+			continue
+		}
+		if !opts.DryRun {
+			// A volume a container still uses cannot be removed: the engine
+			// answers with a conflict, and the volume is kept.
+			_, err := r.cli.VolumeRemove(ctx, v.Name, client.VolumeRemoveOptions{})
+			if cerrdefs.IsConflict(err) {
+				continue
+			}
+			if err != nil && !cerrdefs.IsNotFound(err) {
+				errs = append(errs, engineError(r, "remove volume "+v.Name, err))
+				continue
+			}
+		}
+		res.Volumes = append(res.Volumes, v.Name)
+	}
+	return res, errors.Join(errs...)
+}
+
+// createdBefore reports whether a resource was created before cutoff,
+// preferring lading's own creation label to the engine's timestamp.
+func createdBefore(labels map[string]string, engineCreated, cutoff time.Time) bool {
+	created := engineCreated
+	if t, err := time.Parse(time.RFC3339, labels[LabelCreated]); err == nil {
+		created = t
+	}
+	return !created.After(cutoff)
+}
+
+// ownerLabels returns the labels that identify this process.
+func ownerLabels() map[string]string {
+	host, _ := os.Hostname()
+	labels := map[string]string{LabelOwnerHost: host, LabelOwnerPID: strconv.Itoa(os.Getpid())}
+	if start := processStart(os.Getpid()); start != "" {
+		labels[LabelOwnerBoot] = start
+	}
+	return labels
+}
+
+// ownerMayBeAlive reports whether the process that created a resource may
+// still be running: it is on another host, or it is on this host and a
+// process with its pid (and start time, where known) exists.
+func ownerMayBeAlive(labels map[string]string) bool {
+	host, _ := os.Hostname()
+	if labels[LabelOwnerHost] != host {
+		return true
+	}
+	pid, err := strconv.Atoi(labels[LabelOwnerPID])
+	if err != nil || pid <= 0 {
+		return true // no owner recorded: assume the worst
+	}
+	if pid == os.Getpid() {
+		return labels[LabelOwnerBoot] == processStart(pid)
+	}
+	start := processStart(pid)
+	if start == "" {
+		_, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
+		return err == nil || !errors.Is(err, os.ErrNotExist)
+	}
+	return start == labels[LabelOwnerBoot]
+}
+
+// processStart returns a process's start time in clock ticks since boot,
+// from /proc/<pid>/stat (field 22), or "" where that is not available.
+func processStart(pid int) string {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	// The command name (field 2) is in parentheses and may hold spaces.
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return ""
+	}
+	fields := strings.Fields(s[i+1:])
+	const startField = 22 - 3 // fields after ")" start at field 3
+	if len(fields) <= startField {
+		return ""
+	}
+	return fields[startField]
+}
