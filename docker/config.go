@@ -42,6 +42,25 @@ type Config struct {
 	// PullPolicy is IF_NOT_PRESENT (default), ALWAYS or NEVER.
 	PullPolicy PullPolicy `json:"pullPolicy,omitempty"`
 
+	// PullTimeout bounds a whole pull, retries included. Zero means no
+	// limit other than the task's context and timeout.
+	PullTimeout Duration `json:"pullTimeout,omitempty"`
+
+	// PullStallTimeout fails a pull when the engine reports no progress
+	// for this long. Zero means [DefaultPullStallTimeout].
+	PullStallTimeout Duration `json:"pullStallTimeout,omitempty"`
+
+	// PullRetries is how many times a pull that failed for a transient
+	// reason (a registry's server error, a dropped connection) is tried
+	// again, with exponential backoff from 0.5 s up to 10 s. Zero means
+	// [DefaultPullRetries]; a negative value means no retry. Missing
+	// images, refused credentials and stalls are not retried.
+	PullRetries int `json:"pullRetries,omitempty"`
+
+	// Platform selects the image variant to pull and run, e.g.
+	// "linux/amd64" or "linux/arm64/v8". Empty means the engine's own.
+	Platform string `json:"platform,omitempty"`
+
 	// EntryPoint replaces the image's entrypoint. Nil means Kestra's default
 	// [""]: the entrypoint is cleared and the interpreter runs directly. To
 	// keep the image's own entrypoint, set it to an empty, non-nil slice.
@@ -181,6 +200,15 @@ func (c *Config) Validate() error {
 		if k == "" || strings.HasPrefix(k, "dev.lading.") {
 			return invalidConfig("labels", k, `must be non-empty and not under "dev.lading.", which lading sets itself`)
 		}
+	}
+	if c.PullTimeout < 0 {
+		return invalidConfig("pullTimeout", c.PullTimeout.String(), "must not be negative")
+	}
+	if c.PullStallTimeout < 0 {
+		return invalidConfig("pullStallTimeout", c.PullStallTimeout.String(), "must not be negative")
+	}
+	if _, err := parsePlatform(c.Platform); err != nil {
+		return err
 	}
 	if c.MaxConcurrency < 0 {
 		return invalidConfig("maxConcurrency", fmt.Sprint(c.MaxConcurrency), "must not be negative (0 means no limit)")

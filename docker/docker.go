@@ -19,6 +19,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/lading-dev/lading/internal/logs"
 	"github.com/lading-dev/lading/runner"
@@ -45,11 +46,12 @@ const drainTimeout = 30 * time.Second
 // serves the Docker API, such as Podman). It is safe for concurrent use; call
 // Close when done with it.
 type Runner struct {
-	cfg   Config
-	cli   *client.Client
-	log   *slog.Logger
-	slots chan struct{}     // nil: no limit
-	owner map[string]string // labels naming this process, for Prune
+	cfg      Config
+	cli      *client.Client
+	log      *slog.Logger
+	slots    chan struct{}     // nil: no limit
+	owner    map[string]string // labels naming this process, for Prune
+	platform *ocispec.Platform // nil: the engine's own
 }
 
 var _ runner.Runner = (*Runner)(nil)
@@ -86,6 +88,7 @@ func New(cfg Config) (*Runner, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	r := &Runner{cfg: cfg, cli: cli, log: log, owner: ownerLabels()}
+	r.platform, _ = parsePlatform(cfg.Platform) // validated above
 	if cfg.MaxConcurrency > 0 {
 		r.slots = make(chan struct{}, cfg.MaxConcurrency)
 	}
@@ -244,6 +247,7 @@ func (run *run) create(ctx context.Context) error {
 			AttachStderr: true,
 		},
 		HostConfig: hostCfg,
+		Platform:   run.r.platform,
 	})
 	if err != nil {
 		// The engine may have created the container although the call

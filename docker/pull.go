@@ -2,14 +2,30 @@ package docker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/jsonstream"
 	"github.com/moby/moby/client"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/lading-dev/lading/runner"
 )
+
+// Pull defaults; see the matching [Config] fields.
+const (
+	DefaultPullRetries      = 3
+	DefaultPullStallTimeout = 2 * time.Minute
+	pullBackoffBase         = 500 * time.Millisecond
+	pullBackoffMax          = 10 * time.Second
+)
+
+// errPullStalled is the cause set on a pull's context when no progress came
+// for the stall timeout.
+var errPullStalled = errors.New("pull stalled")
 
 // ensureImage makes the image present as the pull policy says.
 func (r *Runner) ensureImage(ctx context.Context, run *run) error {
@@ -30,39 +46,144 @@ func (r *Runner) ensureImage(ctx context.Context, run *run) error {
 		}
 	}
 	run.event(runner.StagePulling, image)
-	return r.pull(ctx, image)
+	return r.pull(ctx, run, image)
 }
 
-// pull pulls image and reads the progress stream to its end: the engine
-// reports most failures inside the stream, not in the response status.
-func (r *Runner) pull(ctx context.Context, image string) error {
-	resp, err := r.cli.ImagePull(ctx, image, client.ImagePullOptions{})
-	if err == nil {
-		err = resp.Wait(ctx)
-		resp.Close()
+// pull pulls image, retrying transient failures with exponential backoff.
+func (r *Runner) pull(ctx context.Context, run *run, image string) error {
+	if r.cfg.PullTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, time.Duration(r.cfg.PullTimeout),
+			fmt.Errorf("pull %s: %w: pullTimeout %s reached", image, context.DeadlineExceeded, r.cfg.PullTimeout))
+		defer cancel()
 	}
-	if err == nil {
-		return nil
+	retries := r.cfg.PullRetries
+	if retries == 0 {
+		retries = DefaultPullRetries
 	}
+	var err error
+	for attempt := 0; ; attempt++ {
+		err = r.pullOnce(ctx, run, image)
+		if err == nil || attempt >= retries || !transient(err) || ctx.Err() != nil {
+			break
+		}
+		wait := min(pullBackoffBase<<attempt, pullBackoffMax)
+		run.log.Debug("retrying pull", "attempt", attempt+1, "in", wait, "error", err)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return fmt.Errorf("docker: pull %s: %w (after: %w)", image, context.Cause(ctx), err)
+		}
+	}
+	return err
+}
+
+// pullOnce runs one pull and reads its progress stream to the end: the
+// engine reports most failures inside the stream, not in the status.
+func (r *Runner) pullOnce(ctx context.Context, run *run, image string) error {
+	stall := time.Duration(r.cfg.PullStallTimeout)
+	if stall == 0 {
+		stall = DefaultPullStallTimeout
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	watchdog := time.AfterFunc(stall, func() { cancel(errPullStalled) })
+	defer watchdog.Stop()
+
+	opts := client.ImagePullOptions{}
+	if p := r.platform; p != nil {
+		opts.Platforms = []ocispec.Platform{*p}
+	}
+	resp, err := r.cli.ImagePull(ctx, image, opts)
+	if err != nil {
+		return r.pullError(ctx, image, err, stall)
+	}
+	defer resp.Close()
+	for msg, err := range resp.JSONMessages(ctx) {
+		if err != nil {
+			return r.pullError(ctx, image, err, stall)
+		}
+		watchdog.Reset(stall)
+		if msg.Error != nil {
+			return r.pullError(ctx, image, streamError(msg.Error), stall)
+		}
+		if run.task.OnPull != nil && msg.Status != "" {
+			p := runner.PullProgress{Layer: msg.ID, Status: msg.Status}
+			if msg.Progress != nil {
+				p.Current, p.Total = msg.Progress.Current, msg.Progress.Total
+			}
+			run.task.OnPull(p)
+		}
+	}
+	return nil
+}
+
+// streamError turns an error reported inside the pull stream into an error
+// with the errdefs class its code says.
+func streamError(e *jsonstream.Error) error {
+	err := errors.New(e.Message)
+	switch e.Code {
+	case 401:
+		return cerrdefs.ErrUnauthenticated.WithMessage(e.Message)
+	case 403:
+		return cerrdefs.ErrPermissionDenied.WithMessage(e.Message)
+	case 404:
+		return cerrdefs.ErrNotFound.WithMessage(e.Message)
+	}
+	return err
+}
+
+// pullError classifies a pull failure.
+func (r *Runner) pullError(ctx context.Context, image string, err error, stall time.Duration) error {
+	msg := strings.ToLower(err.Error())
 	switch {
+	case errors.Is(context.Cause(ctx), errPullStalled):
+		return fmt.Errorf("docker: pull %s: %w: no progress for %s (pullStallTimeout)", image, errPullStalled, stall)
+	case ctx.Err() != nil:
+		return fmt.Errorf("docker: pull %s: %w", image, context.Cause(ctx))
 	case client.IsErrConnectionFailed(err):
 		return engineError(r, "pull "+image, err)
-	case cerrdefs.IsUnauthorized(err) || cerrdefs.IsPermissionDenied(err):
-		return fmt.Errorf("docker: pull %s: %w: %w", image, runner.ErrUnauthorized, err)
-	case cerrdefs.IsNotFound(err) || looksNotFound(err.Error()):
+	case cerrdefs.IsUnauthorized(err) || cerrdefs.IsPermissionDenied(err) ||
+		strings.Contains(msg, "unauthorized") || strings.Contains(msg, "authentication required") || strings.Contains(msg, "no basic auth credentials"):
+		return fmt.Errorf("docker: pull %s: %w: the registry refused the credentials (or needs some): %w", image, runner.ErrUnauthorized, err)
+	case cerrdefs.IsNotFound(err) || looksNotFound(msg):
 		return fmt.Errorf("docker: pull %s: %w: %w", image, runner.ErrImageNotFound, err)
 	}
 	return fmt.Errorf("docker: pull %s: %w", image, err)
 }
 
+// transient reports whether a failed pull is worth another try: not when
+// the image or the credentials are wrong, the engine is unreachable, the
+// pull stalled, or the caller gave up.
+func transient(err error) bool {
+	return !errors.Is(err, runner.ErrImageNotFound) && !errors.Is(err, runner.ErrUnauthorized) &&
+		!errors.Is(err, runner.ErrEngineUnreachable) && !errors.Is(err, errPullStalled) &&
+		!errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+}
+
 // looksNotFound recognises the not-found messages engines put inside the
 // pull stream without an error code.
 func looksNotFound(msg string) bool {
-	msg = strings.ToLower(msg)
 	for _, s := range []string{"manifest unknown", "not found", "repository does not exist", "no such image"} {
 		if strings.Contains(msg, s) {
 			return true
 		}
 	}
 	return false
+}
+
+// parsePlatform parses "os/arch[/variant]".
+func parsePlatform(s string) (*ocispec.Platform, error) {
+	if s == "" {
+		return nil, nil
+	}
+	parts := strings.Split(strings.ToLower(s), "/")
+	if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
+		return nil, invalidConfig("platform", s, `must be "os/arch" or "os/arch/variant", e.g. "linux/amd64" or "linux/arm64/v8"`)
+	}
+	p := &ocispec.Platform{OS: parts[0], Architecture: parts[1]}
+	if len(parts) == 3 {
+		p.Variant = parts[2]
+	}
+	return p, nil
 }

@@ -72,6 +72,11 @@ type Task struct {
 	// Run, so it must not block for long.
 	OnEvent func(Event)
 
+	// OnPull, when set, receives the progress of an image pull, one call
+	// per progress message of the engine, from the goroutine that called
+	// Run.
+	OnPull func(PullProgress)
+
 	// Timeout bounds the whole run (pull, create, run, collection). Zero
 	// means no limit beyond ctx. When it is reached, the container is
 	// stopped and Run returns an error matching [ErrTimeout] and
@@ -228,4 +233,17 @@ type Event struct {
 	// Detail says more where there is more to say, e.g. the image being
 	// pulled or the container id.
 	Detail string
+}
+
+// PullProgress is one progress report of an image pull.
+type PullProgress struct {
+	// Layer is the layer (or image) the report is about, as the engine
+	// names it; empty for messages about the whole pull.
+	Layer string
+	// Status is the engine's wording, e.g. "Downloading", "Pull complete".
+	Status string
+	// Current and Total are bytes done and expected for the layer, when the
+	// engine reports them (0 otherwise).
+	Current int64
+	Total   int64
 }
