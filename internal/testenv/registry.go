@@ -54,7 +54,7 @@ func NewRegistry(t testing.TB) *Registry {
 			http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`, http.StatusUnauthorized)
 			return
 		}
-		if req.Method == http.MethodGet && strings.Contains(req.URL.Path, "/manifests/") {
+		if (req.Method == http.MethodGet || req.Method == http.MethodHead) && strings.Contains(req.URL.Path, "/manifests/") {
 			reg.manifestGets.Add(1)
 		}
 		if reg.stall.Load() && req.Method == http.MethodGet && strings.Contains(req.URL.Path, "/blobs/") {
@@ -78,7 +78,7 @@ func NewRegistry(t testing.TB) *Registry {
 	return reg
 }
 
-// ManifestGets returns how many manifest GETs the registry answered with
+// ManifestGets returns how many manifest requests (GET or HEAD) the registry answered with
 // valid credentials: one per pull.
 func (r *Registry) ManifestGets() int64 { return r.manifestGets.Load() }
 
