@@ -121,6 +121,13 @@ type Config struct {
 	// is taken.
 	MaxConcurrency int `json:"maxConcurrency,omitempty"`
 
+	// StatsInterval, when positive, follows the container's resource use
+	// while it runs: [runner.Result] gets PeakMemory and CPUTime, and the
+	// task's OnStats (if set) a sample at most this often. The engine
+	// samples about once a second, so shorter intervals act as 1 s. Zero
+	// means stats are followed only for tasks with OnStats, every second.
+	StatsInterval Duration `json:"statsInterval,omitempty"`
+
 	// Logger receives lifecycle events at debug level. Nil is silent.
 	Logger *slog.Logger `json:"-"`
 }
@@ -200,6 +207,9 @@ func (c *Config) Validate() error {
 		if k == "" || strings.HasPrefix(k, "dev.lading.") {
 			return invalidConfig("labels", k, `must be non-empty and not under "dev.lading.", which lading sets itself`)
 		}
+	}
+	if c.StatsInterval < 0 {
+		return invalidConfig("statsInterval", c.StatsInterval.String(), "must not be negative")
 	}
 	if c.PullTimeout < 0 {
 		return invalidConfig("pullTimeout", c.PullTimeout.String(), "must not be negative")

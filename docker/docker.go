@@ -305,6 +305,18 @@ func (run *run) start(ctx context.Context) (*runner.Result, error) {
 		return nil, engineError(run.r, "start container", err)
 	}
 
+	statsDone := make(chan struct{})
+	statsCtx, stopStats := context.WithCancel(follow)
+	go func() {
+		defer close(statsDone)
+		if run.statsWanted() {
+			if err := run.followStats(statsCtx, id, res); err != nil {
+				run.log.Warn("following stats", "error", err)
+			}
+		}
+	}()
+	defer func() { stopStats(); <-statsDone }()
+
 	var status container.WaitResponse
 	var stopped bool // the caller cancelled, or the timeout came, and we stopped the container
 	var stopErr error
@@ -324,6 +336,8 @@ func (run *run) start(ctx context.Context) (*runner.Result, error) {
 	}
 	res.Finished = time.Now()
 	res.ExitCode = int(status.StatusCode)
+	stopStats()
+	<-statsDone // res is complete: no more writes from the stats goroutine
 
 	select {
 	case err := <-drained:

@@ -77,6 +77,11 @@ type Task struct {
 	// Run.
 	OnPull func(PullProgress)
 
+	// OnStats, when set, receives resource usage samples of the running
+	// container, at most once per runner-defined interval (the docker
+	// runner: Config.StatsInterval, 1 s by default when OnStats is set).
+	OnStats func(Stats)
+
 	// Timeout bounds the whole run (pull, create, run, collection). Zero
 	// means no limit beyond ctx. When it is reached, the container is
 	// stopped and Run returns an error matching [ErrTimeout] and
@@ -195,6 +200,13 @@ type Result struct {
 	Started  time.Time
 	Finished time.Time
 
+	// PeakMemory is the highest memory use seen, in bytes, and CPUTime the
+	// CPU time used, when the runner measured them (the docker runner: when
+	// stats are collected); zero otherwise. Both come from samples taken
+	// about once a second, so a run shorter than that may show zero.
+	PeakMemory int64
+	CPUTime    time.Duration
+
 	// Details holds runner-specific facts; the docker runner stores a
 	// *docker.Details with the container id.
 	Details any
@@ -246,4 +258,21 @@ type PullProgress struct {
 	// engine reports them (0 otherwise).
 	Current int64
 	Total   int64
+}
+
+// Stats is one resource usage sample of a running task.
+type Stats struct {
+	Time time.Time
+	// MemoryUsage is the memory in use, in bytes; MemoryLimit the limit
+	// (the host's memory when none is set); MemoryCache the part of the
+	// usage that is page cache.
+	MemoryUsage int64
+	MemoryLimit int64
+	MemoryCache int64
+	// CPUUsage is the CPU time used since the start; CPUPercent the use
+	// since the previous sample, in percent of one CPU (150 = 1.5 CPUs).
+	CPUUsage   time.Duration
+	CPUPercent float64
+	// PIDs is the number of processes and threads.
+	PIDs int64
 }
