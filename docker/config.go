@@ -100,6 +100,16 @@ type Config struct {
 	// files are not collected and the container is not deleted.
 	Wait *bool `json:"wait,omitempty"`
 
+	// Resume re-attaches a task to its container when one exists from an
+	// earlier Run with the same [runner.Task.ID] whose process is gone (a
+	// crashed or restarted host program), instead of starting the task
+	// again, as Kestra's resume does. The re-attached run reads the
+	// container's whole log once, from its start, so outputs printed before
+	// the restart are not lost, and no line is delivered twice within the
+	// run. Tasks without an ID never resume. Requires Task.ID to be unique
+	// among live runs.
+	Resume bool `json:"resume,omitempty"`
+
 	// KillGracePeriod is how long a container that is being stopped
 	// (cancelled context or task timeout) gets between StopSignal and
 	// SIGKILL. Zero, Kestra's default, kills at once. In JSON it accepts Go

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"math"
@@ -133,6 +134,20 @@ func (r *Runner) Run(ctx context.Context, task runner.Task) (_ *runner.Result, e
 	run.log = r.log.With("run", run.id, "image", task.Image)
 	if task.ID != "" {
 		run.log = run.log.With("task", task.ID)
+	}
+	if r.cfg.Resume && task.ID != "" {
+		found, err := r.resumable(ctx, task.ID)
+		if err != nil {
+			return nil, stopped(ctx, err)
+		}
+		if found != nil {
+			run.id, run.containerID = found.Labels[LabelRun], found.ID
+			if r.cfg.deletes() {
+				defer func() { err = errors.Join(err, run.remove()) }()
+			}
+			res, err := run.reattach(ctx)
+			return res, stopped(ctx, err)
+		}
 	}
 	if err := r.ensureImage(ctx, run); err != nil {
 		return nil, stopped(ctx, err)
@@ -280,7 +295,7 @@ func (run *run) start(ctx context.Context) (*runner.Result, error) {
 
 	// The stream and the wait outlive a cancelled ctx: after a stop we still
 	// read the output up to the end and learn the exit status.
-	follow, stopFollowing := context.WithCancel(context.WithoutCancel(ctx))
+	following, stopFollowing := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopFollowing()
 
 	att, err := cli.ContainerAttach(ctx, id, client.ContainerAttachOptions{Stream: true, Stdout: true, Stderr: true})
@@ -288,25 +303,42 @@ func (run *run) start(ctx context.Context) (*runner.Result, error) {
 		return nil, engineError(run.r, "attach to container", err)
 	}
 	defer att.Close()
-	wait := cli.ContainerWait(follow, id, client.ContainerWaitOptions{Condition: container.WaitConditionNextExit})
+	wait := cli.ContainerWait(following, id, client.ContainerWaitOptions{Condition: container.WaitConditionNextExit})
+	return run.follow(ctx, following, res, att.Reader, att.Close, wait, func() error {
+		res.Started = time.Now()
+		run.event(runner.StageRunning, id)
+		// Output may arrive, and the caller may cancel, before the start
+		// call returns: the start itself is not cancelled, the stop in
+		// follow handles it.
+		if _, err := cli.ContainerStart(following, id, client.ContainerStartOptions{}); err != nil {
+			return engineError(run.r, "start container", err)
+		}
+		return nil
+	})
+}
 
+// follow reads the container's multiplexed output from stream into the
+// task's sinks, calls start (if any), waits for the exit (stopping the
+// container when ctx ends first), drains the stream and fills res.
+// following is the context that outlives ctx for the wait and the reads.
+func (run *run) follow(ctx, following context.Context, res *runner.Result, stream io.Reader, closeStream func(),
+	wait client.ContainerWaitResult, start func() error) (*runner.Result, error) {
+	cli := run.r.cli
+	id := run.containerID
 	sink := logs.New(run.task.Stdout, run.task.Stderr, run.task.OnLine)
 	drained := make(chan error, 1)
 	go func() {
-		_, err := stdcopy.StdCopy(sink.Writer(runner.Stdout), sink.Writer(runner.Stderr), att.Reader)
+		_, err := stdcopy.StdCopy(sink.Writer(runner.Stdout), sink.Writer(runner.Stderr), stream)
 		drained <- err
 	}()
-
-	res.Started = time.Now()
-	run.event(runner.StageRunning, id)
-	// Output may arrive, and the caller may cancel, before the start call
-	// returns: the start itself is not cancelled, the stop below handles it.
-	if _, err := cli.ContainerStart(follow, id, client.ContainerStartOptions{}); err != nil {
-		return nil, engineError(run.r, "start container", err)
+	if start != nil {
+		if err := start(); err != nil {
+			return nil, err
+		}
 	}
 
 	statsDone := make(chan struct{})
-	statsCtx, stopStats := context.WithCancel(follow)
+	statsCtx, stopStats := context.WithCancel(following)
 	go func() {
 		defer close(statsDone)
 		if run.statsWanted() {
@@ -345,7 +377,7 @@ func (run *run) start(ctx context.Context) (*runner.Result, error) {
 			res.Warnings = append(res.Warnings, "reading the container's output: "+err.Error())
 		}
 	case <-time.After(drainTimeout):
-		att.Close()
+		closeStream()
 		<-drained
 		res.Warnings = append(res.Warnings, fmt.Sprintf("the container's output stream did not end within %s of its exit; later output may be missing", drainTimeout))
 	}
@@ -353,7 +385,7 @@ func (run *run) start(ctx context.Context) (*runner.Result, error) {
 	sink.Fill(res)
 
 	if res.ExitCode != 0 {
-		inspected, err := cli.ContainerInspect(follow, id, client.ContainerInspectOptions{})
+		inspected, err := cli.ContainerInspect(following, id, client.ContainerInspectOptions{})
 		if err == nil && inspected.Container.State != nil {
 			res.OOMKilled = inspected.Container.State.OOMKilled
 		}

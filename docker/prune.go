@@ -133,8 +133,7 @@ func ownerLabels() map[string]string {
 // still be running: it is on another host, or it is on this host and a
 // process with its pid (and start time, where known) exists.
 func ownerMayBeAlive(labels map[string]string) bool {
-	host, _ := os.Hostname()
-	if labels[LabelOwnerHost] != host {
+	if !onThisHost(labels) {
 		return true
 	}
 	pid, err := strconv.Atoi(labels[LabelOwnerPID])
@@ -150,6 +149,12 @@ func ownerMayBeAlive(labels map[string]string) bool {
 		return err == nil || !errors.Is(err, os.ErrNotExist)
 	}
 	return start == labels[LabelOwnerBoot]
+}
+
+// onThisHost reports whether the creating process ran on this host.
+func onThisHost(labels map[string]string) bool {
+	host, _ := os.Hostname()
+	return labels[LabelOwnerHost] == host
 }
 
 // processStart returns a process's start time in clock ticks since boot,
