@@ -54,7 +54,8 @@ func NewRegistry(t testing.TB) *Registry {
 			http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`, http.StatusUnauthorized)
 			return
 		}
-		if (req.Method == http.MethodGet || req.Method == http.MethodHead) && strings.Contains(req.URL.Path, "/manifests/") {
+		if _, ref, ok := strings.Cut(req.URL.Path, "/manifests/"); ok && !strings.HasPrefix(ref, "sha256:") &&
+			(req.Method == http.MethodGet || req.Method == http.MethodHead) {
 			reg.manifestGets.Add(1)
 		}
 		if reg.stall.Load() && req.Method == http.MethodGet && strings.Contains(req.URL.Path, "/blobs/") {
@@ -78,8 +79,8 @@ func NewRegistry(t testing.TB) *Registry {
 	return reg
 }
 
-// ManifestGets returns how many manifest requests (GET or HEAD) the registry answered with
-// valid credentials: one per pull.
+// ManifestGets returns how many times the registry resolved a tag to a
+// manifest (a GET or HEAD by tag) with valid credentials since the last Push: once per pull.
 func (r *Registry) ManifestGets() int64 { return r.manifestGets.Load() }
 
 // FailNext makes the next n requests fail with 503 Service Unavailable.
@@ -106,6 +107,7 @@ func (r *Registry) Push(t testing.TB, cli *client.Client, repo, tag string) stri
 	resp, err := cli.ImagePush(ctx, ref, client.ImagePushOptions{RegistryAuth: r.Auth()})
 	require.NoError(t, err)
 	require.NoError(t, resp.Wait(ctx), "push %s", ref)
+	r.manifestGets.Store(0) // count pulls only
 	RemoveImage(t, cli, ref)
 	t.Cleanup(func() { RemoveImage(t, cli, ref) })
 	return ref
