@@ -55,6 +55,35 @@ type Task struct {
 	// Env holds environment variables for the script, on top of the image's.
 	Env map[string]string
 
+	// WorkingDir is the host directory that holds what goes in and what
+	// comes back. Empty means a fresh temporary directory, which the caller
+	// owns (it is in [Result.WorkingDir]) and removes when done. Two runs
+	// may share one working directory: the second sees what the first
+	// collected.
+	WorkingDir string
+
+	// InputFiles maps paths relative to the working directory ("data.csv",
+	// "conf/app.yml") to their content; package files has the usual
+	// sources. Nested directories are created.
+	InputFiles map[string]Source
+
+	// OutputFiles lists globs, relative to the working directory, of files
+	// to bring back: "*.txt" matches the top level only, "out/**" recurses,
+	// "{a,b}.csv" and "[ab].txt" work. Only regular files are collected;
+	// symbolic links are never followed. Everything the script writes under
+	// the output directory comes back as well.
+	OutputFiles []string
+
+	// DisableOutputDir turns the output directory off: no OUTPUT_DIR
+	// variable and no {{ outputDir }} (Kestra's outputDirEnabled: false).
+	DisableOutputDir bool
+
+	// Vars are template variables for the commands, the env values and the
+	// output globs, e.g. {"inputs": {"file": "data.csv"}} for
+	// {{ inputs.file }}, next to the built-in {{ workingDir }} and
+	// {{ outputDir }}. An undefined variable is an error.
+	Vars map[string]any
+
 	// Stdout and Stderr, when set, receive what the script writes to each
 	// stream, line by line and unchanged (line terminators included), lines
 	// carrying outputs (::{...}::) included.
@@ -124,6 +153,21 @@ func (t Task) Validate() error {
 	for k := range t.Env {
 		if k == "" || strings.ContainsAny(k, "=\x00") {
 			return invalidTask("env", k, "a variable name must be non-empty and contain no '=' or NUL")
+		}
+	}
+	for _, name := range []string{"workingDir", "outputDir"} {
+		if _, ok := t.Vars[name]; ok {
+			return invalidTask("vars", name, "is set by the runner and cannot be overridden")
+		}
+	}
+	for i, g := range t.OutputFiles {
+		if strings.TrimSpace(g) == "" {
+			return invalidTask(fmt.Sprintf("outputFiles[%d]", i), g, "must not be empty")
+		}
+	}
+	for name, src := range t.InputFiles {
+		if src == nil {
+			return invalidTask("inputFiles", name, "has no source")
 		}
 	}
 	if t.Timeout < 0 {
@@ -207,6 +251,15 @@ type Result struct {
 	PeakMemory int64
 	CPUTime    time.Duration
 
+	// WorkingDir is the host working directory of the run (see
+	// [Task.WorkingDir]); the caller owns it.
+	WorkingDir string
+	// OutputFiles maps each collected file to its absolute path on the
+	// host: files matched by [Task.OutputFiles] by their path relative to
+	// the working directory, files from the output directory by their path
+	// relative to it (as Kestra names them).
+	OutputFiles map[string]string
+
 	// Details holds runner-specific facts; the docker runner stores a
 	// *docker.Details with the container id.
 	Details any
@@ -275,4 +328,11 @@ type Stats struct {
 	CPUPercent float64
 	// PIDs is the number of processes and threads.
 	PIDs int64
+}
+
+// Source supplies the content of an input file. Package files provides
+// String, Bytes, HostFile and Reader sources.
+type Source interface {
+	// Open returns the content. It is called once per run.
+	Open() (io.ReadCloser, error)
 }
