@@ -100,6 +100,27 @@ type Config struct {
 	// files are not collected and the container is not deleted.
 	Wait *bool `json:"wait,omitempty"`
 
+	// FileHandlingStrategy is VOLUME (default) or MOUNT; see
+	// [FileHandlingVolume] and [FileHandlingMount].
+	FileHandlingStrategy FileHandlingStrategy `json:"fileHandlingStrategy,omitempty"`
+
+	// Volumes bind-mounts host paths: "/host/path:/container/path[:ro]".
+	// They are refused unless the host program sets VolumesEnabled: a
+	// workflow author must not be able to mount the host's files.
+	Volumes []string `json:"volumes,omitempty"`
+
+	// VolumesEnabled allows Volumes. It is the host program's decision, so
+	// it has no JSON form (Kestra's volume-enabled plugin setting).
+	VolumesEnabled bool `json:"-"`
+
+	// MaxOutputBytes and MaxOutputFiles bound what is copied back from the
+	// container; going over fails the run's collection with
+	// [files.ErrLimit] and removes the partial output. Zero means
+	// [files.DefaultMaxBytes] (10 GiB) and [files.DefaultMaxFiles]
+	// (100,000).
+	MaxOutputBytes int64 `json:"maxOutputBytes,omitempty"`
+	MaxOutputFiles int   `json:"maxOutputFiles,omitempty"`
+
 	// Resume re-attaches a task to its container when one exists from an
 	// earlier Run with the same [runner.Task.ID] whose process is gone (a
 	// crashed or restarted host program), instead of starting the task
@@ -212,6 +233,22 @@ func (c *Config) Validate() error {
 	}
 	if c.KillGracePeriod < 0 {
 		return invalidConfig("killGracePeriod", c.KillGracePeriod.String(), "must not be negative")
+	}
+	switch c.FileHandlingStrategy {
+	case "", FileHandlingVolume, FileHandlingMount:
+	default:
+		return invalidConfig("fileHandlingStrategy", string(c.FileHandlingStrategy), "must be VOLUME or MOUNT")
+	}
+	if len(c.Volumes) > 0 && !c.VolumesEnabled {
+		return invalidConfig("volumes", strings.Join(c.Volumes, ","), "volume mounts are disabled: the host program must set VolumesEnabled to allow them")
+	}
+	for _, v := range c.Volumes {
+		if _, err := parseVolume(v); err != nil {
+			return err
+		}
+	}
+	if c.MaxOutputBytes < 0 || c.MaxOutputFiles < 0 {
+		return invalidConfig("maxOutputBytes", fmt.Sprint(c.MaxOutputBytes, "/", c.MaxOutputFiles), "limits must not be negative")
 	}
 	for k := range c.Labels {
 		if k == "" || strings.HasPrefix(k, "dev.lading.") {

@@ -11,11 +11,15 @@ import (
 
 func TestConformance(t *testing.T) {
 	testenv.Engine(t)
-	runnertest.Run(t, runnertest.Config{
-		Image: testenv.Image,
-		New: func(t *testing.T) runner.Runner {
-			r, _ := newRunner(t, docker.Config{})
-			return r
-		},
-	})
+	for _, strategy := range []docker.FileHandlingStrategy{docker.FileHandlingVolume, docker.FileHandlingMount} {
+		t.Run(string(strategy), func(t *testing.T) {
+			runnertest.Run(t, runnertest.Config{
+				Image: testenv.Image,
+				New: func(t *testing.T) runner.Runner {
+					r, _ := newRunner(t, docker.Config{FileHandlingStrategy: strategy})
+					return r
+				},
+			})
+		})
+	}
 }

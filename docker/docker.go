@@ -12,6 +12,7 @@ import (
 	"math"
 	"net/netip"
 	"os"
+	"strings"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -108,7 +109,7 @@ func (r *Runner) Close() error { return r.cli.Close() }
 // as [Config.KillGracePeriod] says, its output up to then is kept in the
 // returned Result, and the error wraps [context.Canceled] or
 // [runner.ErrTimeout] with [context.DeadlineExceeded].
-func (r *Runner) Run(ctx context.Context, task runner.Task) (_ *runner.Result, err error) {
+func (r *Runner) Run(ctx context.Context, task runner.Task) (res *runner.Result, err error) {
 	if err := task.Validate(); err != nil {
 		return nil, err
 	}
@@ -135,30 +136,52 @@ func (r *Runner) Run(ctx context.Context, task runner.Task) (_ *runner.Result, e
 	if task.ID != "" {
 		run.log = run.log.With("task", task.ID)
 	}
+	var resumed bool
 	if r.cfg.Resume && task.ID != "" {
 		found, err := r.resumable(ctx, task.ID)
 		if err != nil {
 			return nil, stopped(ctx, err)
 		}
 		if found != nil {
-			run.id, run.containerID = found.Labels[LabelRun], found.ID
-			if r.cfg.deletes() {
-				defer func() { err = errors.Join(err, run.remove()) }()
-			}
-			res, err := run.reattach(ctx)
-			return res, stopped(ctx, err)
+			run.id, run.containerID, resumed = found.Labels[LabelRun], found.ID, true
 		}
 	}
-	if err := r.ensureImage(ctx, run); err != nil {
+	ws, err := run.prepare(ctx, !resumed)
+	if err != nil {
 		return nil, stopped(ctx, err)
 	}
-	if err := run.create(ctx); err != nil {
-		return nil, stopped(ctx, err)
+	defer func() {
+		if res == nil {
+			ws.discard()
+		}
+	}()
+
+	cleanup := r.cfg.deletes() && (r.cfg.waits() || resumed)
+	if cleanup && r.strategy() == FileHandlingVolume {
+		defer func() { err = errors.Join(err, run.removeVolume()) }() // after the container's removal
 	}
-	if r.cfg.deletes() && r.cfg.waits() {
+	if !resumed {
+		if err := r.ensureImage(ctx, run); err != nil {
+			return nil, stopped(ctx, err)
+		}
+		if err := run.create(ctx, ws); err != nil {
+			return nil, stopped(ctx, err)
+		}
+	}
+	if cleanup {
 		defer func() { err = errors.Join(err, run.remove()) }()
 	}
-	res, err := run.start(ctx)
+	if resumed {
+		res, err = run.reattach(ctx)
+	} else {
+		if err := run.copyIn(ctx, ws); err != nil {
+			return nil, stopped(ctx, err)
+		}
+		res, err = run.start(ctx)
+	}
+	if res != nil && r.cfg.waits() {
+		err = errors.Join(err, run.collect(ctx, ws, res))
+	}
 	return res, stopped(ctx, err)
 }
 
@@ -194,7 +217,7 @@ func (run *run) event(stage runner.Stage, detail string) {
 	}
 }
 
-func (run *run) create(ctx context.Context) error {
+func (run *run) create(ctx context.Context, ws *workspace) error {
 	cfg := &run.r.cfg
 	entry := cfg.EntryPoint
 	switch {
@@ -216,13 +239,19 @@ func (run *run) create(ctx context.Context) error {
 		labels[LabelTask] = run.task.ID
 	}
 	maps.Copy(labels, run.r.owner)
-	env := make([]string, 0, len(run.task.Env))
-	for k, v := range run.task.Env {
-		env = append(env, k+"="+v)
-	}
 	ports, _ := portBindings(cfg.PortBindings) // validated in New
 	shm, _ := shmSize(cfg.ShmSize)
+	mounts, err := run.mounts(ws)
+	if err != nil {
+		return err
+	}
+	if run.r.strategy() == FileHandlingVolume {
+		if err := run.createVolume(ctx, labels); err != nil {
+			return err
+		}
+	}
 	hostCfg := &container.HostConfig{
+		Mounts:       mounts,
 		NetworkMode:  container.NetworkMode(cfg.NetworkMode),
 		ExtraHosts:   cfg.ExtraHosts,
 		Privileged:   cfg.Privileged,
@@ -253,8 +282,9 @@ func (run *run) create(ctx context.Context) error {
 		Config: &container.Config{
 			Image:        run.task.Image,
 			Entrypoint:   entry,
-			Cmd:          run.task.Command(),
-			Env:          env,
+			Cmd:          append(interpreter(run.task), strings.Join(ws.commands, "\n")),
+			Env:          ws.env,
+			WorkingDir:   ContainerWorkingDir,
 			User:         cfg.User,
 			Labels:       labels,
 			ExposedPorts: exposed,
@@ -458,6 +488,12 @@ func engineError(r *Runner, doing string, err error) error {
 			doing, runner.ErrEngineUnreachable, host, err)
 	}
 	return fmt.Errorf("docker: %s: %w", doing, err)
+}
+
+// interpreter returns the task's interpreter, or the default.
+func interpreter(task runner.Task) []string {
+	cmd := task.Command()
+	return cmd[:len(cmd)-1]
 }
 
 func newRunID() string {

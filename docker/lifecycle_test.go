@@ -117,7 +117,7 @@ func TestEventsInOrder(t *testing.T) {
 		},
 	})
 	require.NoError(t, err)
-	assert.Equal(t, []runner.Stage{runner.StageCreating, runner.StageRunning, runner.StageCleaning}, stages)
+	assert.Equal(t, []runner.Stage{runner.StageCreating, runner.StageStaging, runner.StageRunning, runner.StageCollecting, runner.StageCleaning}, stages)
 }
 
 func TestMaxConcurrency(t *testing.T) {

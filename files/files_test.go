@@ -68,7 +68,7 @@ func TestStage(t *testing.T) {
 		"test/application.yml": Bytes([]byte("a: 1\n")),
 		"./host.txt":           HostFile(host),
 		"stream.bin":           Reader(strings.NewReader("streamed")),
-	})
+	}, StageOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, map[string]string{
 		"hello.txt":            "Hello World",
@@ -83,7 +83,7 @@ func TestStageRefusesEscapes(t *testing.T) {
 	require.NoError(t, os.Symlink(victim, filepath.Join(dest, "link")))
 	for _, name := range []string{"", "/etc/passwd", "../victim/keep", "a/../../victim/keep", "link/keep", "link/new"} {
 		t.Run(name, func(t *testing.T) {
-			err := Stage(t.Context(), dest, map[string]runner.Source{name: String("evil")})
+			err := Stage(t.Context(), dest, map[string]runner.Source{name: String("evil")}, StageOptions{})
 			require.ErrorIs(t, err, runner.ErrInvalidTask)
 			var fe *runner.FieldError
 			require.ErrorAs(t, err, &fe)
@@ -94,7 +94,7 @@ func TestStageRefusesEscapes(t *testing.T) {
 	}
 	t.Run("replaces a symlink instead of writing through it", func(t *testing.T) {
 		require.NoError(t, os.Symlink(filepath.Join(victim, "keep"), filepath.Join(dest, "file")))
-		require.NoError(t, Stage(t.Context(), dest, map[string]runner.Source{"file": String("new")}))
+		require.NoError(t, Stage(t.Context(), dest, map[string]runner.Source{"file": String("new")}, StageOptions{}))
 		data, err := os.ReadFile(filepath.Join(dest, "file"))
 		require.NoError(t, err)
 		assert.Equal(t, "new", string(data))

@@ -41,12 +41,20 @@ func LocalPath(name string) (string, bool) {
 	return clean, true
 }
 
+// StageOptions controls [Stage].
+type StageOptions struct {
+	// Shared makes the directories Stage creates writable by all (0o777)
+	// and the files readable and writable by all (0o666), for a container
+	// user who does not own them (a bind-mounted working directory).
+	Shared bool
+}
+
 // Stage writes each input into dir, creating nested directories; an
 // existing file of the same name is replaced. Keys are paths relative to
 // dir; a key that is empty, absolute, contains "..", or would go through a
 // symbolic link out of dir is refused with a [*runner.FieldError] matching
 // [runner.ErrInvalidTask]. Contents are streamed.
-func Stage(ctx context.Context, dir string, inputs map[string]runner.Source) error {
+func Stage(ctx context.Context, dir string, inputs map[string]runner.Source, opts StageOptions) error {
 	if len(inputs) == 0 {
 		return nil
 	}
@@ -69,7 +77,7 @@ func Stage(ctx context.Context, dir string, inputs map[string]runner.Source) err
 		if !ok {
 			return &runner.FieldError{Field: "inputFiles", Value: name, Problem: "must be a relative path inside the working directory", Err: runner.ErrInvalidTask}
 		}
-		if err := stageOne(ctx, root, rel, inputs[name], buf); err != nil {
+		if err := stageOne(ctx, root, rel, inputs[name], buf, opts.Shared); err != nil {
 			var pe *fs.PathError
 			if errors.As(err, &pe) && strings.Contains(pe.Err.Error(), "escapes") {
 				return &runner.FieldError{Field: "inputFiles", Value: name, Problem: "goes through a symbolic link out of the working directory", Err: runner.ErrInvalidTask}
@@ -80,10 +88,21 @@ func Stage(ctx context.Context, dir string, inputs map[string]runner.Source) err
 	return nil
 }
 
-func stageOne(ctx context.Context, root *os.Root, rel string, src runner.Source, buf []byte) error {
+func stageOne(ctx context.Context, root *os.Root, rel string, src runner.Source, buf []byte, shared bool) error {
+	dirMode, fileMode := fs.FileMode(0o755), fs.FileMode(0o644)
+	if shared {
+		dirMode, fileMode = 0o777, 0o666
+	}
 	if dir := path.Dir(rel); dir != "." {
-		if err := root.MkdirAll(dir, 0o755); err != nil {
+		if err := root.MkdirAll(dir, dirMode); err != nil {
 			return err
+		}
+		if shared { // MkdirAll's mode is filtered by the umask
+			for d := dir; d != "."; d = path.Dir(d) {
+				if err := root.Chmod(d, dirMode); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	if err := removeFile(root, rel); err != nil {
@@ -94,11 +113,14 @@ func stageOne(ctx context.Context, root *os.Root, rel string, src runner.Source,
 		return err
 	}
 	defer in.Close()
-	out, err := root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	out, err := root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fileMode)
 	if err != nil {
 		return err
 	}
 	_, err = io.CopyBuffer(out, ctxReader{ctx, in}, buf)
+	if err == nil && shared {
+		err = out.Chmod(fileMode)
+	}
 	return errors.Join(err, out.Close())
 }
 

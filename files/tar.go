@@ -24,6 +24,9 @@ type TarOptions struct {
 	// DirMode is the mode of the prefix and extra directories (default
 	// 0o755).
 	DirMode fs.FileMode
+	// Shared makes every directory 0o777 and every file writable by all
+	// (mode | 0o666), for a container user who does not own the files.
+	Shared bool
 }
 
 // WriteTar streams the tree under dir to w as an uncompressed tar:
@@ -35,6 +38,9 @@ func WriteTar(ctx context.Context, w io.Writer, dir string, opts TarOptions) err
 	mode := opts.DirMode
 	if mode == 0 {
 		mode = 0o755
+	}
+	if opts.Shared {
+		mode = 0o777
 	}
 	writeDir := func(name string) error {
 		return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: name + "/", Mode: int64(mode.Perm())})
@@ -83,6 +89,13 @@ func WriteTar(ctx context.Context, w io.Writer, dir string, opts TarOptions) err
 			hdr.Name += "/"
 		}
 		hdr.Mode &= 0o777
+		if opts.Shared {
+			if info.IsDir() {
+				hdr.Mode = 0o777
+			} else if link == "" {
+				hdr.Mode |= 0o666
+			}
+		}
 		hdr.Uname, hdr.Gname = "", ""
 		if err := tw.WriteHeader(hdr); err != nil {
 			return err

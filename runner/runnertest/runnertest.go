@@ -30,6 +30,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,6 +41,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/lading-dev/lading/files"
 	"github.com/lading-dev/lading/runner"
 )
 
@@ -142,6 +145,10 @@ func (s *Suite) Exec(t *testing.T, ctx context.Context, task runner.Task) *Outpu
 		out.Lines = append(out.Lines, l)
 	}
 	out.Result, out.Err = s.cfg.New(t).Run(ctx, task)
+	if task.WorkingDir == "" && out.Result != nil && out.Result.WorkingDir != "" {
+		dir := out.Result.WorkingDir
+		t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	out.Stdout, out.Stderr = stdout.String(), stderr.String()
@@ -168,8 +175,133 @@ func requireExit(t *testing.T, out *Output, code int) {
 	assert.Equal(t, code, out.Result.ExitCode)
 }
 
+// readOutputs returns the content of every collected output file.
+func readOutputs(t *testing.T, res *runner.Result) map[string]string {
+	t.Helper()
+	got := map[string]string{}
+	for rel, p := range res.OutputFiles {
+		require.True(t, filepath.IsAbs(p), "output %s has an absolute path", rel)
+		data, err := os.ReadFile(p)
+		require.NoError(t, err)
+		got[rel] = string(data)
+	}
+	return got
+}
+
 // Cases returns the conformance cases.
 func Cases() []Case {
+	return append(logCases(), fileCases()...)
+}
+
+func fileCases() []Case {
+	return []Case{
+		{"InputAndOutputFiles", func(t *testing.T, s *Suite) {
+			out := s.Exec(t, t.Context(), runner.Task{
+				InputFiles:  map[string]runner.Source{"hello.txt": files.String("Hello World")},
+				OutputFiles: []string{"output.txt"},
+				Commands: []string{
+					"cat hello.txt && echo",
+					"cp {{ workingDir }}/hello.txt {{ workingDir }}/output.txt",
+					"echo 'file' > {{ outputDir }}/file.txt",
+					"mkdir -p {{ outputDir }}/nested && echo 'nested' > {{ outputDir }}/nested/file.txt",
+					`echo '::{"outputs":{"logOutput":"'"$(cat hello.txt)"'"}}::'`,
+				},
+			})
+			require.NoError(t, out.Err)
+			assert.Equal(t, "Hello World", out.Texts(runner.Stdout)[0])
+			assert.Equal(t, "Hello World", out.Result.Outputs["logOutput"])
+			assert.Equal(t, map[string]string{"output.txt": "Hello World", "file.txt": "file\n", "nested/file.txt": "nested\n"}, readOutputs(t, out.Result))
+			assert.DirExists(t, out.Result.WorkingDir)
+		}},
+		{"NestedOutputFiles", func(t *testing.T, s *Suite) {
+			out := s.Exec(t, t.Context(), runner.Task{
+				OutputFiles: []string{"*.xml", "sub/**/*.csv"},
+				Commands:    []string{"printf '1\\n3\\n' > file.xml", "mkdir -p sub/dir", "printf '2\\n' > sub/dir/file.csv", "echo no > other.txt"},
+			})
+			require.NoError(t, out.Err)
+			assert.Equal(t, map[string]string{"file.xml": "1\n3\n", "sub/dir/file.csv": "2\n"}, readOutputs(t, out.Result))
+		}},
+		{"RecursiveGlob", func(t *testing.T, s *Suite) {
+			out := s.Exec(t, t.Context(), runner.Task{
+				InputFiles:  map[string]runner.Source{"test/application.yml": files.String("app: 1\n")},
+				OutputFiles: []string{"out/**"},
+				Commands:    []string{"mkdir -p out", "cp test/application.yml out/bla.yml"},
+			})
+			require.NoError(t, out.Err)
+			assert.Equal(t, map[string]string{"out/bla.yml": "app: 1\n"}, readOutputs(t, out.Result))
+		}},
+		{"OutputFilesAfterFailure", func(t *testing.T, s *Suite) {
+			out := s.Exec(t, t.Context(), runner.Task{
+				OutputFiles: []string{"*.txt"},
+				Commands:    []string{"echo partial > result.txt", "echo more > {{ outputDir }}/log.txt", "exit 1"},
+			})
+			requireExit(t, out, 1)
+			assert.Equal(t, map[string]string{"result.txt": "partial\n", "log.txt": "more\n"}, readOutputs(t, out.Result))
+		}},
+		{"TwoRunsInOneWorkingDir", func(t *testing.T, s *Suite) {
+			dir := t.TempDir()
+			first := s.Exec(t, t.Context(), runner.Task{WorkingDir: dir, OutputFiles: []string{"state.txt"}, Commands: []string{"echo from-first > state.txt"}})
+			require.NoError(t, first.Err)
+			second := s.Exec(t, t.Context(), runner.Task{WorkingDir: dir, Commands: []string{"cat state.txt"}})
+			require.NoError(t, second.Err)
+			assert.Equal(t, []string{"from-first"}, second.Texts(runner.Stdout))
+			assert.Equal(t, dir, second.Result.WorkingDir)
+		}},
+		{"WorkingAndOutputDirEnv", func(t *testing.T, s *Suite) {
+			out := s.Script(t, `[ "$(pwd)" = "$WORKING_DIR" ] && echo cwd-ok`, `[ "{{ workingDir }}" = "$WORKING_DIR" ] && echo wd-ok`,
+				`[ "{{ outputDir }}" = "$OUTPUT_DIR" ] && [ -d "$OUTPUT_DIR" ] && [ -w "$OUTPUT_DIR" ] && echo od-ok`)
+			assert.Equal(t, []string{"cwd-ok", "wd-ok", "od-ok"}, out.Texts(runner.Stdout))
+		}},
+		{"OutputDirDisabled", func(t *testing.T, s *Suite) {
+			out := s.Exec(t, t.Context(), runner.Task{DisableOutputDir: true, Commands: []string{`echo "[${OUTPUT_DIR-unset}]"`}})
+			require.NoError(t, out.Err)
+			assert.Equal(t, []string{"[unset]"}, out.Texts(runner.Stdout))
+			out = s.Exec(t, t.Context(), runner.Task{DisableOutputDir: true, Commands: []string{"echo {{ outputDir }}"}})
+			require.ErrorIs(t, out.Err, runner.ErrInvalidTask)
+		}},
+		{"TemplateVars", func(t *testing.T, s *Suite) {
+			out := s.Exec(t, t.Context(), runner.Task{
+				Vars:     map[string]any{"inputs": map[string]any{"name": "lading", "n": 2}},
+				Env:      map[string]string{"GREETING": "hi {{ inputs.name }}"},
+				Commands: []string{"echo {{ inputs.name }} {{ inputs.n }}", `echo "$GREETING"`},
+			})
+			require.NoError(t, out.Err)
+			assert.Equal(t, []string{"lading 2", "hi lading"}, out.Texts(runner.Stdout))
+		}},
+		{"UndefinedTemplateVariable", func(t *testing.T, s *Suite) {
+			out := s.Exec(t, t.Context(), runner.Task{Commands: []string{"echo safe", "rm -rf {{ workDir }}/"}})
+			require.ErrorIs(t, out.Err, runner.ErrInvalidTask)
+			var fe *runner.FieldError
+			require.ErrorAs(t, out.Err, &fe)
+			assert.Equal(t, "commands[1]", fe.Field)
+			assert.Contains(t, out.Err.Error(), "workDir")
+			assert.Empty(t, out.Lines, "nothing ran")
+		}},
+		{"InputOutsideWorkingDirRefused", func(t *testing.T, s *Suite) {
+			out := s.Exec(t, t.Context(), runner.Task{InputFiles: map[string]runner.Source{"../escape.txt": files.String("x")}, Commands: []string{"true"}})
+			require.ErrorIs(t, out.Err, runner.ErrInvalidTask)
+			var fe *runner.FieldError
+			require.ErrorAs(t, out.Err, &fe)
+			assert.Equal(t, "inputFiles", fe.Field)
+			assert.Equal(t, "../escape.txt", fe.Value)
+		}},
+		{"SymlinksNeverFollowed", func(t *testing.T, s *Suite) {
+			out := s.Exec(t, t.Context(), runner.Task{
+				OutputFiles: []string{"*.txt", "**"},
+				Commands:    []string{"ln -s /etc/passwd passwd.txt", "ln -s /etc {{ outputDir }}/etc", "echo real > real.txt"},
+			})
+			require.NoError(t, out.Err)
+			got := readOutputs(t, out.Result)
+			assert.Equal(t, map[string]string{"real.txt": "real\n"}, got)
+		}},
+		{"NothingAskedNothingCollected", func(t *testing.T, s *Suite) {
+			out := s.Script(t, "echo x > stray.txt")
+			assert.Empty(t, out.Result.OutputFiles)
+		}},
+	}
+}
+
+func logCases() []Case {
 	return []Case{
 		{"HelloWorld", func(t *testing.T, s *Suite) {
 			before := time.Now()

@@ -1,0 +1,144 @@
+package docker_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/client"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lading-dev/lading/docker"
+	"github.com/lading-dev/lading/files"
+	"github.com/lading-dev/lading/internal/testenv"
+	"github.com/lading-dev/lading/runner"
+)
+
+// requireVolumeRemoved fails unless the run's working volume is gone.
+func requireVolumeRemoved(t *testing.T, cli *client.Client, res *runner.Result) {
+	t.Helper()
+	name := "lading-" + details(t, res).RunID
+	_, err := cli.VolumeInspect(context.Background(), name, client.VolumeInspectOptions{})
+	require.Truef(t, cerrdefs.IsNotFound(err), "volume %s still exists (inspect error: %v)", name, err)
+}
+
+func TestNonRootUserWritesItsDirectories(t *testing.T) {
+	for _, strategy := range []docker.FileHandlingStrategy{docker.FileHandlingVolume, docker.FileHandlingMount} {
+		for _, user := range []string{"1000:1000", "nobody", "lading"} {
+			t.Run(string(strategy)+"/"+user, func(t *testing.T) {
+				r, cli := newRunner(t, docker.Config{User: user, FileHandlingStrategy: strategy})
+				res, err := r.Run(t.Context(), runner.Task{
+					Image:       testenv.Image,
+					InputFiles:  map[string]runner.Source{"in/data.txt": files.String("input")},
+					OutputFiles: []string{"*.txt"},
+					Commands: []string{
+						"id -u",
+						"echo changed >> in/data.txt",
+						"cat in/data.txt > result.txt",
+						"echo out > $OUTPUT_DIR/out.txt",
+					},
+				})
+				require.NoError(t, err)
+				t.Cleanup(func() { _ = os.RemoveAll(res.WorkingDir) })
+				got := map[string]string{}
+				for rel, p := range res.OutputFiles {
+					data, err := os.ReadFile(p)
+					require.NoError(t, err)
+					got[rel] = string(data)
+				}
+				assert.Equal(t, map[string]string{"result.txt": "inputchanged\n", "out.txt": "out\n"}, got)
+				if strategy == docker.FileHandlingVolume {
+					requireVolumeRemoved(t, cli, res)
+				}
+			})
+		}
+	}
+}
+
+func TestVolumes(t *testing.T) {
+	t.Run("refused unless the host program enables them", func(t *testing.T) {
+		_, err := docker.New(docker.Config{Volumes: []string{"/etc:/host-etc:ro"}})
+		require.ErrorIs(t, err, runner.ErrInvalidConfig)
+		var fe *runner.FieldError
+		require.ErrorAs(t, err, &fe)
+		assert.Equal(t, "volumes", fe.Field)
+		assert.Contains(t, err.Error(), "VolumesEnabled")
+
+		_, err = docker.ParseConfig([]byte(`{"volumes":["/etc:/host-etc"]}`))
+		require.ErrorIs(t, err, runner.ErrInvalidConfig, "JSON alone cannot enable volumes")
+	})
+	t.Run("bad specs", func(t *testing.T) {
+		for _, v := range []string{"/a", "rel:/b", "/a:rel", "/a:/b:rx", "/a:" + docker.ContainerWorkingDir} {
+			_, err := docker.New(docker.Config{VolumesEnabled: true, Volumes: []string{v}})
+			var fe *runner.FieldError
+			require.ErrorAs(t, err, &fe, v)
+			assert.Equal(t, v, fe.Value)
+		}
+	})
+	t.Run("mounted when enabled", func(t *testing.T) {
+		host := t.TempDir()
+		require.NoError(t, os.WriteFile(filepath.Join(host, "shared.txt"), []byte("from host"), 0o644))
+		r, _ := newRunner(t, docker.Config{VolumesEnabled: true, Volumes: []string{host + ":/shared:ro"}})
+		var out strings.Builder
+		_, err := r.Run(t.Context(), runner.Task{Image: testenv.Image, Stdout: &out,
+			Commands: []string{"cat /shared/shared.txt; echo", "touch /shared/x 2>/dev/null || echo read-only"}})
+		require.NoError(t, err)
+		assert.Equal(t, "from host\nread-only\n", out.String())
+	})
+}
+
+func TestOutputLimits(t *testing.T) {
+	r, _ := newRunner(t, docker.Config{MaxOutputFiles: 3})
+	dir := t.TempDir()
+	res, err := r.Run(t.Context(), runner.Task{
+		Image: testenv.Image, WorkingDir: dir, OutputFiles: []string{"*.dat"},
+		Commands: []string{"for i in 1 2 3 4 5 6; do echo $i > f$i.dat; done"},
+	})
+	require.ErrorIs(t, err, files.ErrLimit)
+	assert.Contains(t, err.Error(), "3 files")
+	require.NotNil(t, res)
+	matches, _ := filepath.Glob(filepath.Join(dir, "*.dat"))
+	assert.Empty(t, matches, "partial output removed")
+}
+
+func TestTempWorkingDirRemovedWhenNothingRan(t *testing.T) {
+	r, _ := newRunner(t, docker.Config{PullPolicy: docker.PullNever})
+	before, _ := filepath.Glob(filepath.Join(os.TempDir(), "lading-*"))
+	_, err := r.Run(t.Context(), runner.Task{Image: "lading-test/absent:x", Commands: []string{"true"},
+		InputFiles: map[string]runner.Source{"a.txt": files.String("a")}})
+	require.ErrorIs(t, err, runner.ErrImageNotFound)
+	after, _ := filepath.Glob(filepath.Join(os.TempDir(), "lading-*"))
+	assert.ElementsMatch(t, before, after, "the temporary working directory was removed")
+}
+
+// TestMountUnseenByEngine runs a test process in a private mount namespace
+// with a tmpfs working directory: the engine cannot see it, and MOUNT must
+// say so.
+func TestMountUnseenByEngine(t *testing.T) {
+	if dir := os.Getenv("LADING_PRIVATE_DIR"); dir != "" {
+		r, _ := newRunner(t, docker.Config{FileHandlingStrategy: docker.FileHandlingMount})
+		_, err := r.Run(t.Context(), runner.Task{Image: testenv.Image, WorkingDir: dir, Commands: []string{"true"}})
+		require.ErrorIs(t, err, runner.ErrInvalidConfig)
+		require.ErrorContains(t, err, "does not see the host directory")
+		require.ErrorContains(t, err, "VOLUME")
+		return
+	}
+	testenv.Engine(t)
+	unshare, err := exec.LookPath("unshare")
+	if err != nil || os.Geteuid() != 0 {
+		t.Skip("needs root and unshare(1) to make a private mount namespace")
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(unshare, "--mount", "--propagation", "private", "sh", "-c",
+		`mount -t tmpfs lading "$LADING_PRIVATE_DIR" && exec "$0" -test.run '^TestMountUnseenByEngine$' -test.count=1 -test.v`, os.Args[0])
+	cmd.Env = append(os.Environ(), "LADING_PRIVATE_DIR="+dir)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	require.Contains(t, string(out), "--- PASS: TestMountUnseenByEngine")
+	t.Logf("in a private mount namespace:\n%s", out)
+}

@@ -1,0 +1,307 @@
+package docker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/client"
+
+	"github.com/lading-dev/lading/files"
+	"github.com/lading-dev/lading/runner"
+	"github.com/lading-dev/lading/template"
+)
+
+// FileHandlingStrategy says how files reach the container and come back.
+type FileHandlingStrategy string
+
+const (
+	// FileHandlingVolume copies the working directory into a labelled named
+	// volume while the container is only created, and copies outputs back
+	// after it has exited. It works with remote engines. It is the default.
+	FileHandlingVolume FileHandlingStrategy = "VOLUME"
+	// FileHandlingMount bind-mounts the host working directory: no copies,
+	// but the engine must see the host's file system.
+	FileHandlingMount FileHandlingStrategy = "MOUNT"
+)
+
+// ContainerWorkingDir is where the working directory is inside the
+// container; {{ workingDir }} and WORKING_DIR name it.
+const ContainerWorkingDir = "/lading/work"
+
+// collectTimeout bounds the copy of output files after the run, which uses a
+// fresh context so that a stopped run still gets its files back.
+const collectTimeout = 10 * time.Minute
+
+// workspace is a run's working directory on the host and in the container.
+type workspace struct {
+	hostDir   string
+	created   bool   // lading made hostDir: the caller owns it only if Run returns a result
+	outputRel string // the output directory relative to hostDir, "" when disabled
+	matcher   *files.Matcher
+	commands  []string
+	env       []string
+}
+
+func (ws *workspace) outputDir() string {
+	if ws.outputRel == "" {
+		return ""
+	}
+	return ContainerWorkingDir + "/" + ws.outputRel
+}
+
+// prepare makes the host working directory, stages the inputs (unless the
+// run resumes a container that has them) and renders the templated fields.
+func (run *run) prepare(ctx context.Context, stage bool) (*workspace, error) {
+	task := &run.task
+	ws := &workspace{hostDir: task.WorkingDir}
+	if !task.DisableOutputDir {
+		ws.outputRel = "outputs-" + run.id
+	}
+	vars := map[string]any{"workingDir": ContainerWorkingDir}
+	for k, v := range task.Vars {
+		vars[k] = v
+	}
+	if ws.outputRel != "" {
+		vars["outputDir"] = ws.outputDir()
+	}
+	var err error
+	if ws.commands, err = template.RenderList("commands", task.Commands, vars); err != nil {
+		return nil, err
+	}
+	globs, err := template.RenderList("outputFiles", task.OutputFiles, vars)
+	if err != nil {
+		return nil, err
+	}
+	if ws.matcher, err = files.NewMatcher(globs); err != nil {
+		return nil, err
+	}
+	for k, v := range task.Env {
+		rendered, err := template.Render(v, vars)
+		if err != nil {
+			return nil, &runner.FieldError{Field: "env." + k, Value: v, Problem: err.Error(), Err: runner.ErrInvalidTask}
+		}
+		ws.env = append(ws.env, k+"="+rendered)
+	}
+	ws.env = append(ws.env, "WORKING_DIR="+ContainerWorkingDir)
+	if ws.outputRel != "" {
+		ws.env = append(ws.env, "OUTPUT_DIR="+ws.outputDir())
+	}
+
+	if ws.hostDir == "" {
+		if ws.hostDir, err = os.MkdirTemp("", "lading-"); err != nil {
+			return nil, fmt.Errorf("docker: make a working directory: %w", err)
+		}
+		ws.created = true
+	} else if err := os.MkdirAll(ws.hostDir, 0o755); err != nil {
+		return nil, fmt.Errorf("docker: working directory: %w", err)
+	}
+	if ws.hostDir, err = filepath.Abs(ws.hostDir); err != nil {
+		return nil, err
+	}
+	if stage {
+		shared := run.r.strategy() == FileHandlingMount && run.r.cfg.User != ""
+		if err := files.Stage(ctx, ws.hostDir, task.InputFiles, files.StageOptions{Shared: shared}); err != nil {
+			ws.discard()
+			return nil, err
+		}
+		if run.r.strategy() == FileHandlingMount && ws.outputRel != "" {
+			if err := os.Mkdir(filepath.Join(ws.hostDir, ws.outputRel), 0o755); err != nil && !os.IsExist(err) {
+				ws.discard()
+				return nil, fmt.Errorf("docker: output directory: %w", err)
+			}
+			if run.r.cfg.User != "" {
+				// A non-root user must be able to write what lading made.
+				_ = os.Chmod(filepath.Join(ws.hostDir, ws.outputRel), 0o777)
+				if ws.created {
+					_ = os.Chmod(ws.hostDir, 0o777)
+				}
+			}
+		}
+	}
+	return ws, nil
+}
+
+// discard removes a working directory lading made, when the run ends
+// without a result to hand it over in.
+func (ws *workspace) discard() {
+	if ws.created {
+		_ = os.RemoveAll(ws.hostDir)
+	}
+}
+
+func (r *Runner) strategy() FileHandlingStrategy {
+	if r.cfg.FileHandlingStrategy == "" {
+		return FileHandlingVolume
+	}
+	return r.cfg.FileHandlingStrategy
+}
+
+func (run *run) volumeName() string { return "lading-" + run.id }
+
+// mounts returns the container's mounts: the working directory (a volume or
+// the host directory) and the configured extra volumes.
+func (run *run) mounts(ws *workspace) ([]mount.Mount, error) {
+	var ms []mount.Mount
+	if run.r.strategy() == FileHandlingMount {
+		ms = append(ms, mount.Mount{Type: mount.TypeBind, Source: ws.hostDir, Target: ContainerWorkingDir})
+	} else {
+		ms = append(ms, mount.Mount{Type: mount.TypeVolume, Source: run.volumeName(), Target: ContainerWorkingDir})
+	}
+	for _, v := range run.r.cfg.Volumes {
+		m, err := parseVolume(v)
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, m)
+	}
+	return ms, nil
+}
+
+// parseVolume parses "/host/path:/container/path[:ro|rw]".
+func parseVolume(v string) (mount.Mount, error) {
+	parts := strings.Split(v, ":")
+	bad := func(problem string) (mount.Mount, error) {
+		return mount.Mount{}, invalidConfig("volumes", v, problem)
+	}
+	if len(parts) < 2 || len(parts) > 3 {
+		return bad(`must be "/host/path:/container/path" with an optional ":ro" or ":rw"`)
+	}
+	if !filepath.IsAbs(parts[0]) || !path.IsAbs(parts[1]) {
+		return bad("both paths must be absolute")
+	}
+	if path.Clean(parts[1]) == ContainerWorkingDir || strings.HasPrefix(path.Clean(parts[1])+"/", ContainerWorkingDir+"/") {
+		return bad("must not mount over the working directory " + ContainerWorkingDir)
+	}
+	m := mount.Mount{Type: mount.TypeBind, Source: parts[0], Target: parts[1]}
+	if len(parts) == 3 {
+		switch parts[2] {
+		case "ro":
+			m.ReadOnly = true
+		case "rw":
+		default:
+			return bad(`the mode must be "ro" or "rw"`)
+		}
+	}
+	return m, nil
+}
+
+// createVolume makes the run's labelled working volume (VOLUME strategy).
+func (run *run) createVolume(ctx context.Context, labels map[string]string) error {
+	_, err := run.r.cli.VolumeCreate(ctx, client.VolumeCreateOptions{Name: run.volumeName(), Labels: labels})
+	if err != nil {
+		// As with containers, the engine may have made it anyway.
+		return errors.Join(engineError(run.r, "create volume", err), run.removeVolume())
+	}
+	return nil
+}
+
+// removeVolume removes the run's volume on a fresh, bounded context.
+func (run *run) removeVolume() error {
+	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+	defer cancel()
+	_, err := run.r.cli.VolumeRemove(ctx, run.volumeName(), client.VolumeRemoveOptions{Force: true})
+	if err == nil || cerrdefs.IsNotFound(err) {
+		return nil
+	}
+	return engineError(run.r, "remove volume "+run.volumeName(), err)
+}
+
+// copyIn copies the host working directory into the created container's
+// working volume (VOLUME strategy). The engine writes the files as root; when
+// the script runs as another user, directories are made writable by all and
+// files readable and writable by all, so that user can work there (the
+// engine's own ownership mapping only knows user names in the image's
+// passwd file, not "uid:gid"). With MOUNT it checks instead that the engine
+// sees the host directory.
+func (run *run) copyIn(ctx context.Context, ws *workspace) error {
+	if run.r.strategy() == FileHandlingMount {
+		return run.checkMount(ctx, ws)
+	}
+	run.event(runner.StageStaging, ws.hostDir)
+	pr, pw := io.Pipe()
+	go func() {
+		var extra []string
+		if ws.outputRel != "" {
+			extra = []string{ws.outputRel}
+		}
+		pw.CloseWithError(files.WriteTar(ctx, pw, ws.hostDir, files.TarOptions{Prefix: path.Base(ContainerWorkingDir) + "/", ExtraDirs: extra, Shared: run.r.cfg.User != ""}))
+	}()
+	_, err := run.r.cli.CopyToContainer(ctx, run.containerID, client.CopyToContainerOptions{
+		DestinationPath: path.Dir(ContainerWorkingDir),
+		Content:         pr,
+	})
+	pr.CloseWithError(err) // unblocks the writer if the engine stopped reading
+	if err != nil {
+		return engineError(run.r, "copy input files into the container", err)
+	}
+	return nil
+}
+
+// checkMount fails clearly when the engine cannot see the host working
+// directory (a remote engine, or one in another mount namespace): a marker
+// file written on the host must show in the created container.
+func (run *run) checkMount(ctx context.Context, ws *workspace) error {
+	marker := ".lading-mount-" + run.id
+	if err := os.WriteFile(filepath.Join(ws.hostDir, marker), nil, 0o644); err != nil {
+		return fmt.Errorf("docker: MOUNT check: %w", err)
+	}
+	defer os.Remove(filepath.Join(ws.hostDir, marker))
+	_, err := run.r.cli.ContainerStatPath(ctx, run.containerID, client.ContainerStatPathOptions{Path: ContainerWorkingDir + "/" + marker})
+	if cerrdefs.IsNotFound(err) {
+		return &runner.FieldError{Field: "fileHandlingStrategy", Value: string(FileHandlingMount),
+			Problem: fmt.Sprintf("the engine does not see the host directory %s (is it remote, or in another mount namespace?); use VOLUME", ws.hostDir),
+			Err:     runner.ErrInvalidConfig}
+	}
+	if err != nil {
+		return engineError(run.r, "check the mounted working directory", err)
+	}
+	return nil
+}
+
+// collect brings the output files back into the host working directory
+// (VOLUME) and lists them in res. It copies only what was asked: the output
+// directory, and the working directory when there are output globs.
+func (run *run) collect(ctx context.Context, ws *workspace, res *runner.Result) error {
+	res.WorkingDir = ws.hostDir
+	if run.r.strategy() == FileHandlingVolume && (!ws.matcher.Empty() || ws.outputRel != "") {
+		run.event(runner.StageCollecting, ws.hostDir)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), collectTimeout)
+		defer cancel()
+		src, opts := ws.outputDir(), files.ExtractOptions{}
+		if !ws.matcher.Empty() {
+			src = ContainerWorkingDir
+			opts.StripPrefix = path.Base(ContainerWorkingDir) + "/"
+			opts.Keep = func(rel string) bool {
+				return ws.matcher.Match(rel) || (ws.outputRel != "" && strings.HasPrefix(rel, ws.outputRel+"/"))
+			}
+		}
+		opts.MaxBytes, opts.MaxFiles = run.r.cfg.MaxOutputBytes, run.r.cfg.MaxOutputFiles
+		copied, err := run.r.cli.CopyFromContainer(ctx, run.containerID, client.CopyFromContainerOptions{SourcePath: src})
+		if err != nil {
+			return engineError(run.r, "copy output files from the container", err)
+		}
+		stats, err := files.Extract(ctx, copied.Content, ws.hostDir, opts)
+		copied.Content.Close()
+		for _, s := range stats.Skipped {
+			res.Warnings = append(res.Warnings, "output "+s)
+		}
+		if err != nil {
+			return fmt.Errorf("docker: collect output files: %w", err)
+		}
+	}
+	out, err := files.Collect(ws.hostDir, ws.matcher, ws.outputRel)
+	if err != nil {
+		return err
+	}
+	res.OutputFiles = out
+	return nil
+}
