@@ -47,11 +47,22 @@ func requireRemoved(t *testing.T, cli *client.Client, id string) {
 	require.Truef(t, cerrdefs.IsNotFound(err), "container %s still exists (inspect error: %v)", id, err)
 }
 
-// removeAfter force-removes a container the test keeps on purpose.
+// removeAfter force-removes a container the test keeps on purpose, and its
+// working volume.
 func removeAfter(t *testing.T, cli *client.Client, id string) {
 	t.Helper()
 	t.Cleanup(func() {
-		_, _ = cli.ContainerRemove(context.Background(), id, client.ContainerRemoveOptions{Force: true})
+		ctx := context.Background()
+		inspected, err := cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+		_, _ = cli.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true})
+		if err != nil {
+			return
+		}
+		for _, m := range inspected.Container.Mounts {
+			if strings.HasPrefix(m.Name, "lading-") {
+				_, _ = cli.VolumeRemove(ctx, m.Name, client.VolumeRemoveOptions{Force: true})
+			}
+		}
 	})
 }
 
