@@ -11,6 +11,8 @@ import (
 	"github.com/docker/go-connections/nat"
 	"github.com/docker/go-units"
 
+	"github.com/lading-dev/lading/cpu"
+	"github.com/lading-dev/lading/memory"
 	"github.com/lading-dev/lading/runner"
 )
 
@@ -86,6 +88,22 @@ type Config struct {
 	// ShmSize is the size of /dev/shm, e.g. "64m" or "1g" (binary units).
 	// Empty means the engine's default (64 MiB).
 	ShmSize string `json:"shmSize,omitempty"`
+
+	// CPU limits the CPUs the container may use: {"cpus": 1.5} or
+	// {"cpus": "500m"}. A limit above the engine's CPU count fails the run.
+	CPU cpu.Config `json:"cpu,omitzero"`
+
+	// Memory limits memory and swap (see package memory). With memory set
+	// and memorySwap unset, the container gets no swap beyond its memory.
+	Memory memory.Config `json:"memory,omitzero"`
+
+	// PidsLimit caps the processes and threads in the container; zero
+	// means the engine's default (no limit).
+	PidsLimit int64 `json:"pidsLimit,omitempty"`
+
+	// Init runs an init process as PID 1 (the engine's --init) that reaps
+	// zombies and forwards signals to the script.
+	Init bool `json:"init,omitempty"`
 
 	// DeviceRequests asks device drivers for devices (GPUs).
 	DeviceRequests []DeviceRequest `json:"deviceRequests,omitempty"`
@@ -219,6 +237,15 @@ func (c *Config) Validate() error {
 	}
 	if _, err := portBindings(c.PortBindings); err != nil {
 		return err
+	}
+	if err := c.CPU.Validate(0); err != nil {
+		return err
+	}
+	if err := c.Memory.Validate(); err != nil {
+		return err
+	}
+	if c.PidsLimit < 0 {
+		return invalidConfig("pidsLimit", fmt.Sprint(c.PidsLimit), "must not be negative (0 means no limit)")
 	}
 	if _, err := shmSize(c.ShmSize); err != nil {
 		return err

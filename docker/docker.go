@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -54,6 +55,8 @@ type Runner struct {
 	slots    chan struct{}     // nil: no limit
 	owner    map[string]string // labels naming this process, for Prune
 	platform *ocispec.Platform // nil: the engine's own
+	ncpuOnce sync.Once
+	ncpu     int // the engine's CPU count, 0 until known
 }
 
 var _ runner.Runner = (*Runner)(nil)
@@ -91,6 +94,9 @@ func New(cfg Config) (*Runner, error) {
 	}
 	r := &Runner{cfg: cfg, cli: cli, log: log, owner: ownerLabels()}
 	r.platform, _ = parsePlatform(cfg.Platform) // validated above
+	for _, w := range cfg.Memory.Warnings() {
+		log.Warn(w)
+	}
 	if cfg.MaxConcurrency > 0 {
 		r.slots = make(chan struct{}, cfg.MaxConcurrency)
 	}
@@ -179,6 +185,9 @@ func (r *Runner) Run(ctx context.Context, task runner.Task) (res *runner.Result,
 		}
 		res, err = run.start(ctx)
 	}
+	if res != nil {
+		res.Warnings = append(res.Warnings, r.cfg.Memory.Warnings()...)
+	}
 	if res != nil && r.cfg.waits() {
 		err = errors.Join(err, run.collect(ctx, ws, res))
 	}
@@ -250,14 +259,18 @@ func (run *run) create(ctx context.Context, ws *workspace) error {
 			return err
 		}
 	}
+	if err := run.r.checkCPUs(ctx); err != nil {
+		return err
+	}
 	hostCfg := &container.HostConfig{
+		Init:         initFlag(cfg.Init),
 		Mounts:       mounts,
 		NetworkMode:  container.NetworkMode(cfg.NetworkMode),
 		ExtraHosts:   cfg.ExtraHosts,
 		Privileged:   cfg.Privileged,
 		ShmSize:      shm,
 		PortBindings: network.PortMap{},
-		Resources:    container.Resources{DeviceRequests: deviceRequests(cfg.DeviceRequests)},
+		Resources:    run.r.resources(),
 	}
 	exposed := network.PortSet{}
 	for port, bindings := range ports {
@@ -465,6 +478,46 @@ func (run *run) remove() error {
 		return nil // removal already in progress
 	}
 	return engineError(run.r, "remove container "+run.containerID, err)
+}
+
+// resources returns the container's limits from the configuration.
+func (r *Runner) resources() container.Resources {
+	mem := r.cfg.Memory.Limits()
+	res := container.Resources{
+		NanoCPUs:          r.cfg.CPU.CPUs.NanoCPUs(),
+		Memory:            mem.Memory,
+		MemorySwap:        mem.MemorySwap,
+		MemoryReservation: mem.MemoryReservation,
+		MemorySwappiness:  mem.MemorySwappiness,
+		OomKillDisable:    mem.OOMKillDisable,
+		DeviceRequests:    deviceRequests(r.cfg.DeviceRequests),
+	}
+	if r.cfg.PidsLimit > 0 {
+		res.PidsLimit = &r.cfg.PidsLimit
+	}
+	return res
+}
+
+// checkCPUs fails when the CPU limit is above what the engine has. The
+// engine's count is asked once per Runner.
+func (r *Runner) checkCPUs(ctx context.Context) error {
+	if r.cfg.CPU.CPUs == 0 {
+		return nil
+	}
+	r.ncpuOnce.Do(func() {
+		info, err := r.cli.Info(ctx, client.InfoOptions{})
+		if err == nil {
+			r.ncpu = info.Info.NCPU
+		}
+	})
+	return r.cfg.CPU.Validate(r.ncpu)
+}
+
+func initFlag(b bool) *bool {
+	if !b {
+		return nil
+	}
+	return &b
 }
 
 func deviceRequests(in []DeviceRequest) []container.DeviceRequest {
