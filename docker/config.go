@@ -3,6 +3,7 @@ package docker
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"github.com/docker/go-units"
 
 	"github.com/lading-dev/lading/cpu"
+	"github.com/lading-dev/lading/credentials"
 	"github.com/lading-dev/lading/memory"
 	"github.com/lading-dev/lading/runner"
 )
@@ -62,6 +64,17 @@ type Config struct {
 	// Platform selects the image variant to pull and run, e.g.
 	// "linux/amd64" or "linux/arm64/v8". Empty means the engine's own.
 	Platform string `json:"platform,omitempty"`
+
+	// Credentials are explicit registry credentials (Kestra's block); they
+	// win over any docker config. See package credentials.
+	Credentials *credentials.Credentials `json:"credentials,omitempty"`
+
+	// DockerConfig is a docker config.json, inline (a JSON object in JSON,
+	// or a string starting with "{") or as a path, for credHelpers,
+	// credsStore and auths (Kestra's config property). DOCKER_AUTH_CONFIG
+	// and $DOCKER_CONFIG/config.json (or ~/.docker/config.json) are read
+	// after it.
+	DockerConfig DockerConfig `json:"config,omitempty"`
 
 	// EntryPoint replaces the image's entrypoint. Nil means Kestra's default
 	// [""]: the entrypoint is cleared and the interpreter runs directly. To
@@ -238,6 +251,16 @@ func (c *Config) Validate() error {
 	if _, err := portBindings(c.PortBindings); err != nil {
 		return err
 	}
+	if c.Credentials != nil {
+		if err := c.Credentials.Validate(); err != nil {
+			return err
+		}
+	}
+	if c.DockerConfig != "" {
+		if _, err := credentials.LoadConfig(string(c.DockerConfig)); err != nil {
+			return &runner.FieldError{Field: "config", Value: "<redacted>", Problem: err.Error(), Err: runner.ErrInvalidConfig}
+		}
+	}
 	if err := c.CPU.Validate(0); err != nil {
 		return err
 	}
@@ -347,4 +370,31 @@ func portBindings(specs []string) (nat.PortMap, error) {
 		}
 	}
 	return out, nil
+}
+
+// DockerConfig is a docker config.json given inline or as a path. In JSON it
+// is either an object (the config itself) or a string (inline JSON or a
+// path).
+type DockerConfig string
+
+// UnmarshalJSON accepts an object or a string.
+func (d *DockerConfig) UnmarshalJSON(b []byte) error {
+	if t := bytes.TrimSpace(b); len(t) > 0 && t[0] == '{' {
+		*d = DockerConfig(t)
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return errors.New("config: must be a docker config object, inline JSON or a path")
+	}
+	*d = DockerConfig(s)
+	return nil
+}
+
+// String hides an inline config, which holds secrets.
+func (d DockerConfig) String() string {
+	if strings.HasPrefix(strings.TrimSpace(string(d)), "{") {
+		return "<inline docker config>"
+	}
+	return string(d)
 }

@@ -83,6 +83,13 @@ func TestConfigErrorsNameFieldAndValue(t *testing.T) {
 		{"negative grace", `{"killGracePeriod":"-5s"}`, "killGracePeriod", "-5s"},
 		{"reserved label", `{"labels":{"dev.lading.run":"x"}}`, "labels", "dev.lading.run"},
 		{"max concurrency", `{"maxConcurrency":-1}`, "maxConcurrency", "-1"},
+		{"docker config not JSON", `{"config":"{not json"}`, "config", "<redacted>"},
+		{"docker config missing file", `{"config":"/nonexistent/config.json"}`, "config", "<redacted>"},
+		{"credentials auth", `{"credentials":{"auth":"***"}}`, "credentials.auth", "<redacted>"},
+		{"file strategy", `{"fileHandlingStrategy":"COPY"}`, "fileHandlingStrategy", "COPY"},
+		{"platform", `{"platform":"linux"}`, "platform", "linux"},
+		{"cpu", `{"cpu":{"cpus":-1}}`, "cpu.cpus", "-1"},
+		{"memory", `{"memory":{"memory":"1k"}}`, "memory.memory", "1024"},
 		{"stop signal", `{"stopSignal":"SIG TERM"}`, "stopSignal", "SIG TERM"},
 	}
 	for _, tt := range tests {

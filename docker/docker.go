@@ -24,6 +24,7 @@ import (
 	"github.com/moby/moby/client"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/lading-dev/lading/credentials"
 	"github.com/lading-dev/lading/internal/logs"
 	"github.com/lading-dev/lading/runner"
 )
@@ -55,6 +56,7 @@ type Runner struct {
 	slots    chan struct{}     // nil: no limit
 	owner    map[string]string // labels naming this process, for Prune
 	platform *ocispec.Platform // nil: the engine's own
+	resolver credentials.Resolver
 	ncpuOnce sync.Once
 	ncpu     int // the engine's CPU count, 0 until known
 }
@@ -94,6 +96,10 @@ func New(cfg Config) (*Runner, error) {
 	}
 	r := &Runner{cfg: cfg, cli: cli, log: log, owner: ownerLabels()}
 	r.platform, _ = parsePlatform(cfg.Platform) // validated above
+	r.resolver.Explicit = cfg.Credentials
+	if cfg.DockerConfig != "" {
+		r.resolver.Config, _ = credentials.LoadConfig(string(cfg.DockerConfig)) // validated above
+	}
 	for _, w := range cfg.Memory.Warnings() {
 		log.Warn(w)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/moby/moby/client"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/lading-dev/lading/credentials"
 	"github.com/lading-dev/lading/runner"
 )
 
@@ -61,9 +62,17 @@ func (r *Runner) pull(ctx context.Context, run *run, image string) error {
 	if retries == 0 {
 		retries = DefaultPullRetries
 	}
-	var err error
+	auth, err := r.resolver.Resolve(ctx, image)
+	if err != nil {
+		return fmt.Errorf("docker: pull %s: %w", image, err)
+	}
+	header, err := auth.Header()
+	if err != nil {
+		return fmt.Errorf("docker: pull %s: encode credentials for %s: %w", image, auth.Registry(), err)
+	}
+	run.log.Debug("pull credentials", "auth", auth)
 	for attempt := 0; ; attempt++ {
-		err = r.pullOnce(ctx, run, image)
+		err = r.pullOnce(ctx, run, image, auth, header)
 		if err == nil || attempt >= retries || !transient(err) || ctx.Err() != nil {
 			break
 		}
@@ -80,7 +89,7 @@ func (r *Runner) pull(ctx context.Context, run *run, image string) error {
 
 // pullOnce runs one pull and reads its progress stream to the end: the
 // engine reports most failures inside the stream, not in the status.
-func (r *Runner) pullOnce(ctx context.Context, run *run, image string) error {
+func (r *Runner) pullOnce(ctx context.Context, run *run, image string, auth credentials.Auth, header string) error {
 	stall := time.Duration(r.cfg.PullStallTimeout)
 	if stall == 0 {
 		stall = DefaultPullStallTimeout
@@ -90,22 +99,22 @@ func (r *Runner) pullOnce(ctx context.Context, run *run, image string) error {
 	watchdog := time.AfterFunc(stall, func() { cancel(errPullStalled) })
 	defer watchdog.Stop()
 
-	opts := client.ImagePullOptions{}
+	opts := client.ImagePullOptions{RegistryAuth: header}
 	if p := r.platform; p != nil {
 		opts.Platforms = []ocispec.Platform{*p}
 	}
 	resp, err := r.cli.ImagePull(ctx, image, opts)
 	if err != nil {
-		return r.pullError(ctx, image, err, stall)
+		return r.pullError(ctx, image, auth, err, stall)
 	}
 	defer resp.Close()
 	for msg, err := range resp.JSONMessages(ctx) {
 		if err != nil {
-			return r.pullError(ctx, image, err, stall)
+			return r.pullError(ctx, image, auth, err, stall)
 		}
 		watchdog.Reset(stall)
 		if msg.Error != nil {
-			return r.pullError(ctx, image, streamError(msg.Error), stall)
+			return r.pullError(ctx, image, auth, streamError(msg.Error), stall)
 		}
 		if run.task.OnPull != nil && msg.Status != "" {
 			p := runner.PullProgress{Layer: msg.ID, Status: msg.Status}
@@ -134,7 +143,7 @@ func streamError(e *jsonstream.Error) error {
 }
 
 // pullError classifies a pull failure.
-func (r *Runner) pullError(ctx context.Context, image string, err error, stall time.Duration) error {
+func (r *Runner) pullError(ctx context.Context, image string, auth credentials.Auth, err error, stall time.Duration) error {
 	msg := strings.ToLower(err.Error())
 	switch {
 	case errors.Is(context.Cause(ctx), errPullStalled):
@@ -145,7 +154,11 @@ func (r *Runner) pullError(ctx context.Context, image string, err error, stall t
 		return engineError(r, "pull "+image, err)
 	case cerrdefs.IsUnauthorized(err) || cerrdefs.IsPermissionDenied(err) ||
 		strings.Contains(msg, "unauthorized") || strings.Contains(msg, "authentication required") || strings.Contains(msg, "no basic auth credentials"):
-		return fmt.Errorf("docker: pull %s: %w: the registry refused the credentials (or needs some): %w", image, runner.ErrUnauthorized, err)
+		how := "no credentials were found for it"
+		if !auth.IsZero() {
+			how = "it refused the credentials from " + auth.Source()
+		}
+		return fmt.Errorf("docker: pull %s: %w by registry %s: %s: %w", image, runner.ErrUnauthorized, auth.Registry(), how, err)
 	case cerrdefs.IsNotFound(err) || looksNotFound(msg):
 		return fmt.Errorf("docker: pull %s: %w: %w", image, runner.ErrImageNotFound, err)
 	}

@@ -44,14 +44,14 @@ func NewRegistry(t testing.TB) *Registry {
 	reg := &Registry{Username: "lading", Password: "s3cret-" + fmt.Sprint(time.Now().UnixNano()), released: make(chan struct{})}
 	inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if reg.failNext.Load() > 0 && reg.failNext.Add(-1) >= 0 {
-			http.Error(w, "injected failure", http.StatusServiceUnavailable)
-			return
-		}
 		user, pass, ok := req.BasicAuth()
 		if !ok || user != reg.Username || pass != reg.Password {
 			w.Header().Set("WWW-Authenticate", `Basic realm="lading-test"`)
 			http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`, http.StatusUnauthorized)
+			return
+		}
+		if strings.Contains(req.URL.Path, "/manifests/") && reg.failNext.Load() > 0 && reg.failNext.Add(-1) >= 0 {
+			http.Error(w, "injected failure", http.StatusServiceUnavailable)
 			return
 		}
 		if _, ref, ok := strings.Cut(req.URL.Path, "/manifests/"); ok && !strings.HasPrefix(ref, "sha256:") &&
@@ -83,7 +83,8 @@ func NewRegistry(t testing.TB) *Registry {
 // manifest (a GET or HEAD by tag) with valid credentials since the last Push: once per pull.
 func (r *Registry) ManifestGets() int64 { return r.manifestGets.Load() }
 
-// FailNext makes the next n requests fail with 503 Service Unavailable.
+// FailNext makes the next n manifest requests (with valid credentials) fail
+// with 503 Service Unavailable.
 func (r *Registry) FailNext(n int64) { r.failNext.Store(n) }
 
 // Stall makes blob downloads hang until the test ends.
@@ -95,15 +96,17 @@ func (r *Registry) Auth() string {
 	return base64.URLEncoding.EncodeToString(b)
 }
 
-// Push tags the test image as <host>/<repo>:<tag>, pushes it, and removes the
-// local tag so the engine has to pull it. It returns the reference.
+// Push builds a test image with a layer of its own as <host>/<repo>:<tag>,
+// pushes it, and removes it from the engine, so the engine has to pull it,
+// layer and all. It returns the reference.
 func (r *Registry) Push(t testing.TB, cli *client.Client, repo, tag string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	ref := r.Host + "/" + repo + ":" + tag
-	_, err := cli.ImageTag(ctx, client.ImageTagOptions{Source: Image, Target: ref})
-	require.NoError(t, err)
+	// A layer of its own, 4 MiB: after the removal below the engine has to
+	// download it, so pulls show progress and can stall.
+	require.NoError(t, ImportUniqueImage(ctx, cli, ref, 4<<20))
 	resp, err := cli.ImagePush(ctx, ref, client.ImagePushOptions{RegistryAuth: r.Auth()})
 	require.NoError(t, err)
 	require.NoError(t, resp.Wait(ctx), "push %s", ref)

@@ -10,6 +10,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/rand"
 	"fmt"
 	"io"
 	"os"
@@ -79,7 +80,20 @@ func BuildImage(ctx context.Context, cli *client.Client) error {
 // changes (for example `ENTRYPOINT ["/bin/echo"]`) applied after the default
 // PATH and CMD.
 func ImportImage(ctx context.Context, cli *client.Client, name string, changes ...string) error {
-	rootfs, err := Rootfs()
+	return importRootfs(ctx, cli, name, nil, changes...)
+}
+
+// ImportUniqueImage imports the test root filesystem plus a file of size
+// random bytes as name: its layer is shared with no other image, so once
+// the image is removed the engine must download the layer again.
+func ImportUniqueImage(ctx context.Context, cli *client.Client, name string, size int) error {
+	extra := make([]byte, size)
+	_, _ = rand.Read(extra)
+	return importRootfs(ctx, cli, name, extra)
+}
+
+func importRootfs(ctx context.Context, cli *client.Client, name string, extra []byte, changes ...string) error {
+	rootfs, err := Rootfs(extra)
 	if err != nil {
 		return err
 	}
@@ -96,8 +110,9 @@ func ImportImage(ctx context.Context, cli *client.Client, name string, changes .
 	return nil
 }
 
-// Rootfs returns the test image's root filesystem as an uncompressed tar.
-func Rootfs() ([]byte, error) {
+// Rootfs returns the test image's root filesystem as an uncompressed tar,
+// with /unique holding extra when it is not nil.
+func Rootfs(extra []byte) ([]byte, error) {
 	bin, err := os.ReadFile(BusyboxPath)
 	if err != nil {
 		return nil, fmt.Errorf("read %s (install Debian's busybox-static): %w", BusyboxPath, err)
@@ -141,6 +156,11 @@ func Rootfs() ([]byte, error) {
 	files := map[string]string{
 		"etc/passwd": "root:x:0:0:root:/root:/bin/sh\nlading:x:1000:1000:lading:/home/lading:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
 		"etc/group":  "root:x:0:\nlading:x:1000:\nnogroup:x:65534:\n",
+	}
+	if extra != nil {
+		if err := file("unique", 0o644, extra); err != nil {
+			return nil, err
+		}
 	}
 	for _, name := range []string{"etc/passwd", "etc/group"} {
 		if err := file(name, 0o644, []byte(files[name])); err != nil {
