@@ -26,6 +26,7 @@ import (
 
 	"github.com/lading-dev/lading/credentials"
 	"github.com/lading-dev/lading/internal/logs"
+	"github.com/lading-dev/lading/internal/mask"
 	"github.com/lading-dev/lading/runner"
 )
 
@@ -144,6 +145,21 @@ func (r *Runner) Run(ctx context.Context, task runner.Task) (res *runner.Result,
 	}
 
 	run := &run{r: r, task: task, id: newRunID()}
+	if len(task.Secrets) > 0 {
+		values := make([]string, 0, len(task.Secrets))
+		for _, v := range task.Secrets {
+			values = append(values, v)
+		}
+		run.mask = mask.New(values...)
+		defer func() {
+			err = run.mask.Error(err)
+			if res != nil {
+				for i, w := range res.Warnings {
+					res.Warnings[i] = run.mask.String(w)
+				}
+			}
+		}()
+	}
 	run.log = r.log.With("run", run.id, "image", task.Image)
 	if task.ID != "" {
 		run.log = run.log.With("task", task.ID)
@@ -216,6 +232,7 @@ func stopped(ctx context.Context, err error) error {
 // run is the state of one Run call.
 type run struct {
 	r           *Runner
+	mask        *mask.Masker // nil when the task has no secrets
 	task        runner.Task
 	id          string
 	log         *slog.Logger
@@ -226,6 +243,7 @@ func (run *run) name() string { return "lading-" + run.id }
 
 // event reports a stage to the task's OnEvent and the debug log.
 func (run *run) event(stage runner.Stage, detail string) {
+	detail = run.mask.String(detail)
 	run.log.Debug(string(stage), "detail", detail)
 	if run.task.OnEvent != nil {
 		run.task.OnEvent(runner.Event{Stage: stage, Time: time.Now(), Detail: detail})
@@ -374,7 +392,7 @@ func (run *run) follow(ctx, following context.Context, res *runner.Result, strea
 	wait client.ContainerWaitResult, start func() error) (*runner.Result, error) {
 	cli := run.r.cli
 	id := run.containerID
-	sink := logs.New(run.task.Stdout, run.task.Stderr, run.task.OnLine)
+	sink := logs.New(run.task.Stdout, run.task.Stderr, run.task.OnLine, run.mask)
 	drained := make(chan error, 1)
 	go func() {
 		_, err := stdcopy.StdCopy(sink.Writer(runner.Stdout), sink.Writer(runner.Stderr), stream)

@@ -167,3 +167,17 @@ func TestMaxConcurrency(t *testing.T) {
 		<-done
 	})
 }
+
+func TestSecretsMaskedInErrors(t *testing.T) {
+	r, _ := newRunner(t, docker.Config{})
+	_, err := r.Run(t.Context(), runner.Task{Image: testenv.Image, Secrets: map[string]string{"PW": "hunter2-err"},
+		Commands: []string{"curl -u admin:hunter2-err {{ undefinedHost }}"}})
+	require.ErrorIs(t, err, runner.ErrInvalidTask, "matching still works on a masked error")
+	assert.NotContains(t, err.Error(), "hunter2-err")
+	assert.Contains(t, err.Error(), "admin:****")
+
+	_, err = r.Run(t.Context(), runner.Task{Image: testenv.Image, Env: map[string]string{"PW": "x"}, Secrets: map[string]string{"PW": "y"}, Commands: []string{"true"}})
+	var fe *runner.FieldError
+	require.ErrorAs(t, err, &fe)
+	assert.Equal(t, "secrets", fe.Field)
+}

@@ -91,6 +91,9 @@ func (run *run) prepare(ctx context.Context, stage bool) (*workspace, error) {
 		}
 		ws.env = append(ws.env, k+"="+rendered)
 	}
+	for k, v := range task.Secrets {
+		ws.env = append(ws.env, k+"="+v)
+	}
 	ws.env = append(ws.env, "WORKING_DIR="+ContainerWorkingDir)
 	if ws.outputRel != "" {
 		ws.env = append(ws.env, "OUTPUT_DIR="+ws.outputDir())

@@ -55,6 +55,14 @@ type Task struct {
 	// Env holds environment variables for the script, on top of the image's.
 	Env map[string]string
 
+	// Secrets are environment variables for the script whose values are
+	// masked ("****") in everything the runner hands back: lines, the bytes
+	// passed to Stdout and Stderr, outputs, metrics, warnings and errors,
+	// also when split across writes, spread over lines, or base64- or
+	// URL-encoded. Their values are not templates. A name may not be in
+	// both Env and Secrets.
+	Secrets map[string]string
+
 	// WorkingDir is the host directory that holds what goes in and what
 	// comes back. Empty means a fresh temporary directory, which the caller
 	// owns (it is in [Result.WorkingDir]) and removes when done. Two runs
@@ -168,6 +176,14 @@ func (t Task) Validate() error {
 	for name, src := range t.InputFiles {
 		if src == nil {
 			return invalidTask("inputFiles", name, "has no source")
+		}
+	}
+	for k := range t.Secrets {
+		if k == "" || strings.ContainsAny(k, "=\x00") {
+			return invalidTask("secrets", k, "a variable name must be non-empty and contain no '=' or NUL")
+		}
+		if _, ok := t.Env[k]; ok {
+			return invalidTask("secrets", k, "is also in env")
 		}
 	}
 	if t.Timeout < 0 {

@@ -15,6 +15,12 @@
 // default_if_none filter. Conditions in {% if %} may name undefined
 // variables, which are false there, as in Django.
 //
+// # Shell syntax
+//
+// The shell's ${#name} (a string's length) stays as written, although {#
+// opens a template comment. Any other literal {{, {% or {# is written
+// {{ "{{" }} or inside {% verbatim %}...{% endverbatim %}.
+//
 // # Sandbox
 //
 // Templates come from workflow authors, not from the host program, so the
@@ -34,6 +40,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -61,6 +68,9 @@ func Render(s string, vars map[string]any) (out string, err error) {
 	if !strings.Contains(s, "{{") && !strings.Contains(s, "{%") && !strings.Contains(s, "{#") {
 		return s, nil
 	}
+	// The shell's ${#name} (a length) would open a template comment: keep
+	// it literal.
+	s = strings.ReplaceAll(s, "${#", `${{ "{#" }}`)
 	if err := checkDefined(s, vars); err != nil {
 		return "", err
 	}
@@ -96,6 +106,7 @@ func (refuseLoader) Get(path string) (io.Reader, error) {
 // checkDefined fails on the first variable path used in a {{ ... }}
 // expression that vars does not define.
 func checkDefined(s string, vars map[string]any) error {
+	s = unrendered.ReplaceAllString(s, "")
 	bound := boundNames(s)
 	for _, expr := range blocks(s, "{{", "}}") {
 		if hasDefaultFilter(expr) {
@@ -117,6 +128,10 @@ func checkDefined(s string, vars map[string]any) error {
 	}
 	return nil
 }
+
+// unrendered matches what pongo2 does not evaluate: verbatim blocks and
+// comments.
+var unrendered = regexp.MustCompile(`(?s)\{%-?\s*verbatim\s*-?%\}.*?\{%-?\s*endverbatim\s*-?%\}|\{#.*?#\}`)
 
 // blocks returns the text between each open and close delimiter pair.
 func blocks(s, open, close string) []string {

@@ -32,6 +32,9 @@ func TestRender(t *testing.T) {
 		{"echo '{{ \"literal\" }}'", "echo 'literal'"},
 		{"{{ outputDir }}/{{ 'a' }}", "/work/out/a"},
 		{"echo ${HOME} {not a template}", "echo ${HOME} {not a template}"},
+		{"[ ${#TOKEN} -eq 3 ] && echo {{ workingDir }}", "[ ${#TOKEN} -eq 3 ] && echo /work"},
+		{"echo ${#A} ${#B}", "echo ${#A} ${#B}"},
+		{"{% verbatim %}{{ raw }}{% endverbatim %}", "{{ raw }}"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lading-dev/lading/internal/mask"
 	"github.com/lading-dev/lading/runner"
 )
 
@@ -29,6 +30,7 @@ const MaxLineBytes = 1 << 20
 type Sink struct {
 	mu      sync.Mutex
 	onLine  func(runner.Line)
+	mask    *mask.Masker
 	now     func() time.Time
 	outputs map[string]any
 	metrics []runner.Metric
@@ -37,9 +39,10 @@ type Sink struct {
 }
 
 // New returns a Sink that passes lines on to stdout, stderr and onLine; any of
-// them may be nil.
-func New(stdout, stderr io.Writer, onLine func(runner.Line)) *Sink {
-	s := &Sink{onLine: onLine, now: time.Now, outputs: map[string]any{}}
+// them may be nil. With a non-nil masker, secrets are masked in everything
+// the Sink passes on or gathers.
+func New(stdout, stderr io.Writer, onLine func(runner.Line), masker *mask.Masker) *Sink {
+	s := &Sink{onLine: onLine, mask: masker, now: time.Now, outputs: map[string]any{}}
 	s.streams[0] = streamWriter{sink: s, stream: runner.Stdout, out: stdout}
 	s.streams[1] = streamWriter{sink: s, stream: runner.Stderr, out: stderr}
 	return s
@@ -78,6 +81,23 @@ func (s *Sink) Fill(res *runner.Result) {
 	defer s.mu.Unlock()
 	res.Outputs = s.outputs
 	res.Metrics = s.metrics
+	if s.mask != nil {
+		res.Outputs, _ = s.mask.Value(s.outputs).(map[string]any)
+		for i, m := range s.metrics {
+			m.Name = s.mask.String(m.Name)
+			if m.Tags != nil {
+				tags := make(map[string]string, len(m.Tags))
+				for k, v := range m.Tags {
+					tags[s.mask.String(k)] = s.mask.String(v)
+				}
+				m.Tags = tags
+			}
+			res.Metrics[i] = m
+		}
+		for i, w := range s.warns {
+			s.warns[i] = s.mask.String(w)
+		}
+	}
 	res.Warnings = append(res.Warnings, s.warns...)
 	res.StdoutLines = s.streams[0].lines
 	res.StderrLines = s.streams[1].lines
@@ -161,8 +181,23 @@ func (w *streamWriter) buffer(p []byte) {
 // emit handles one line: line is its text, raw the bytes to pass on.
 func (w *streamWriter) emit(line, raw []byte) {
 	w.lines++
-	w.pass(raw)
 	s := w.sink
+	if s.mask != nil {
+		// Secrets are masked line by line: a secret split across writes or
+		// frames is whole here. Outputs are parsed from the unmasked line
+		// and masked when gathered, so the JSON stays valid.
+		if masked := s.mask.String(string(raw)); masked != string(raw) {
+			w.pass([]byte(masked))
+			if s.onLine != nil {
+				s.onLine(runner.Line{Stream: w.stream, Text: s.mask.String(string(line)), Time: s.now()})
+			}
+			if body, ok := marker(line); ok {
+				s.parse(w.stream, body)
+			}
+			return
+		}
+	}
+	w.pass(raw)
 	if s.onLine != nil {
 		s.onLine(runner.Line{Stream: w.stream, Text: string(line), Time: s.now()})
 	}
@@ -217,7 +252,7 @@ func (s *Sink) parse(stream runner.Stream, body []byte) {
 			if level == "" {
 				level = "INFO"
 			}
-			s.onLine(runner.Line{Stream: stream, Text: l.Message, Time: s.now(), Level: level})
+			s.onLine(runner.Line{Stream: stream, Text: s.mask.String(l.Message), Time: s.now(), Level: level})
 		}
 	}
 }

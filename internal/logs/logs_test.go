@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/lading-dev/lading/internal/mask"
 	"github.com/lading-dev/lading/runner"
 )
 
@@ -18,7 +19,7 @@ func feed(t *testing.T, chunks ...string) ([]runner.Line, string, *runner.Result
 	t.Helper()
 	var lines []runner.Line
 	var out bytes.Buffer
-	s := New(&out, nil, func(l runner.Line) { lines = append(lines, l) })
+	s := New(&out, nil, func(l runner.Line) { lines = append(lines, l) }, nil)
 	w := s.Writer(runner.Stdout)
 	for _, c := range chunks {
 		n, err := w.Write([]byte(c))
@@ -108,7 +109,7 @@ func TestOutputs(t *testing.T) {
 
 func TestStreamsKeptApart(t *testing.T) {
 	var out, errb bytes.Buffer
-	s := New(&out, &errb, nil)
+	s := New(&out, &errb, nil, nil)
 	_, _ = s.Writer(runner.Stdout).Write([]byte("o1\no"))
 	_, _ = s.Writer(runner.Stderr).Write([]byte("e1\ne"))
 	_, _ = s.Writer(runner.Stdout).Write([]byte("2\n"))
@@ -130,7 +131,7 @@ func (f *failWriter) Write(p []byte) (int, error) {
 
 func TestWriterErrorKeepsDraining(t *testing.T) {
 	fw := &failWriter{}
-	s := New(fw, nil, nil)
+	s := New(fw, nil, nil, nil)
 	w := s.Writer(runner.Stdout)
 	for range 3 {
 		_, err := w.Write([]byte("x\n"))
@@ -151,7 +152,7 @@ func FuzzSplit(f *testing.F) {
 		size := int(step%16) + 1
 		var got bytes.Buffer
 		var lines int
-		s := New(&got, nil, func(runner.Line) { lines++ })
+		s := New(&got, nil, func(runner.Line) { lines++ }, nil)
 		w := s.Writer(runner.Stdout)
 		for i := 0; i < len(data); i += size {
 			_, _ = w.Write(data[i:min(i+size, len(data))])
@@ -162,7 +163,7 @@ func FuzzSplit(f *testing.F) {
 		}
 		// The line count must not depend on how the stream was chunked.
 		var whole int
-		s2 := New(nil, nil, func(runner.Line) { whole++ })
+		s2 := New(nil, nil, func(runner.Line) { whole++ }, nil)
 		_, _ = s2.Writer(runner.Stdout).Write(data)
 		_ = s2.Close()
 		if whole != lines {
@@ -175,7 +176,39 @@ func BenchmarkSplit(b *testing.B) {
 	line := strings.Repeat("y", 99) + "\n"
 	chunk := []byte(strings.Repeat(line, 32*1024/len(line)))
 	b.SetBytes(int64(len(chunk)))
-	s := New(io.Discard, nil, func(runner.Line) {})
+	s := New(io.Discard, nil, func(runner.Line) {}, nil)
+	w := s.Writer(runner.Stdout)
+	for b.Loop() {
+		_, _ = w.Write(chunk)
+	}
+}
+
+func TestMasking(t *testing.T) {
+	var out bytes.Buffer
+	var lines []runner.Line
+	s := New(&out, nil, func(l runner.Line) { lines = append(lines, l) }, mask.New("hunter2"))
+	w := s.Writer(runner.Stdout)
+	for _, chunk := range []string{"pass=hun", "ter2\n", `::{"outputs":{"pw":"hunter2","ok":1},"logs":[{"message":"is hunter2"}]}::` + "\n", `::{"metrics":[{"name":"hunter2","value":1,"tags":{"t":"hunter2"}}]}::` + "\n"} {
+		_, _ = w.Write([]byte(chunk))
+	}
+	require.NoError(t, s.Close())
+	res := &runner.Result{}
+	s.Fill(res)
+	assert.NotContains(t, out.String(), "hunter2")
+	assert.Contains(t, out.String(), "pass=****\n")
+	for _, l := range lines {
+		assert.NotContains(t, l.Text, "hunter2")
+	}
+	assert.Equal(t, map[string]any{"pw": "****", "ok": float64(1)}, res.Outputs)
+	assert.Equal(t, "****", res.Metrics[0].Name)
+	assert.Equal(t, map[string]string{"t": "****"}, res.Metrics[0].Tags)
+}
+
+func BenchmarkSplitMasked(b *testing.B) {
+	line := strings.Repeat("y", 99) + "\n"
+	chunk := []byte(strings.Repeat(line, 32*1024/len(line)))
+	b.SetBytes(int64(len(chunk)))
+	s := New(io.Discard, nil, func(runner.Line) {}, mask.New("hunter2hunter2", "ghp_0123456789abcdef", "p@ss word"))
 	w := s.Writer(runner.Stdout)
 	for b.Loop() {
 		_, _ = w.Write(chunk)

@@ -303,6 +303,36 @@ func fileCases() []Case {
 
 func logCases() []Case {
 	return []Case{
+		{"SecretsMasked", func(t *testing.T, s *Suite) {
+			const secret = "hunter2-lading-Secret"
+			out := s.Exec(t, t.Context(), runner.Task{
+				Secrets: map[string]string{"TOKEN": secret},
+				Commands: []string{
+					`echo "token=$TOKEN"`,
+					`printf 'split: hunter2-la'; printf 'ding-Secret\n'`,
+					`echo "$TOKEN" >&2`,
+					`printf '%s' "$TOKEN" | base64`,
+					`echo "b64url: $(printf '%s' "$TOKEN" | base64 | tr '+/' '-_')"`,
+					`echo '::{"outputs":{"leak":"'"$TOKEN"'"}}::'`,
+					`[ ${#TOKEN} -eq 21 ] && echo length-ok`,
+				},
+			})
+			require.NoError(t, out.Err)
+			all := out.Stdout + out.Stderr
+			for _, l := range out.Lines {
+				all += l.Text
+			}
+			for _, v := range out.Result.Outputs {
+				all += fmt.Sprint(v)
+			}
+			assert.NotContains(t, all, secret)
+			assert.NotContains(t, all, "aHVudGVyMi1sYWRpbmctU2VjcmV0", "base64 form")
+			assert.Contains(t, out.Texts(runner.Stdout), "token=****")
+			assert.Contains(t, out.Texts(runner.Stdout), "split: ****")
+			assert.Contains(t, out.Texts(runner.Stdout), "length-ok", "the script sees the real value")
+			assert.Equal(t, "****", out.Result.Outputs["leak"])
+			assert.Equal(t, "****\n", out.Stderr)
+		}},
 		{"HelloWorld", func(t *testing.T, s *Suite) {
 			before := time.Now()
 			out := s.Script(t, "echo 'Hello World'")
