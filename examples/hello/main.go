@@ -50,6 +50,7 @@ func run(image string) error {
 	if err != nil && !errors.As(err, &exit) {
 		return err
 	}
+	defer os.RemoveAll(res.WorkingDir) // nothing in it is needed here
 	fmt.Printf("exit code: %d\n", res.ExitCode)
 	fmt.Printf("outputs:   %v\n", res.Outputs)
 	fmt.Printf("lines:     %d stdout, %d stderr, in %s\n", res.StdoutLines, res.StderrLines, res.Duration().Round(1e6))
