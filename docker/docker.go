@@ -314,7 +314,12 @@ func (run *run) create(ctx context.Context, ws *workspace) error {
 		}
 	}
 	run.event(runner.StageCreating, run.name())
-	created, err := run.r.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
+	// The create is not cancelled half-way: a cancelled request can leave a
+	// container the engine finishes creating after lading looked for it.
+	// Cancellation is honoured once the engine has answered.
+	createCtx, cancelCreate := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancelCreate()
+	created, err := run.r.cli.ContainerCreate(createCtx, client.ContainerCreateOptions{
 		Name: run.name(),
 		Config: &container.Config{
 			Image:        run.task.Image,
@@ -333,11 +338,14 @@ func (run *run) create(ctx context.Context, ws *workspace) error {
 	})
 	if err != nil {
 		// The engine may have created the container although the call
-		// failed (a cancelled request, a lost reply): remove it by name.
+		// failed (a lost reply): remove it by name.
 		run.containerID = run.name()
 		return errors.Join(engineError(run.r, "create container", err), run.remove())
 	}
 	run.containerID = created.ID
+	if ctx.Err() != nil {
+		return errors.Join(context.Cause(ctx), run.remove())
+	}
 	for _, w := range created.Warnings {
 		run.log.Warn("engine warning", "warning", w)
 	}

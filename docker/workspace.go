@@ -199,10 +199,15 @@ func parseVolume(v string) (mount.Mount, error) {
 
 // createVolume makes the run's labelled working volume (VOLUME strategy).
 func (run *run) createVolume(ctx context.Context, labels map[string]string) error {
-	_, err := run.r.cli.VolumeCreate(ctx, client.VolumeCreateOptions{Name: run.volumeName(), Labels: labels})
+	// Not cancelled half-way, as with containers (see create).
+	createCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	_, err := run.r.cli.VolumeCreate(createCtx, client.VolumeCreateOptions{Name: run.volumeName(), Labels: labels})
 	if err != nil {
-		// As with containers, the engine may have made it anyway.
 		return errors.Join(engineError(run.r, "create volume", err), run.removeVolume())
+	}
+	if ctx.Err() != nil {
+		return errors.Join(context.Cause(ctx), run.removeVolume())
 	}
 	return nil
 }

@@ -1,0 +1,189 @@
+package docker_test
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lading-dev/lading/docker"
+	"github.com/lading-dev/lading/files"
+	"github.com/lading-dev/lading/internal/testenv"
+	"github.com/lading-dev/lading/runner"
+)
+
+var soakRuns = flag.Int("soak", 40, "runs in TestSoak (go test ./docker -run TestSoak -soak 500 for a long soak)")
+
+func TestCancelAtEveryStage(t *testing.T) {
+	for _, stage := range []runner.Stage{runner.StageCreating, runner.StageStaging, runner.StageRunning, runner.StageCollecting} {
+		t.Run(string(stage), func(t *testing.T) {
+			r, cli := newRunner(t, docker.Config{})
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			dir := t.TempDir()
+			start := time.Now()
+			res, err := r.Run(ctx, runner.Task{
+				Image: testenv.Image, WorkingDir: dir, ID: "cancel-" + string(stage),
+				InputFiles:  map[string]runner.Source{"in.txt": files.String("in")},
+				OutputFiles: []string{"out.txt"},
+				Commands:    []string{"echo out > out.txt", "sleep 1"},
+				OnEvent: func(e runner.Event) {
+					if e.Stage == stage {
+						cancel()
+					}
+				},
+			})
+			if stage == runner.StageCollecting {
+				// As with os/exec, a cancel after the script exited does not
+				// undo the run: its files are collected on a fresh context.
+				require.NoError(t, err)
+			} else {
+				require.ErrorIs(t, err, context.Canceled)
+			}
+			assert.Less(t, time.Since(start), 20*time.Second)
+			list, lerr := cli.ContainerList(t.Context(), client.ContainerListOptions{All: true,
+				Filters: make(client.Filters).Add("label", docker.LabelTask+"=cancel-"+string(stage))})
+			require.NoError(t, lerr)
+			assert.Empty(t, list.Items, "no container left")
+			if stage == runner.StageCollecting {
+				require.NotNil(t, res)
+				assert.FileExists(t, filepath.Join(dir, "out.txt"), "files produced before the cancel come back")
+			}
+		})
+	}
+}
+
+// socketProxy forwards a unix socket to the engine's, until stop cuts every
+// connection, as an engine that goes away would.
+func socketProxy(t *testing.T) (host string, stop func()) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "engine.sock")
+	l, err := net.Listen("unix", path)
+	require.NoError(t, err)
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("unix", "/var/run/docker.sock")
+			if err != nil {
+				c.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, c, up)
+			mu.Unlock()
+			go func() { _, _ = io.Copy(up, c) }()
+			go func() { _, _ = io.Copy(c, up) }()
+		}
+	}()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			l.Close()
+			mu.Lock()
+			defer mu.Unlock()
+			for _, c := range conns {
+				c.Close()
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return "unix://" + path, stop
+}
+
+func TestEngineDisappearsMidRun(t *testing.T) {
+	testenv.Engine(t)
+	if os.Getenv("DOCKER_HOST") != "" {
+		t.Skip("the proxy forwards to /var/run/docker.sock")
+	}
+	host, stop := socketProxy(t)
+	r, err := docker.New(docker.Config{Host: host, Labels: map[string]string{"lading.test": "disappear-" + strconv.Itoa(os.Getpid())}})
+	require.NoError(t, err)
+	defer r.Close()
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.Run(context.Background(), runner.Task{Image: testenv.Image, Commands: []string{"echo up", "sleep 2"},
+			OnLine: func(runner.Line) { stop() }})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		require.Error(t, err)
+		assert.True(t, errors.Is(err, runner.ErrEngineUnreachable), "the error says the engine is gone: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("Run hung after the engine went away")
+	}
+
+	// What the run could not clean up, the sweep does once the container
+	// has exited.
+	sweeper, cli := newRunner(t, docker.Config{})
+	scope := map[string]string{"lading.test": "disappear-" + strconv.Itoa(os.Getpid())}
+	require.Eventually(t, func() bool {
+		_, err := sweeper.Prune(t.Context(), docker.PruneOptions{Labels: scope})
+		require.NoError(t, err)
+		list, err := cli.ContainerList(t.Context(), client.ContainerListOptions{All: true, Filters: make(client.Filters).Add("label", "lading.test="+scope["lading.test"])})
+		require.NoError(t, err)
+		vols, err := cli.VolumeList(t.Context(), client.VolumeListOptions{Filters: make(client.Filters).Add("label", "lading.test="+scope["lading.test"])})
+		require.NoError(t, err)
+		return len(list.Items) == 0 && len(vols.Items) == 0
+	}, 30*time.Second, 500*time.Millisecond, "the sweep removed the container and its volume")
+}
+
+// TestSoak runs many tasks, 8 at a time, cancelling each at a random point,
+// and relies on TestMain to find anything left behind.
+func TestSoak(t *testing.T) {
+	r, _ := newRunner(t, docker.Config{MaxConcurrency: 8})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	outcomes := map[string]int{}
+	for i := range *soakRuns {
+		wg.Go(func() {
+			// Cancel at a random point once the run has its slot: during
+			// create, staging, the script or collection.
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			var once sync.Once
+			res, err := r.Run(ctx, runner.Task{Image: testenv.Image, ID: "soak-" + strconv.Itoa(i),
+				OnEvent: func(runner.Event) {
+					once.Do(func() { time.AfterFunc(time.Duration(rand.IntN(2500))*time.Millisecond, cancel) })
+				},
+				InputFiles:  map[string]runner.Source{"in.txt": files.String("x")},
+				OutputFiles: []string{"*.txt"},
+				Commands:    []string{"cat in.txt > out.txt", "sleep 0.$((RANDOM % 10))"}})
+			if res != nil && res.WorkingDir != "" {
+				_ = os.RemoveAll(res.WorkingDir)
+			}
+			kind := "ok"
+			switch {
+			case errors.Is(err, context.Canceled):
+				kind = "cancelled"
+			case err != nil:
+				kind = "error: " + err.Error()
+			}
+			mu.Lock()
+			outcomes[kind]++
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	t.Logf("%d runs: %v", *soakRuns, outcomes)
+	for kind := range outcomes {
+		assert.Contains(t, []string{"ok", "cancelled"}, kind)
+	}
+}
