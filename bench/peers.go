@@ -84,7 +84,9 @@ func rawTrivial(cfg config) (measurement, error) {
 }
 
 func cliTrivial(cfg config) (measurement, error) {
-	s, err := timeIt(cfg.N, func() error { return exec.Command("docker", "run", "--rm", "--entrypoint", "", cfg.Image, "true").Run() })
+	s, err := timeIt(cfg.N, func() error {
+		return exec.Command("docker", "run", "--rm", "--entrypoint", "", cfg.Image, "true").Run()
+	})
 	return measurement{Samples: s}, err
 }
 
@@ -316,7 +318,9 @@ func ladingIn(cfg config, strategy docker.FileHandlingStrategy) (measurement, er
 func ladingFilesInVolume(cfg config) (measurement, error) {
 	return ladingIn(cfg, docker.FileHandlingVolume)
 }
-func ladingFilesInMount(cfg config) (measurement, error) { return ladingIn(cfg, docker.FileHandlingMount) }
+func ladingFilesInMount(cfg config) (measurement, error) {
+	return ladingIn(cfg, docker.FileHandlingMount)
+}
 
 func rawFilesIn(cfg config) (measurement, error) {
 	cli := newRaw()
