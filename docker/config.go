@@ -127,8 +127,10 @@ type Config struct {
 
 	// Wait waits for the container to exit. Nil means true. With false, Run
 	// returns as soon as the container has started: the Result holds the
-	// container id in its [Details] and nothing else; logs, outputs and
-	// files are not collected and the container is not deleted.
+	// container id in its [Details] and the working directory, nothing
+	// else; logs, outputs and files are not collected, and the container
+	// and its working volume are not deleted ([Runner.Prune] sweeps them
+	// once the container has exited).
 	Wait *bool `json:"wait,omitempty"`
 
 	// FileHandlingStrategy is VOLUME (default) or MOUNT; see

@@ -203,11 +203,18 @@ func (r *Runner) Run(ctx context.Context, task runner.Task) (res *runner.Result,
 		res, err = run.reattach(ctx)
 	} else {
 		if err := run.copyIn(ctx, ws); err != nil {
+			if !cleanup { // nothing else removes what never started
+				err = errors.Join(err, run.remove())
+				if r.strategy() == FileHandlingVolume {
+					err = errors.Join(err, run.removeVolume())
+				}
+			}
 			return nil, stopped(ctx, err)
 		}
 		res, err = run.start(ctx)
 	}
 	if res != nil {
+		res.WorkingDir = ws.hostDir
 		res.Warnings = append(res.Warnings, r.cfg.Memory.Warnings()...)
 	}
 	if res != nil && r.cfg.waits() {

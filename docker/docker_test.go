@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -159,6 +160,8 @@ func TestWaitFalseReturnsAtOnce(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, inspected.Container.State.Running, "the container is still running")
 	assert.Zero(t, res.StdoutLines, "no logs are read with wait: false")
+	assert.DirExists(t, res.WorkingDir, "the temporary working directory is handed over")
+	t.Cleanup(func() { _ = os.RemoveAll(res.WorkingDir) })
 }
 
 func TestEntryPoint(t *testing.T) {
