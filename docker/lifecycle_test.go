@@ -2,6 +2,7 @@ package docker_test
 
 import (
 	"context"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -108,16 +109,23 @@ func TestKillGracePeriod(t *testing.T) {
 
 func TestEventsInOrder(t *testing.T) {
 	r, _ := newRunner(t, docker.Config{})
-	var stages []runner.Stage
-	_, err := r.Run(t.Context(), runner.Task{
-		Image: testenv.Image, Commands: []string{"true"},
-		OnEvent: func(e runner.Event) {
-			assert.False(t, e.Time.IsZero())
-			stages = append(stages, e.Stage)
-		},
-	})
-	require.NoError(t, err)
-	assert.Equal(t, []runner.Stage{runner.StageCreating, runner.StageStaging, runner.StageRunning, runner.StageCollecting, runner.StageCleaning}, stages)
+	stagesOf := func(commands ...string) []runner.Stage {
+		var stages []runner.Stage
+		res, err := r.Run(t.Context(), runner.Task{
+			Image: testenv.Image, Commands: commands,
+			OnEvent: func(e runner.Event) {
+				assert.False(t, e.Time.IsZero())
+				stages = append(stages, e.Stage)
+			},
+		})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = os.RemoveAll(res.WorkingDir) })
+		return stages
+	}
+	assert.Equal(t, []runner.Stage{runner.StageCreating, runner.StageStaging, runner.StageRunning, runner.StageCollecting, runner.StageCleaning},
+		stagesOf(`echo x > "$OUTPUT_DIR/x"`))
+	assert.Equal(t, []runner.Stage{runner.StageCreating, runner.StageStaging, runner.StageRunning, runner.StageCleaning},
+		stagesOf("true"), "an output directory nothing was written into is not copied back")
 }
 
 func TestMaxConcurrency(t *testing.T) {

@@ -37,6 +37,12 @@ const (
 // container; {{ workingDir }} and WORKING_DIR name it.
 const ContainerWorkingDir = "/lading/work"
 
+// untouched is the modification time the output directory is created with
+// under VOLUME: if it still has it after the run, nothing was written into
+// it, and the copy-out (an archive call costing tens of milliseconds) is
+// skipped.
+var untouched = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
 // collectTimeout bounds the copy of output files after the run, which uses a
 // fresh context so that a stopped run still gets its files back.
 const collectTimeout = 10 * time.Minute
@@ -241,7 +247,7 @@ func (run *run) copyIn(ctx context.Context, ws *workspace) error {
 		if ws.outputRel != "" {
 			extra = []string{ws.outputRel}
 		}
-		pw.CloseWithError(files.WriteTar(ctx, pw, ws.hostDir, files.TarOptions{Prefix: path.Base(ContainerWorkingDir) + "/", ExtraDirs: extra, Shared: run.r.cfg.User != ""}))
+		pw.CloseWithError(files.WriteTar(ctx, pw, ws.hostDir, files.TarOptions{Prefix: path.Base(ContainerWorkingDir) + "/", ExtraDirs: extra, DirModTime: untouched, Shared: run.r.cfg.User != ""}))
 	}()
 	_, err := run.r.cli.CopyToContainer(ctx, run.containerID, client.CopyToContainerOptions{
 		DestinationPath: path.Dir(ContainerWorkingDir),
@@ -280,7 +286,7 @@ func (run *run) checkMount(ctx context.Context, ws *workspace) error {
 // directory, and the working directory when there are output globs.
 func (run *run) collect(ctx context.Context, ws *workspace, res *runner.Result) error {
 	res.WorkingDir = ws.hostDir
-	if run.r.strategy() == FileHandlingVolume && (!ws.matcher.Empty() || ws.outputRel != "") {
+	if run.r.strategy() == FileHandlingVolume && (!ws.matcher.Empty() || (ws.outputRel != "" && run.outputDirWritten(ctx, ws))) {
 		run.event(runner.StageCollecting, ws.hostDir)
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), collectTimeout)
 		defer cancel()
@@ -312,4 +318,15 @@ func (run *run) collect(ctx context.Context, ws *workspace, res *runner.Result) 
 	}
 	res.OutputFiles = out
 	return nil
+}
+
+// outputDirWritten reports whether the script may have written into the
+// output directory: true unless the directory still has the modification
+// time it was created with (adding or removing an entry changes it). Any
+// doubt, an error included, answers true, so no output is ever skipped.
+func (run *run) outputDirWritten(ctx context.Context, ws *workspace) bool {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	st, err := run.r.cli.ContainerStatPath(ctx, run.containerID, client.ContainerStatPathOptions{Path: ws.outputDir()})
+	return err != nil || !st.Stat.Mtime.Equal(untouched)
 }

@@ -11,6 +11,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // TarOptions shapes the tar [WriteTar] writes.
@@ -24,6 +25,10 @@ type TarOptions struct {
 	// DirMode is the mode of the prefix and extra directories (default
 	// 0o755).
 	DirMode fs.FileMode
+	// DirModTime, when set, is the modification time of the prefix and
+	// extra directories, so a caller can tell later whether anything was
+	// written into them.
+	DirModTime time.Time
 	// Shared makes every directory 0o777 and every file writable by all
 	// (mode | 0o666), for a container user who does not own the files.
 	Shared bool
@@ -43,7 +48,7 @@ func WriteTar(ctx context.Context, w io.Writer, dir string, opts TarOptions) err
 		mode = 0o777
 	}
 	writeDir := func(name string) error {
-		return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: name + "/", Mode: int64(mode.Perm())})
+		return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: name + "/", Mode: int64(mode.Perm()), ModTime: opts.DirModTime})
 	}
 	if p := strings.TrimSuffix(opts.Prefix, "/"); p != "" {
 		if err := writeDir(p); err != nil {
