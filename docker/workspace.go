@@ -290,11 +290,11 @@ func (run *run) collect(ctx context.Context, ws *workspace, res *runner.Result) 
 		run.event(runner.StageCollecting, ws.hostDir)
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), collectTimeout)
 		defer cancel()
-		src, opts := ws.outputDir(), files.ExtractOptions{}
+		src, opts := ws.outputDir(), files.ExtractOptions{Overwrite: true}
 		if !ws.matcher.Empty() {
 			src = ContainerWorkingDir
 			opts.StripPrefix = path.Base(ContainerWorkingDir) + "/"
-			opts.Keep = func(rel string) bool {
+			opts.Filter = func(rel string) bool {
 				return ws.matcher.Match(rel) || (ws.outputRel != "" && strings.HasPrefix(rel, ws.outputRel+"/"))
 			}
 		}

@@ -9,27 +9,32 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/lading-dev/lading/runner"
 )
 
-var errNotRegular = errors.New("not a regular file")
-
-// copyBufferSize is the buffer every copy uses: large enough to keep disk and
-// socket busy, small enough to stay far below the memory targets.
+// copyBufferSize is the size of the one buffer each call copies through:
+// large enough to keep a disk or a socket busy, small enough to stay far
+// below any memory budget.
 const copyBufferSize = 1 << 20
 
-// LocalPath cleans a relative path given by a user or a tar entry and
-// reports whether it stays inside its directory: not absolute, no "..", not
-// empty. It returns the path with forward slashes.
+// maxNameLen bounds the length of a path Stage or Extract accepts (Linux's
+// PATH_MAX), so that a hostile name cannot make thousands of directories.
+const maxNameLen = 4096
+
+// LocalPath cleans name, a relative path given by a user or a tar entry, and
+// reports whether it is safe to use inside a directory: not empty, not
+// absolute, no ".." element (split at "/" and at "\", so "..\x" is refused on
+// every platform), no NUL, at most 4096 bytes, and local by
+// [filepath.IsLocal] once cleaned. It returns the cleaned path with forward
+// slashes ("./a//b" gives "a/b").
 func LocalPath(name string) (string, bool) {
-	name = strings.ReplaceAll(name, "\\", "/")
-	if name == "" || strings.HasPrefix(name, "/") {
+	if name == "" || len(name) > maxNameLen || strings.ContainsRune(name, 0) || name[0] == '/' || name[0] == '\\' {
 		return "", false
 	}
-	for _, part := range strings.Split(name, "/") {
+	for part := range strings.FieldsFuncSeq(name, func(r rune) bool { return r == '/' || r == '\\' }) {
 		if part == ".." {
 			return "", false
 		}
@@ -41,54 +46,127 @@ func LocalPath(name string) (string, bool) {
 	return clean, true
 }
 
-// StageOptions controls [Stage].
+// StageOptions changes how [Stage] writes. The zero value is the default.
 type StageOptions struct {
 	// Shared makes the directories Stage creates writable by all (0o777)
-	// and the files readable and writable by all (0o666), for a container
-	// user who does not own them (a bind-mounted working directory).
+	// and the files it writes readable and writable by all (0o666), for a
+	// container user who does not own them (a bind-mounted working
+	// directory). Otherwise directories are 0o755 and files 0o644, less
+	// the umask.
 	Shared bool
 }
 
-// Stage writes each input into dir, creating nested directories; an
-// existing file of the same name is replaced. Keys are paths relative to
-// dir; a key that is empty, absolute, contains "..", or would go through a
-// symbolic link out of dir is refused with a [*runner.FieldError] matching
-// [runner.ErrInvalidTask]. Contents are streamed.
-func Stage(ctx context.Context, dir string, inputs map[string]runner.Source, opts StageOptions) error {
+// Stage writes each input into the host directory dir, which must exist.
+// Keys are paths relative to dir with forward slashes ("a.txt",
+// "test/application.yml"); nested directories are created. A file or
+// symbolic link already at a key is removed and the file created anew
+// (never written through), so two runs can share a working directory.
+//
+// Every key is checked before anything is written. A key that is empty,
+// absolute, ends in "/", contains a ".." element or NUL, is not
+// [filepath.IsLocal], names the same file as another key (as "a" and "./a"
+// do), or is a file that another key puts a file under, is refused with a
+// [*runner.FieldError] for "inputFiles" with the key as Value, matching
+// [runner.ErrInvalidTask]. So is a key that leads through a symbolic link
+// out of dir, or names a directory there; all writes go through an
+// [os.Root] opened on dir, so nothing is ever written outside it.
+//
+// Inputs are written in the order of their keys, each streamed through one
+// 1 MiB buffer; ctx is checked between files and during each copy. On error,
+// the inputs already written stay (and a partly written one is removed).
+// opts is optional: at most one StageOptions.
+func Stage(ctx context.Context, dir string, inputs map[string]Source, opts ...StageOptions) error {
+	var o StageOptions
+	switch len(opts) {
+	case 0:
+	case 1:
+		o = opts[0]
+	default:
+		return errors.New("files: Stage takes at most one StageOptions")
+	}
 	if len(inputs) == 0 {
 		return nil
 	}
+	keys := make([]string, 0, len(inputs))
+	for key := range inputs {
+		keys = append(keys, key)
+	}
+	slices.Sort(keys)
+
+	rels := make(map[string]string, len(keys)) // cleaned path -> key
+	for _, key := range keys {
+		rel, problem := stageKey(key)
+		if problem == "" && inputs[key] == nil {
+			problem = "has no source"
+		}
+		if other, dup := rels[rel]; problem == "" && dup {
+			problem = fmt.Sprintf("names the same file as %q", other)
+		}
+		if problem != "" {
+			return invalidInput(key, problem)
+		}
+		rels[rel] = key
+	}
+	for _, key := range keys {
+		rel, _ := LocalPath(key)
+		for d := path.Dir(rel); d != "."; d = path.Dir(d) {
+			if other, ok := rels[d]; ok {
+				return invalidInput(other, fmt.Sprintf("is a file, but %q puts a file under it", key))
+			}
+		}
+	}
+
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return fmt.Errorf("files: open working directory: %w", err)
 	}
 	defer root.Close()
-	names := make([]string, 0, len(inputs))
-	for name := range inputs {
-		names = append(names, name)
-	}
-	sort.Strings(names)
 	buf := make([]byte, copyBufferSize)
-	for _, name := range names {
+	for _, key := range keys {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		rel, ok := LocalPath(name)
-		if !ok {
-			return &runner.FieldError{Field: "inputFiles", Value: name, Problem: "must be a relative path inside the working directory", Err: runner.ErrInvalidTask}
-		}
-		if err := stageOne(ctx, root, rel, inputs[name], buf, opts.Shared); err != nil {
-			var pe *fs.PathError
-			if errors.As(err, &pe) && strings.Contains(pe.Err.Error(), "escapes") {
-				return &runner.FieldError{Field: "inputFiles", Value: name, Problem: "goes through a symbolic link out of the working directory", Err: runner.ErrInvalidTask}
+		rel, _ := LocalPath(key)
+		if err := stageOne(ctx, root, key, rel, inputs[key], buf, o.Shared); err != nil {
+			var fe *runner.FieldError
+			switch {
+			case errors.As(err, &fe):
+				return err
+			case throughEscapingLink(root, rel):
+				return invalidInput(key, "leads through a symbolic link out of the working directory")
 			}
-			return fmt.Errorf("files: stage input %q: %w", name, err)
+			return fmt.Errorf("files: stage input %q: %w", key, err)
 		}
 	}
 	return nil
 }
 
-func stageOne(ctx context.Context, root *os.Root, rel string, src runner.Source, buf []byte, shared bool) error {
+// stageKey cleans an input key, or says what is wrong with it.
+func stageKey(key string) (rel, problem string) {
+	switch {
+	case key == "":
+		return "", "must not be empty"
+	case strings.HasPrefix(key, "/") || strings.HasPrefix(key, `\`) || filepath.IsAbs(key):
+		return "", "must be relative to the working directory, not absolute"
+	case strings.ContainsRune(key, 0):
+		return "", "must not contain NUL"
+	case strings.HasSuffix(key, "/"):
+		return "", "must name a file, not a directory"
+	case len(key) > maxNameLen:
+		return "", fmt.Sprintf("is longer than %d bytes", maxNameLen)
+	}
+	rel, ok := LocalPath(key)
+	if !ok {
+		return "", `must stay inside the working directory (no ".." element)`
+	}
+	return rel, ""
+}
+
+func invalidInput(key, problem string) error {
+	return &runner.FieldError{Field: "inputFiles", Value: key, Problem: problem, Err: runner.ErrInvalidTask}
+}
+
+func stageOne(ctx context.Context, root *os.Root, key, rel string, src Source, buf []byte, shared bool) error {
 	dirMode, fileMode := fs.FileMode(0o755), fs.FileMode(0o644)
 	if shared {
 		dirMode, fileMode = 0o777, 0o666
@@ -105,49 +183,53 @@ func stageOne(ctx context.Context, root *os.Root, rel string, src runner.Source,
 			}
 		}
 	}
-	if err := removeFile(root, rel); err != nil {
+	fi, err := root.Lstat(rel)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
 		return err
+	case fi.IsDir():
+		return invalidInput(key, "is a directory in the working directory")
+	default: // a file, or a link: replaced, never written through
+		if err := root.Remove(rel); err != nil {
+			return err
+		}
 	}
 	in, err := src.Open()
 	if err != nil {
-		return err
+		return fmt.Errorf("open source: %w", err)
 	}
 	defer in.Close()
 	out, err := root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fileMode)
 	if err != nil {
 		return err
 	}
-	_, err = io.CopyBuffer(out, ctxReader{ctx, in}, buf)
+	_, err = io.CopyBuffer(writerOnly{out}, ctxReader{ctx, in}, buf)
 	if err == nil && shared {
-		err = out.Chmod(fileMode)
+		err = out.Chmod(fileMode) // the create mode was filtered by the umask
 	}
-	return errors.Join(err, out.Close())
+	if err = errors.Join(err, out.Close()); err != nil {
+		_ = root.Remove(rel)
+	}
+	return err
 }
 
-// removeFile removes a file or symbolic link at rel, so that it is replaced
-// rather than written through. A directory there is an error.
-func removeFile(root *os.Root, rel string) error {
-	fi, err := root.Lstat(rel)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return nil
-	case err != nil:
-		return err
-	case fi.IsDir():
-		return fmt.Errorf("%s is a directory", rel)
+// throughEscapingLink reports whether a parent of rel in root is a symbolic
+// link that cannot be followed inside root. It only explains a failure: the
+// Root is what keeps every write inside.
+func throughEscapingLink(root *os.Root, rel string) bool {
+	parts := strings.Split(rel, "/")
+	for i := 1; i < len(parts); i++ {
+		p := strings.Join(parts[:i], "/")
+		fi, err := root.Lstat(p)
+		if err != nil {
+			return false
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			if _, err := root.Stat(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return true
+			}
+		}
 	}
-	return root.Remove(rel)
-}
-
-// ctxReader stops a long copy when ctx ends.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
+	return false
 }
