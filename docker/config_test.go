@@ -89,7 +89,7 @@ func TestConfigErrorsNameFieldAndValue(t *testing.T) {
 		{"file strategy", `{"fileHandlingStrategy":"COPY"}`, "fileHandlingStrategy", "COPY"},
 		{"platform", `{"platform":"linux"}`, "platform", "linux"},
 		{"cpu", `{"cpu":{"cpus":-1}}`, "cpu.cpus", "-1"},
-		{"memory", `{"memory":{"memory":"1k"}}`, "memory.memory", "1024"},
+		{"memory", `{"memory":{"memory":"1k"}}`, "memory.memory", "1k"},
 		{"stop signal", `{"stopSignal":"SIG TERM"}`, "stopSignal", "SIG TERM"},
 	}
 	for _, tt := range tests {

@@ -56,5 +56,5 @@ func ExampleParseConfig() {
 		log.Fatal(err)
 	}
 	fmt.Println(cfg.PullPolicy, cfg.CPU.CPUs, cfg.Memory.Memory, cfg.KillGracePeriod)
-	// Output: NEVER 1.5 536870912 5s
+	// Output: NEVER 1.5 512MiB 5s
 }
