@@ -121,8 +121,11 @@ type Config struct {
 	// DeviceRequests asks device drivers for devices (GPUs).
 	DeviceRequests []DeviceRequest `json:"deviceRequests,omitempty"`
 
-	// Delete removes the container (and its anonymous volumes) when the run
-	// ends, whatever the outcome. Nil means true.
+	// Delete removes the container and its volumes when the run ends,
+	// whatever the outcome. Nil means true. With false, the container and
+	// its volumes stay, labelled: remove them with `docker rm -v` (the
+	// output directory is an anonymous volume) and `docker volume rm`, or
+	// with [Runner.Prune].
 	Delete *bool `json:"delete,omitempty"`
 
 	// Wait waits for the container to exit. Nil means true. With false, Run

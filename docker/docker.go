@@ -174,7 +174,7 @@ func (r *Runner) Run(ctx context.Context, task runner.Task) (res *runner.Result,
 			run.id, run.containerID, resumed = found.Labels[LabelRun], found.ID, true
 		}
 	}
-	ws, err := run.prepare(ctx, !resumed)
+	ws, err := run.prepare()
 	if err != nil {
 		return nil, stopped(ctx, err)
 	}
@@ -190,6 +190,9 @@ func (r *Runner) Run(ctx context.Context, task runner.Task) (res *runner.Result,
 	}
 	if !resumed {
 		if err := r.ensureImage(ctx, run); err != nil {
+			return nil, stopped(ctx, err)
+		}
+		if err := run.stage(ctx, ws); err != nil {
 			return nil, stopped(ctx, err)
 		}
 		if err := run.create(ctx, ws); err != nil {
@@ -244,6 +247,9 @@ type run struct {
 	id          string
 	log         *slog.Logger
 	containerID string
+
+	imageUser      string // the image's configured user, when imageUserKnown
+	imageUserKnown bool
 }
 
 func (run *run) name() string { return "lading-" + run.id }
@@ -281,7 +287,7 @@ func (run *run) create(ctx context.Context, ws *workspace) error {
 	maps.Copy(labels, run.r.owner)
 	ports, _ := portBindings(cfg.PortBindings) // validated in New
 	shm, _ := shmSize(cfg.ShmSize)
-	mounts, err := run.mounts(ws)
+	mounts, err := run.mounts(ws, labels)
 	if err != nil {
 		return err
 	}

@@ -55,7 +55,7 @@ func removeAfter(t *testing.T, cli *client.Client, id string) {
 	t.Cleanup(func() {
 		ctx := context.Background()
 		inspected, err := cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
-		_, _ = cli.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true})
+		_, _ = cli.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
 		if err != nil {
 			return
 		}

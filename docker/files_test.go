@@ -2,6 +2,7 @@ package docker_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,34 +29,46 @@ func requireVolumeRemoved(t *testing.T, cli *client.Client, res *runner.Result) 
 }
 
 func TestNonRootUserWritesItsDirectories(t *testing.T) {
+	cli := testenv.Engine(t)
+	// An image whose own USER is not root, run with no user configured.
+	const nobodyImage = "lading-test/busybox-nobody:latest"
+	require.NoError(t, testenv.ImportImage(t.Context(), cli, nobodyImage, "USER nobody"))
+	t.Cleanup(func() { testenv.RemoveImage(t, cli, nobodyImage) })
 	for _, strategy := range []docker.FileHandlingStrategy{docker.FileHandlingVolume, docker.FileHandlingMount} {
-		for _, user := range []string{"1000:1000", "nobody", "lading"} {
-			t.Run(string(strategy)+"/"+user, func(t *testing.T) {
-				r, cli := newRunner(t, docker.Config{User: user, FileHandlingStrategy: strategy})
-				res, err := r.Run(t.Context(), runner.Task{
-					Image:       testenv.Image,
-					InputFiles:  map[string]runner.Source{"in/data.txt": files.String("input")},
-					OutputFiles: []string{"*.txt"},
-					Commands: []string{
-						"id -u",
-						"echo changed >> in/data.txt",
-						"cat in/data.txt > result.txt",
-						"echo out > $OUTPUT_DIR/out.txt",
-					},
-				})
-				require.NoError(t, err)
-				t.Cleanup(func() { _ = os.RemoveAll(res.WorkingDir) })
-				got := map[string]string{}
-				for rel, p := range res.OutputFiles {
-					data, err := os.ReadFile(p)
+		for _, user := range []string{"1000:1000", "nobody", "lading", "image's USER"} {
+			for _, inputs := range []bool{true, false} {
+				t.Run(fmt.Sprintf("%s/%s/inputs=%v", strategy, user, inputs), func(t *testing.T) {
+					cfg, image := docker.Config{User: user, FileHandlingStrategy: strategy}, testenv.Image
+					if user == "image's USER" {
+						cfg.User, image = "", nobodyImage
+					}
+					r, cli := newRunner(t, cfg)
+					task := runner.Task{
+						Image:       image,
+						OutputFiles: []string{"*.txt"},
+						Commands:    []string{"test $(id -u) != 0", "echo made > result.txt", "echo out > $OUTPUT_DIR/out.txt"},
+					}
+					want := map[string]string{"result.txt": "made\n", "out.txt": "out\n"}
+					if inputs {
+						task.InputFiles = map[string]runner.Source{"in/data.txt": files.String("input")}
+						task.Commands = append(task.Commands, "echo changed >> in/data.txt", "cat in/data.txt > result.txt")
+						want["result.txt"] = "inputchanged\n"
+					}
+					res, err := r.Run(t.Context(), task)
 					require.NoError(t, err)
-					got[rel] = string(data)
-				}
-				assert.Equal(t, map[string]string{"result.txt": "inputchanged\n", "out.txt": "out\n"}, got)
-				if strategy == docker.FileHandlingVolume {
-					requireVolumeRemoved(t, cli, res)
-				}
-			})
+					t.Cleanup(func() { _ = os.RemoveAll(res.WorkingDir) })
+					got := map[string]string{}
+					for rel, p := range res.OutputFiles {
+						data, err := os.ReadFile(p)
+						require.NoError(t, err)
+						got[rel] = string(data)
+					}
+					assert.Equal(t, want, got)
+					if strategy == docker.FileHandlingVolume {
+						requireVolumeRemoved(t, cli, res)
+					}
+				})
+			}
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/lading-dev/lading/docker"
+	"github.com/lading-dev/lading/files"
 	"github.com/lading-dev/lading/internal/testenv"
 	"github.com/lading-dev/lading/runner"
 )
@@ -109,10 +110,10 @@ func TestKillGracePeriod(t *testing.T) {
 
 func TestEventsInOrder(t *testing.T) {
 	r, _ := newRunner(t, docker.Config{})
-	stagesOf := func(commands ...string) []runner.Stage {
+	stagesOf := func(inputs map[string]runner.Source, commands ...string) []runner.Stage {
 		var stages []runner.Stage
 		res, err := r.Run(t.Context(), runner.Task{
-			Image: testenv.Image, Commands: commands,
+			Image: testenv.Image, Commands: commands, InputFiles: inputs,
 			OnEvent: func(e runner.Event) {
 				assert.False(t, e.Time.IsZero())
 				stages = append(stages, e.Stage)
@@ -122,10 +123,13 @@ func TestEventsInOrder(t *testing.T) {
 		t.Cleanup(func() { _ = os.RemoveAll(res.WorkingDir) })
 		return stages
 	}
+	in := map[string]runner.Source{"in.txt": files.String("x")}
 	assert.Equal(t, []runner.Stage{runner.StageCreating, runner.StageStaging, runner.StageRunning, runner.StageCollecting, runner.StageCleaning},
-		stagesOf(`echo x > "$OUTPUT_DIR/x"`))
-	assert.Equal(t, []runner.Stage{runner.StageCreating, runner.StageStaging, runner.StageRunning, runner.StageCleaning},
-		stagesOf("true"), "an output directory nothing was written into is not copied back")
+		stagesOf(in, `cat in.txt > "$OUTPUT_DIR/x"`))
+	assert.Equal(t, []runner.Stage{runner.StageCreating, runner.StageRunning, runner.StageCollecting, runner.StageCleaning},
+		stagesOf(nil, `echo x > "$OUTPUT_DIR/x"`), "a root task with no inputs is not staged")
+	assert.Equal(t, []runner.Stage{runner.StageCreating, runner.StageRunning, runner.StageCleaning},
+		stagesOf(nil, "true"), "an output directory nothing was written into is not copied back")
 }
 
 func TestMaxConcurrency(t *testing.T) {

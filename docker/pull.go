@@ -36,9 +36,10 @@ func (r *Runner) ensureImage(ctx context.Context, run *run) error {
 		policy = PullIfNotPresent
 	}
 	if policy != PullAlways {
-		_, err := r.cli.ImageInspect(ctx, image)
+		inspected, err := r.cli.ImageInspect(ctx, image)
 		switch {
 		case err == nil:
+			run.noteImage(inspected)
 			return nil
 		case !cerrdefs.IsNotFound(err):
 			return engineError(r, "inspect image "+image, err)
@@ -47,7 +48,21 @@ func (r *Runner) ensureImage(ctx context.Context, run *run) error {
 		}
 	}
 	run.event(runner.StagePulling, image)
-	return r.pull(ctx, run, image)
+	if err := r.pull(ctx, run, image); err != nil {
+		return err
+	}
+	if inspected, err := r.cli.ImageInspect(ctx, image); err == nil {
+		run.noteImage(inspected)
+	}
+	return nil
+}
+
+// noteImage keeps what the run needs to know of its image: the user the
+// script runs as when the configuration names none.
+func (run *run) noteImage(inspected client.ImageInspectResult) {
+	if inspected.Config != nil {
+		run.imageUser, run.imageUserKnown = inspected.Config.User, true
+	}
 }
 
 // pull pulls image, retrying transient failures with exponential backoff.

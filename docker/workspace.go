@@ -37,12 +37,6 @@ const (
 // container; {{ workingDir }} and WORKING_DIR name it.
 const ContainerWorkingDir = "/lading/work"
 
-// untouched is the modification time the output directory is created with
-// under VOLUME: if it still has it after the run, nothing was written into
-// it, and the copy-out (an archive call costing tens of milliseconds) is
-// skipped.
-var untouched = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
-
 // collectTimeout bounds the copy of output files after the run, which uses a
 // fresh context so that a stopped run still gets its files back.
 const collectTimeout = 10 * time.Minute
@@ -55,6 +49,8 @@ type workspace struct {
 	matcher   *files.Matcher
 	commands  []string
 	env       []string
+	empty     bool      // nothing to copy in: no inputs, and hostDir held nothing
+	outputMod time.Time // the output directory's modification time before the start (VOLUME), zero if unknown
 }
 
 func (ws *workspace) outputDir() string {
@@ -64,9 +60,9 @@ func (ws *workspace) outputDir() string {
 	return ContainerWorkingDir + "/" + ws.outputRel
 }
 
-// prepare makes the host working directory, stages the inputs (unless the
-// run resumes a container that has them) and renders the templated fields.
-func (run *run) prepare(ctx context.Context, stage bool) (*workspace, error) {
+// prepare renders the templated fields and makes the host working
+// directory.
+func (run *run) prepare() (*workspace, error) {
 	task := &run.task
 	ws := &workspace{hostDir: task.WorkingDir}
 	if !task.DisableOutputDir {
@@ -116,27 +112,43 @@ func (run *run) prepare(ctx context.Context, stage bool) (*workspace, error) {
 	if ws.hostDir, err = filepath.Abs(ws.hostDir); err != nil {
 		return nil, err
 	}
-	if stage {
-		shared := run.r.strategy() == FileHandlingMount && run.r.cfg.User != ""
-		if err := files.Stage(ctx, ws.hostDir, task.InputFiles, files.StageOptions{Shared: shared}); err != nil {
-			ws.discard()
-			return nil, err
+	return ws, nil
+}
+
+// stage writes the task's input files into the host working directory and,
+// under MOUNT, makes the output directory there. It runs once the image is
+// known, so that what it makes is writable by the user the script runs as.
+func (run *run) stage(ctx context.Context, ws *workspace) error {
+	mount := run.r.strategy() == FileHandlingMount
+	shared := mount && !run.runsAsRoot()
+	if err := files.Stage(ctx, ws.hostDir, run.task.InputFiles, files.StageOptions{Shared: shared}); err != nil {
+		return err
+	}
+	ws.empty = dirEmpty(ws.hostDir)
+	if mount && ws.outputRel != "" {
+		if err := os.Mkdir(filepath.Join(ws.hostDir, ws.outputRel), 0o755); err != nil && !os.IsExist(err) {
+			return fmt.Errorf("docker: output directory: %w", err)
 		}
-		if run.r.strategy() == FileHandlingMount && ws.outputRel != "" {
-			if err := os.Mkdir(filepath.Join(ws.hostDir, ws.outputRel), 0o755); err != nil && !os.IsExist(err) {
-				ws.discard()
-				return nil, fmt.Errorf("docker: output directory: %w", err)
-			}
-			if run.r.cfg.User != "" {
-				// A non-root user must be able to write what lading made.
-				_ = os.Chmod(filepath.Join(ws.hostDir, ws.outputRel), 0o777)
-				if ws.created {
-					_ = os.Chmod(ws.hostDir, 0o777)
-				}
+		if shared {
+			// A non-root user must be able to write what lading made.
+			_ = os.Chmod(filepath.Join(ws.hostDir, ws.outputRel), 0o777)
+			if ws.created {
+				_ = os.Chmod(ws.hostDir, 0o777)
 			}
 		}
 	}
-	return ws, nil
+	return nil
+}
+
+// dirEmpty reports whether dir holds nothing; an error counts as not empty.
+func dirEmpty(dir string) bool {
+	f, err := os.Open(dir)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	names, _ := f.Readdirnames(1)
+	return len(names) == 0
 }
 
 // discard removes a working directory lading made, when the run ends
@@ -157,13 +169,19 @@ func (r *Runner) strategy() FileHandlingStrategy {
 func (run *run) volumeName() string { return "lading-" + run.id }
 
 // mounts returns the container's mounts: the working directory (a volume or
-// the host directory) and the configured extra volumes.
-func (run *run) mounts(ws *workspace) ([]mount.Mount, error) {
+// the host directory) and the configured extra volumes. Under VOLUME the
+// output directory is an anonymous volume of its own, labelled like the
+// container and removed with it: the engine creates it with the container,
+// so a task with nothing to copy in needs no archive call before it starts.
+func (run *run) mounts(ws *workspace, labels map[string]string) ([]mount.Mount, error) {
 	var ms []mount.Mount
 	if run.r.strategy() == FileHandlingMount {
 		ms = append(ms, mount.Mount{Type: mount.TypeBind, Source: ws.hostDir, Target: ContainerWorkingDir})
 	} else {
 		ms = append(ms, mount.Mount{Type: mount.TypeVolume, Source: run.volumeName(), Target: ContainerWorkingDir})
+		if ws.outputRel != "" {
+			ms = append(ms, mount.Mount{Type: mount.TypeVolume, Target: ws.outputDir(), VolumeOptions: &mount.VolumeOptions{Labels: labels}})
+		}
 	}
 	for _, v := range run.r.cfg.Volumes {
 		m, err := parseVolume(v)
@@ -230,34 +248,61 @@ func (run *run) removeVolume() error {
 }
 
 // copyIn copies the host working directory into the created container's
-// working volume (VOLUME strategy). The engine writes the files as root; when
-// the script runs as another user, directories are made writable by all and
-// files readable and writable by all, so that user can work there (the
-// engine's own ownership mapping only knows user names in the image's
-// passwd file, not "uid:gid"). With MOUNT it checks instead that the engine
-// sees the host directory.
+// working volume (VOLUME strategy), then notes the output directory's
+// modification time. The engine writes the files as root; when the script
+// runs as another user, directories are made writable by all and files
+// readable and writable by all, so that user can work there (the engine's
+// own ownership mapping only knows user names in the image's passwd file,
+// not "uid:gid"). A root script with nothing to copy in skips the copy: the
+// engine made both directories, owned by root. With MOUNT it checks instead
+// that the engine sees the host directory.
 func (run *run) copyIn(ctx context.Context, ws *workspace) error {
 	if run.r.strategy() == FileHandlingMount {
 		return run.checkMount(ctx, ws)
 	}
-	run.event(runner.StageStaging, ws.hostDir)
-	pr, pw := io.Pipe()
-	go func() {
-		var extra []string
-		if ws.outputRel != "" {
-			extra = []string{ws.outputRel}
+	root := run.runsAsRoot()
+	if !ws.empty || !root {
+		run.event(runner.StageStaging, ws.hostDir)
+		pr, pw := io.Pipe()
+		go func() {
+			var extra []string
+			if ws.outputRel != "" {
+				extra = []string{ws.outputRel}
+			}
+			pw.CloseWithError(files.WriteTar(ctx, pw, ws.hostDir, files.TarOptions{Prefix: path.Base(ContainerWorkingDir) + "/", ExtraDirs: extra, Shared: !root}))
+		}()
+		_, err := run.r.cli.CopyToContainer(ctx, run.containerID, client.CopyToContainerOptions{
+			DestinationPath: path.Dir(ContainerWorkingDir),
+			Content:         pr,
+		})
+		pr.CloseWithError(err) // unblocks the writer if the engine stopped reading
+		if err != nil {
+			return engineError(run.r, "copy input files into the container", err)
 		}
-		pw.CloseWithError(files.WriteTar(ctx, pw, ws.hostDir, files.TarOptions{Prefix: path.Base(ContainerWorkingDir) + "/", ExtraDirs: extra, DirModTime: untouched, Shared: run.r.cfg.User != ""}))
-	}()
-	_, err := run.r.cli.CopyToContainer(ctx, run.containerID, client.CopyToContainerOptions{
-		DestinationPath: path.Dir(ContainerWorkingDir),
-		Content:         pr,
-	})
-	pr.CloseWithError(err) // unblocks the writer if the engine stopped reading
-	if err != nil {
-		return engineError(run.r, "copy input files into the container", err)
+	}
+	if ws.outputRel != "" {
+		// Compared after the run to skip copying back an untouched output
+		// directory; without it the directory is always copied.
+		if st, err := run.r.cli.ContainerStatPath(ctx, run.containerID, client.ContainerStatPathOptions{Path: ws.outputDir()}); err == nil {
+			ws.outputMod = st.Stat.Mtime
+		}
 	}
 	return nil
+}
+
+// runsAsRoot reports whether the script surely runs as root: the configured
+// user, or else the image's, is empty, "root" or uid 0. An image whose user
+// is unknown counts as not root.
+func (run *run) runsAsRoot() bool {
+	user := run.r.cfg.User
+	if user == "" {
+		if !run.imageUserKnown {
+			return false
+		}
+		user = run.imageUser
+	}
+	name, _, _ := strings.Cut(user, ":")
+	return name == "" || name == "root" || name == "0"
 }
 
 // checkMount fails clearly when the engine cannot see the host working
@@ -322,11 +367,15 @@ func (run *run) collect(ctx context.Context, ws *workspace, res *runner.Result) 
 
 // outputDirWritten reports whether the script may have written into the
 // output directory: true unless the directory still has the modification
-// time it was created with (adding or removing an entry changes it). Any
-// doubt, an error included, answers true, so no output is ever skipped.
+// time noted before the start (adding or removing an entry changes it, and
+// the script starts long after the engine made the directory). Any doubt, an
+// error included, answers true, so no output is ever skipped.
 func (run *run) outputDirWritten(ctx context.Context, ws *workspace) bool {
+	if ws.outputMod.IsZero() {
+		return true
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
 	st, err := run.r.cli.ContainerStatPath(ctx, run.containerID, client.ContainerStatPathOptions{Path: ws.outputDir()})
-	return err != nil || !st.Stat.Mtime.Equal(untouched)
+	return err != nil || !st.Stat.Mtime.Equal(ws.outputMod)
 }
