@@ -132,7 +132,7 @@ type Config struct {
 	// returns as soon as the container has started: the Result holds the
 	// container id in its [Details] and the working directory, nothing
 	// else; logs, outputs and files are not collected, and the container
-	// and its working volume are not deleted ([Runner.Prune] sweeps them
+	// and its output volume are not deleted ([Runner.Prune] sweeps them
 	// once the container has exited).
 	Wait *bool `json:"wait,omitempty"`
 

@@ -185,9 +185,6 @@ func (r *Runner) Run(ctx context.Context, task runner.Task) (res *runner.Result,
 	}()
 
 	cleanup := r.cfg.deletes() && (r.cfg.waits() || resumed)
-	if cleanup && r.strategy() == FileHandlingVolume {
-		defer func() { err = errors.Join(err, run.removeVolume()) }() // after the container's removal
-	}
 	if !resumed {
 		if err := r.ensureImage(ctx, run); err != nil {
 			return nil, stopped(ctx, err)
@@ -208,9 +205,6 @@ func (r *Runner) Run(ctx context.Context, task runner.Task) (res *runner.Result,
 		if err := run.copyIn(ctx, ws); err != nil {
 			if !cleanup { // nothing else removes what never started
 				err = errors.Join(err, run.remove())
-				if r.strategy() == FileHandlingVolume {
-					err = errors.Join(err, run.removeVolume())
-				}
 			}
 			return nil, stopped(ctx, err)
 		}
@@ -290,11 +284,6 @@ func (run *run) create(ctx context.Context, ws *workspace) error {
 	mounts, err := run.mounts(ws, labels)
 	if err != nil {
 		return err
-	}
-	if run.r.strategy() == FileHandlingVolume {
-		if err := run.createVolume(ctx, labels); err != nil {
-			return err
-		}
 	}
 	if err := run.r.checkCPUs(ctx); err != nil {
 		return err

@@ -49,21 +49,11 @@ func requireRemoved(t *testing.T, cli *client.Client, id string) {
 }
 
 // removeAfter force-removes a container the test keeps on purpose, and its
-// working volume.
+// volumes.
 func removeAfter(t *testing.T, cli *client.Client, id string) {
 	t.Helper()
 	t.Cleanup(func() {
-		ctx := context.Background()
-		inspected, err := cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
-		_, _ = cli.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
-		if err != nil {
-			return
-		}
-		for _, m := range inspected.Container.Mounts {
-			if strings.HasPrefix(m.Name, "lading-") {
-				_, _ = cli.VolumeRemove(ctx, m.Name, client.VolumeRemoveOptions{Force: true})
-			}
-		}
+		_, _ = cli.ContainerRemove(context.Background(), id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
 	})
 }
 

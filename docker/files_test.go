@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -20,12 +19,13 @@ import (
 	"github.com/lading-dev/lading/runner"
 )
 
-// requireVolumeRemoved fails unless the run's working volume is gone.
+// requireVolumeRemoved fails unless the run's output volume is gone.
 func requireVolumeRemoved(t *testing.T, cli *client.Client, res *runner.Result) {
 	t.Helper()
-	name := "lading-" + details(t, res).RunID
-	_, err := cli.VolumeInspect(context.Background(), name, client.VolumeInspectOptions{})
-	require.Truef(t, cerrdefs.IsNotFound(err), "volume %s still exists (inspect error: %v)", name, err)
+	vols, err := cli.VolumeList(context.Background(), client.VolumeListOptions{
+		Filters: make(client.Filters).Add("label", docker.LabelRun+"="+details(t, res).RunID)})
+	require.NoError(t, err)
+	require.Empty(t, vols.Items, "the run's volumes are still there")
 }
 
 func TestNonRootUserWritesItsDirectories(t *testing.T) {

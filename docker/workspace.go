@@ -2,7 +2,6 @@ package docker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -24,9 +23,10 @@ import (
 type FileHandlingStrategy string
 
 const (
-	// FileHandlingVolume copies the working directory into a labelled named
-	// volume while the container is only created, and copies outputs back
-	// after it has exited. It works with remote engines. It is the default.
+	// FileHandlingVolume copies the working directory into the container
+	// while it is only created, and copies outputs back after it has
+	// exited; the output directory is a labelled anonymous volume removed
+	// with the container. It works with remote engines. It is the default.
 	FileHandlingVolume FileHandlingStrategy = "VOLUME"
 	// FileHandlingMount bind-mounts the host working directory: no copies,
 	// but the engine must see the host's file system.
@@ -166,22 +166,19 @@ func (r *Runner) strategy() FileHandlingStrategy {
 	return r.cfg.FileHandlingStrategy
 }
 
-func (run *run) volumeName() string { return "lading-" + run.id }
-
-// mounts returns the container's mounts: the working directory (a volume or
-// the host directory) and the configured extra volumes. Under VOLUME the
-// output directory is an anonymous volume of its own, labelled like the
-// container and removed with it: the engine creates it with the container,
-// so a task with nothing to copy in needs no archive call before it starts.
+// mounts returns the container's mounts and the configured extra volumes.
+// Under MOUNT the host working directory is bind-mounted. Under VOLUME the
+// working directory is in the container's own file system (the engine makes
+// it, as the container's working directory), and the output directory is
+// an anonymous volume, labelled like the container and removed with it: the
+// engine makes both with the container, so a task with nothing to copy in
+// needs no archive call (tens of milliseconds each) before it starts.
 func (run *run) mounts(ws *workspace, labels map[string]string) ([]mount.Mount, error) {
 	var ms []mount.Mount
 	if run.r.strategy() == FileHandlingMount {
 		ms = append(ms, mount.Mount{Type: mount.TypeBind, Source: ws.hostDir, Target: ContainerWorkingDir})
-	} else {
-		ms = append(ms, mount.Mount{Type: mount.TypeVolume, Source: run.volumeName(), Target: ContainerWorkingDir})
-		if ws.outputRel != "" {
-			ms = append(ms, mount.Mount{Type: mount.TypeVolume, Target: ws.outputDir(), VolumeOptions: &mount.VolumeOptions{Labels: labels}})
-		}
+	} else if ws.outputRel != "" {
+		ms = append(ms, mount.Mount{Type: mount.TypeVolume, Target: ws.outputDir(), VolumeOptions: &mount.VolumeOptions{Labels: labels}})
 	}
 	for _, v := range run.r.cfg.Volumes {
 		m, err := parseVolume(v)
@@ -221,34 +218,8 @@ func parseVolume(v string) (mount.Mount, error) {
 	return m, nil
 }
 
-// createVolume makes the run's labelled working volume (VOLUME strategy).
-func (run *run) createVolume(ctx context.Context, labels map[string]string) error {
-	// Not cancelled half-way, as with containers (see create).
-	createCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-	defer cancel()
-	_, err := run.r.cli.VolumeCreate(createCtx, client.VolumeCreateOptions{Name: run.volumeName(), Labels: labels})
-	if err != nil {
-		return errors.Join(engineError(run.r, "create volume", err), run.removeVolume())
-	}
-	if ctx.Err() != nil {
-		return errors.Join(context.Cause(ctx), run.removeVolume())
-	}
-	return nil
-}
-
-// removeVolume removes the run's volume on a fresh, bounded context.
-func (run *run) removeVolume() error {
-	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
-	defer cancel()
-	_, err := run.r.cli.VolumeRemove(ctx, run.volumeName(), client.VolumeRemoveOptions{Force: true})
-	if err == nil || cerrdefs.IsNotFound(err) {
-		return nil
-	}
-	return engineError(run.r, "remove volume "+run.volumeName(), err)
-}
-
-// copyIn copies the host working directory into the created container's
-// working volume (VOLUME strategy), then notes the output directory's
+// copyIn copies the host working directory into the created container
+// (VOLUME strategy), then notes the output directory's
 // modification time. The engine writes the files as root; when the script
 // runs as another user, directories are made writable by all and files
 // readable and writable by all, so that user can work there (the engine's
