@@ -7,7 +7,10 @@
 //     offline), for the container cases.
 //
 // Each case and peer runs in a child process of its own, so the peak RSS
-// reported is that peer's alone.
+// reported is that peer's alone. A case runs in rounds: each round runs
+// every peer once, in a rotated order, and the samples of all rounds are
+// pooled, so a drift in the engine's speed during the case hits every peer
+// alike. The latency cases make one unrecorded warm-up run per child.
 //
 //	cd bench && go run . -image lading-test/busybox:latest
 //	cd bench && go run . -size 1GiB -n 3 -cases files-out,files-in   # the 1 GiB figures
@@ -64,8 +67,10 @@ var cases = []struct {
 func main() {
 	var cfg config
 	var sizeFlag, only, child string
+	var rounds int
 	flag.StringVar(&cfg.Image, "image", "lading-test/busybox:latest", "image the engine has (busybox applets needed)")
-	flag.IntVar(&cfg.N, "n", 20, "repetitions per case (file and stdout cases use n/5, at least 3)")
+	flag.IntVar(&cfg.N, "n", 20, "repetitions per case and peer, over all rounds (file, stdout and parallel cases use n/5, at least 3)")
+	flag.IntVar(&rounds, "rounds", 3, "rounds per case: each runs every peer once, in a rotated order")
 	flag.IntVar(&cfg.Parallel, "parallel", 8, "concurrency of the parallel case")
 	flag.StringVar(&sizeFlag, "size", "64MiB", "bytes of files and of stdout per repetition, e.g. 1GiB")
 	flag.StringVar(&only, "cases", "", "comma-separated cases to run (default all)")
@@ -86,7 +91,7 @@ func main() {
 	}
 	defer os.RemoveAll(dir)
 	cfg.Dir = dir
-	fmt.Printf("lading bench: image %s, n %d, size %s, %s\n\n", cfg.Image, cfg.N, units.BytesSize(float64(cfg.Size)), machine())
+	fmt.Printf("lading bench: image %s, n %d in %d rounds, size %s, %s\n\n", cfg.Image, cfg.N, rounds, units.BytesSize(float64(cfg.Size)), machine())
 	for _, c := range cases {
 		if only != "" && !strings.Contains(","+only+",", ","+c.name+",") {
 			continue
@@ -97,8 +102,21 @@ func main() {
 			names = append(names, name)
 		}
 		sort.Strings(names)
-		for _, name := range names {
-			results[name] = runParent(cfg, c.name, name)
+		rounds := max(1, min(rounds, cfg.N))
+		per := cfg
+		per.N = max(1, cfg.N/rounds)
+		for round := range rounds {
+			for i := range names {
+				name := names[(i+round)%len(names)]
+				m := runParent(per, c.name, name)
+				r := results[name]
+				if r.Err == "" {
+					r.Err = m.Err
+				}
+				r.Samples = append(r.Samples, m.Samples...)
+				r.Bytes, r.Tasks, r.RSS = m.Bytes, m.Tasks, max(r.RSS, m.RSS)
+				results[name] = r
+			}
 		}
 		report(c.name, c.what, names, results)
 	}
@@ -146,8 +164,12 @@ func fail(err error) {
 	os.Exit(1)
 }
 
-// reps is the repetitions of the heavy cases.
-func (c config) reps() int { return max(3, c.N/5) }
+// reps is the repetitions of the heavy cases in one child.
+func (c config) reps() int { return max(1, c.N/5) }
+
+// warm runs f once, unrecorded: the first run of a process pays for
+// connections and caches that a long-running program pays once.
+func warm(f func() error) error { return f() }
 
 // timeIt runs f reps times and records each duration.
 func timeIt(reps int, f func() error) ([]float64, error) {

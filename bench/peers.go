@@ -45,7 +45,11 @@ func ladingTrue(r *docker.Runner, image string) error {
 
 func ladingTrivial(cfg config) (measurement, error) {
 	r := newLading(docker.Config{})
-	s, err := timeIt(cfg.N, func() error { return ladingTrue(r, cfg.Image) })
+	f := func() error { return ladingTrue(r, cfg.Image) }
+	if err := warm(f); err != nil {
+		return measurement{}, err
+	}
+	s, err := timeIt(cfg.N, f)
 	return measurement{Samples: s}, err
 }
 
@@ -79,14 +83,22 @@ func rawRun(cli *client.Client, image string, cmd ...string) error {
 
 func rawTrivial(cfg config) (measurement, error) {
 	cli := newRaw()
-	s, err := timeIt(cfg.N, func() error { return rawRun(cli, cfg.Image, "true") })
+	f := func() error { return rawRun(cli, cfg.Image, "true") }
+	if err := warm(f); err != nil {
+		return measurement{}, err
+	}
+	s, err := timeIt(cfg.N, f)
 	return measurement{Samples: s}, err
 }
 
 func cliTrivial(cfg config) (measurement, error) {
-	s, err := timeIt(cfg.N, func() error {
+	f := func() error {
 		return exec.Command("docker", "run", "--rm", "--entrypoint", "", cfg.Image, "true").Run()
-	})
+	}
+	if err := warm(f); err != nil {
+		return measurement{}, err
+	}
+	s, err := timeIt(cfg.N, f)
 	return measurement{Samples: s}, err
 }
 
@@ -102,14 +114,22 @@ func tcRun(image string) error {
 }
 
 func tcTrivial(cfg config) (measurement, error) {
-	s, err := timeIt(cfg.N, func() error { return tcRun(cfg.Image) })
+	f := func() error { return tcRun(cfg.Image) }
+	if err := warm(f); err != nil {
+		return measurement{}, err
+	}
+	s, err := timeIt(cfg.N, f)
 	return measurement{Samples: s}, err
 }
 
-// parallel runs cfg.N*2 tasks, cfg.Parallel at a time, per repetition.
+// parallel runs 4*cfg.Parallel tasks, cfg.Parallel at a time, per
+// repetition, after one unrecorded task.
 func parallel(cfg config, task func() error) (measurement, error) {
-	total := cfg.N * 2
-	s, err := timeIt(3, func() error {
+	total := 4 * cfg.Parallel
+	if err := warm(task); err != nil {
+		return measurement{}, err
+	}
+	s, err := timeIt(cfg.reps(), func() error {
 		var wg sync.WaitGroup
 		errs := make(chan error, total)
 		slots := make(chan struct{}, cfg.Parallel)
