@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/lading-dev/lading/internal/jsontext"
 	"github.com/lading-dev/lading/runner"
 )
 
@@ -154,11 +155,11 @@ func (c CPUs) MarshalJSON() ([]byte, error) { return []byte(c.String()), nil }
 // UnmarshalJSON reads a JSON number (1.5) or string ("1.5", "500m") with
 // [ParseCPUs]; null leaves c unchanged. A bad value is a [*runner.FieldError].
 func (c *CPUs) UnmarshalJSON(data []byte) error {
-	text, kind := scalar(data)
+	text, kind := jsontext.Read(data)
 	switch kind {
-	case kindNull:
+	case jsontext.Null:
 		return nil
-	case kindOther:
+	case jsontext.Other:
 		return invalid(text, shape)
 	}
 	v, err := ParseCPUs(text)
@@ -236,7 +237,7 @@ func (c *Config) UnmarshalJSON(data []byte) error {
 		return nil
 	}
 	if !bytes.HasPrefix(trimmed, []byte("{")) {
-		text, _ := scalar(data)
+		text, _ := jsontext.Read(data)
 		return &runner.FieldError{Field: "cpu", Value: text, Problem: `must be an object such as {"cpus": 1.5}`, Err: runner.ErrInvalidConfig}
 	}
 	var props map[string]json.RawMessage
@@ -245,7 +246,7 @@ func (c *Config) UnmarshalJSON(data []byte) error {
 	}
 	for _, k := range slices.Sorted(maps.Keys(props)) {
 		if k != "cpus" {
-			text, _ := scalar(props[k])
+			text, _ := jsontext.Read(props[k])
 			return &runner.FieldError{Field: "cpu." + k, Value: text, Problem: "is not a cpu property (the only one is cpus)", Err: runner.ErrInvalidConfig}
 		}
 	}
@@ -255,38 +256,10 @@ func (c *Config) UnmarshalJSON(data []byte) error {
 			return err
 		}
 		if n.CPUs != 0 {
-			text, _ := scalar(raw)
+			text, _ := jsontext.Read(raw)
 			n.written = spelling{text: text, value: n.CPUs}
 		}
 	}
 	*c = n
 	return nil
-}
-
-// kind is the shape of a JSON value, as far as this package cares.
-type kind int
-
-const (
-	kindNull   kind = iota // null
-	kindScalar             // a string or a number
-	kindOther              // anything else, including malformed JSON
-)
-
-// scalar returns a JSON string's contents or a number's text, and the
-// value's kind. For other values the text is the JSON itself, for messages.
-func scalar(data []byte) (string, kind) {
-	data = bytes.TrimSpace(data)
-	switch {
-	case string(data) == "null":
-		return "null", kindNull
-	case len(data) > 0 && data[0] == '"':
-		var s string
-		if err := json.Unmarshal(data, &s); err != nil {
-			return string(data), kindOther
-		}
-		return s, kindScalar
-	case len(data) > 0 && (data[0] == '-' || '0' <= data[0] && data[0] <= '9'):
-		return string(data), kindScalar
-	}
-	return string(data), kindOther
 }

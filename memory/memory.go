@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/lading-dev/lading/internal/jsontext"
 	"github.com/lading-dev/lading/runner"
 )
 
@@ -102,7 +103,7 @@ func (c *Config) UnmarshalJSON(data []byte) error {
 		return nil
 	}
 	if !bytes.HasPrefix(trimmed, []byte("{")) {
-		text, _ := scalar(data)
+		text, _ := jsontext.Read(data)
 		return &runner.FieldError{Field: "memory", Value: text, Problem: `must be an object such as {"memory": "512Mb"}`, Err: runner.ErrInvalidConfig}
 	}
 	var props map[string]json.RawMessage
@@ -121,7 +122,7 @@ func (c *Config) UnmarshalJSON(data []byte) error {
 
 // set decodes one property of the memory block into c.
 func (c *Config) set(key string, raw json.RawMessage) error {
-	text, k := scalar(raw)
+	text, k := jsontext.Read(raw)
 	switch key {
 	case "memory", "memorySwap", "memoryReservation", "kernelMemory":
 		f := memoryField
@@ -129,9 +130,9 @@ func (c *Config) set(key string, raw json.RawMessage) error {
 			f++
 		}
 		switch k {
-		case kindNull:
+		case jsontext.Null:
 			return nil
-		case kindOther:
+		case jsontext.Other:
 			return invalid(key, text, shape)
 		}
 		v, problem := parseSize(text)
@@ -143,18 +144,18 @@ func (c *Config) set(key string, raw json.RawMessage) error {
 			c.written[f] = spelling{text: text, size: v}
 		}
 	case "memorySwappiness":
-		if k == kindNull {
+		if k == jsontext.Null {
 			return nil
 		}
 		v, err := strconv.ParseInt(strings.TrimSpace(text), 10, 64)
-		if k != kindScalar || err != nil {
+		if k != jsontext.Scalar || err != nil {
 			return invalid(key, text, "must be a whole number from 0 to 100")
 		}
 		c.MemorySwappiness = &v
 	case "oomKillDisable":
 		var v bool
 		switch {
-		case k == kindNull:
+		case k == jsontext.Null:
 			return nil
 		case strings.EqualFold(strings.TrimSpace(text), "true"):
 			v = true

@@ -1,7 +1,6 @@
 package memory
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/docker/go-units"
 
+	"github.com/lading-dev/lading/internal/jsontext"
 	"github.com/lading-dev/lading/runner"
 )
 
@@ -130,11 +130,11 @@ func (s Size) MarshalJSON() ([]byte, error) { return json.Marshal(s.String()) }
 // [runner.ErrInvalidConfig] but cannot name the field: [Config] reads its
 // sizes itself and names them.
 func (s *Size) UnmarshalJSON(data []byte) error {
-	text, k := scalar(data)
+	text, k := jsontext.Read(data)
 	switch k {
-	case kindNull:
+	case jsontext.Null:
 		return nil
-	case kindOther:
+	case jsontext.Other:
 		return fmt.Errorf("%w: size %s: %s", runner.ErrInvalidConfig, text, shape)
 	}
 	v, err := ParseSize(text)
@@ -143,32 +143,4 @@ func (s *Size) UnmarshalJSON(data []byte) error {
 	}
 	*s = v
 	return nil
-}
-
-// kind is the shape of a JSON value, as far as this package cares.
-type kind int
-
-const (
-	kindNull   kind = iota // null
-	kindScalar             // a string or a number
-	kindOther              // anything else: true, false, an object, an array
-)
-
-// scalar returns a JSON string's contents or a number's text, and the
-// value's kind. For other values the text is the JSON itself, for messages.
-func scalar(data []byte) (string, kind) {
-	data = bytes.TrimSpace(data)
-	switch {
-	case string(data) == "null":
-		return "null", kindNull
-	case len(data) > 0 && data[0] == '"':
-		var s string
-		if err := json.Unmarshal(data, &s); err != nil {
-			return string(data), kindOther
-		}
-		return s, kindScalar
-	case len(data) > 0 && (data[0] == '-' || '0' <= data[0] && data[0] <= '9'):
-		return string(data), kindScalar
-	}
-	return string(data), kindOther
 }
