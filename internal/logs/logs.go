@@ -111,7 +111,14 @@ type streamWriter struct {
 	buf       []byte
 	pendingCR bool // the last byte seen was '\r': a '\n' right after it belongs to it
 	lines     int
+	masked    appender // scratch for the masked line, reused
 }
+
+// appender is an io.Writer and io.StringWriter that appends to its slice.
+type appender struct{ b []byte }
+
+func (a *appender) Write(p []byte) (int, error)       { a.b = append(a.b, p...); return len(p), nil }
+func (a *appender) WriteString(s string) (int, error) { a.b = append(a.b, s...); return len(s), nil }
 
 // Write splits p into lines. It never fails: an error of the task's writer is
 // kept for Close, so the engine's stream is always drained.
@@ -178,16 +185,21 @@ func (w *streamWriter) buffer(p []byte) {
 	w.buf = append(w.buf, p...)
 }
 
-// emit handles one line: line is its text, raw the bytes to pass on.
+// emit handles one line: line is its text, raw (which starts with line) the
+// bytes to pass on.
 func (w *streamWriter) emit(line, raw []byte) {
 	w.lines++
 	s := w.sink
+	var text string // line as a string, made once
 	if s.mask != nil {
 		// Secrets are masked line by line: a secret split across writes or
 		// frames is whole here. Outputs are parsed from the unmasked line
 		// and masked when gathered, so the JSON stays valid.
-		if masked := s.mask.String(string(raw)); masked != string(raw) {
-			w.pass([]byte(masked))
+		rawText := string(raw)
+		w.masked.b = w.masked.b[:0]
+		_, _ = s.mask.WriteString(&w.masked, rawText) // an appender never fails
+		if !bytes.Equal(w.masked.b, raw) {
+			w.pass(w.masked.b)
 			if s.onLine != nil {
 				s.onLine(runner.Line{Stream: w.stream, Text: s.mask.String(string(line)), Time: s.now()})
 			}
@@ -196,10 +208,14 @@ func (w *streamWriter) emit(line, raw []byte) {
 			}
 			return
 		}
+		text = rawText[:len(line)] // no secret in raw: none in line
 	}
 	w.pass(raw)
 	if s.onLine != nil {
-		s.onLine(runner.Line{Stream: w.stream, Text: string(line), Time: s.now()})
+		if s.mask == nil {
+			text = string(line)
+		}
+		s.onLine(runner.Line{Stream: w.stream, Text: text, Time: s.now()})
 	}
 	if body, ok := marker(line); ok {
 		s.parse(w.stream, body)

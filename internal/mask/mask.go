@@ -25,6 +25,7 @@ package mask
 import (
 	"encoding/base64"
 	"encoding/json"
+	"io"
 	"net/url"
 	"sort"
 	"strings"
@@ -161,6 +162,16 @@ func (m *Masker) String(s string) string {
 		return s
 	}
 	return m.replacer.Replace(s)
+}
+
+// WriteString writes s with every secret masked to w. With a w that is an
+// io.StringWriter and reused, it allocates nothing, unlike [Masker.String]:
+// it suits a hot loop.
+func (m *Masker) WriteString(w io.Writer, s string) (int, error) {
+	if m == nil {
+		return io.WriteString(w, s)
+	}
+	return m.replacer.WriteString(w, s)
 }
 
 // Value returns a copy of v with the strings inside masked: strings,

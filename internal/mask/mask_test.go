@@ -118,3 +118,19 @@ func BenchmarkString(b *testing.B) {
 		})
 	}
 }
+
+func TestWriteStringMatchesString(t *testing.T) {
+	m := New("hunter2hunter2", "p@ss word")
+	for _, s := range []string{"", "nothing here", "a hunter2hunter2 b", "p@ss word\n", "aGFsZg==", "x" + base64.StdEncoding.EncodeToString([]byte("hunter2hunter2"))} {
+		var b strings.Builder
+		n, err := m.WriteString(&b, s)
+		if err != nil || n != b.Len() || b.String() != m.String(s) {
+			t.Errorf("WriteString(%q) = %q (%d, %v), String = %q", s, b.String(), n, err, m.String(s))
+		}
+	}
+	var nilMasker *Masker
+	var b strings.Builder
+	if _, _ = nilMasker.WriteString(&b, "as is"); b.String() != "as is" {
+		t.Errorf("a nil Masker wrote %q", b.String())
+	}
+}
