@@ -6,6 +6,10 @@
 //   - tc:  testcontainers-go (reaper disabled: its image cannot be pulled
 //     offline), for the container cases.
 //
+// lading-bare is lading without an output directory (DisableOutputDir), to
+// show what the output directory costs; lading-volume and lading-mount are
+// the two file handling strategies.
+//
 // Each case and peer runs in a child process of its own, so the peak RSS
 // reported is that peer's alone. A case runs in rounds: each round runs
 // every peer once, in a rotated order, and the samples of all rounds are
@@ -56,8 +60,8 @@ var cases = []struct {
 	name, what string
 	peers      map[string]peer
 }{
-	{"trivial", "`true`, one at a time: latency", map[string]peer{"lading": ladingTrivial, "raw": rawTrivial, "cli": cliTrivial, "tc": tcTrivial}},
-	{"parallel", "`true`, 8 at a time: tasks/s", map[string]peer{"lading": ladingParallel, "raw": rawParallel, "cli": cliParallel, "tc": tcParallel}},
+	{"trivial", "`true`, one at a time: latency", map[string]peer{"lading": ladingTrivial, "lading-bare": ladingBareTrivial, "raw": rawTrivial, "cli": cliTrivial, "tc": tcTrivial}},
+	{"parallel", "`true`, 8 at a time: tasks/s", map[string]peer{"lading": ladingParallel, "lading-bare": ladingBareParallel, "raw": rawParallel, "cli": cliParallel, "tc": tcParallel}},
 	{"files-out", "output files collected to the host (1,000 files and 1 file)", map[string]peer{"lading": ladingFilesOut, "raw": rawFilesOut, "cli": cliFilesOut}},
 	{"files-in", "input files staged in", map[string]peer{"lading-volume": ladingFilesInVolume, "lading-mount": ladingFilesInMount, "raw": rawFilesIn, "cli": cliFilesIn}},
 	{"stdout", "stdout lines to a line callback", map[string]peer{"lading": ladingStdout, "raw": rawStdout, "cli": cliStdout}},

@@ -36,16 +36,30 @@ func newLading(cfg docker.Config) *docker.Runner {
 }
 
 func ladingTrue(r *docker.Runner, image string) error {
-	res, err := r.Run(ctx, runner.Task{Image: image, Commands: []string{"true"}})
+	return ladingTask(r, runner.Task{Image: image})
+}
+
+// ladingBare runs `true` without an output directory: what the output
+// directory costs is the difference with ladingTrue.
+func ladingBare(r *docker.Runner, image string) error {
+	return ladingTask(r, runner.Task{Image: image, DisableOutputDir: true})
+}
+
+func ladingTask(r *docker.Runner, task runner.Task) error {
+	task.Commands = []string{"true"}
+	res, err := r.Run(ctx, task)
 	if res != nil {
 		os.RemoveAll(res.WorkingDir)
 	}
 	return err
 }
 
-func ladingTrivial(cfg config) (measurement, error) {
+func ladingTrivial(cfg config) (measurement, error)     { return ladingLatency(cfg, ladingTrue) }
+func ladingBareTrivial(cfg config) (measurement, error) { return ladingLatency(cfg, ladingBare) }
+
+func ladingLatency(cfg config, run func(*docker.Runner, string) error) (measurement, error) {
 	r := newLading(docker.Config{})
-	f := func() error { return ladingTrue(r, cfg.Image) }
+	f := func() error { return run(r, cfg.Image) }
 	if err := warm(f); err != nil {
 		return measurement{}, err
 	}
@@ -152,6 +166,11 @@ func parallel(cfg config, task func() error) (measurement, error) {
 func ladingParallel(cfg config) (measurement, error) {
 	r := newLading(docker.Config{})
 	return parallel(cfg, func() error { return ladingTrue(r, cfg.Image) })
+}
+
+func ladingBareParallel(cfg config) (measurement, error) {
+	r := newLading(docker.Config{})
+	return parallel(cfg, func() error { return ladingBare(r, cfg.Image) })
 }
 
 func rawParallel(cfg config) (measurement, error) {
