@@ -2,8 +2,10 @@ package docker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -302,30 +304,9 @@ func (run *run) checkMount(ctx context.Context, ws *workspace) error {
 // directory, and the working directory when there are output globs.
 func (run *run) collect(ctx context.Context, ws *workspace, res *runner.Result) error {
 	res.WorkingDir = ws.hostDir
-	if run.r.strategy() == FileHandlingVolume && (!ws.matcher.Empty() || (ws.outputRel != "" && run.outputDirWritten(ctx, ws))) {
-		run.event(runner.StageCollecting, ws.hostDir)
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), collectTimeout)
-		defer cancel()
-		src, opts := ws.outputDir(), files.ExtractOptions{Overwrite: true}
-		if !ws.matcher.Empty() {
-			src = ContainerWorkingDir
-			opts.StripPrefix = path.Base(ContainerWorkingDir) + "/"
-			opts.Filter = func(rel string) bool {
-				return ws.matcher.Match(rel) || (ws.outputRel != "" && strings.HasPrefix(rel, ws.outputRel+"/"))
-			}
-		}
-		opts.MaxBytes, opts.MaxFiles = run.r.cfg.MaxOutputBytes, run.r.cfg.MaxOutputFiles
-		copied, err := run.r.cli.CopyFromContainer(ctx, run.containerID, client.CopyFromContainerOptions{SourcePath: src})
-		if err != nil {
-			return engineError(run.r, "copy output files from the container", err)
-		}
-		stats, err := files.Extract(ctx, copied.Content, ws.hostDir, opts)
-		copied.Content.Close()
-		for _, s := range stats.Skipped {
-			res.Warnings = append(res.Warnings, "output "+s)
-		}
-		if err != nil {
-			return fmt.Errorf("docker: collect output files: %w", err)
+	if run.r.strategy() == FileHandlingVolume {
+		if err := run.copyOut(ctx, ws, res); err != nil {
+			return err
 		}
 	}
 	out, err := files.Collect(ws.hostDir, ws.matcher, ws.outputRel)
@@ -333,6 +314,88 @@ func (run *run) collect(ctx context.Context, ws *workspace, res *runner.Result) 
 		return err
 	}
 	res.OutputFiles = out
+	return nil
+}
+
+// copyOut copies back into the host directory (VOLUME) the files the globs
+// match and, when the script wrote into it, the output directory. One copy
+// of the working directory serves both on engines whose archives take in
+// the output volume mounted inside it (Docker); when that copy brought no
+// output file (Podman leaves mounts out), a second one copies the output
+// directory itself. The output limits hold for both together.
+func (run *run) copyOut(ctx context.Context, ws *workspace, res *runner.Result) error {
+	globs := !ws.matcher.Empty()
+	wantOutput := ws.outputRel != "" && run.outputDirWritten(ctx, ws)
+	if !globs && !wantOutput {
+		return nil
+	}
+	run.event(runner.StageCollecting, ws.hostDir)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), collectTimeout)
+	defer cancel()
+	left := outputLimits{bytes: run.r.cfg.MaxOutputBytes, files: run.r.cfg.MaxOutputFiles}
+	if left.bytes <= 0 {
+		left.bytes = files.DefaultMaxBytes
+	}
+	if left.files <= 0 {
+		left.files = files.DefaultMaxFiles
+	}
+	if globs {
+		sawOutput := false
+		opts := files.ExtractOptions{StripPrefix: path.Base(ContainerWorkingDir) + "/", Filter: func(rel string) bool {
+			if ws.outputRel != "" && strings.HasPrefix(rel, ws.outputRel+"/") {
+				sawOutput = true
+				return true
+			}
+			return ws.matcher.Match(rel)
+		}}
+		if err := run.extract(ctx, ContainerWorkingDir, ws.hostDir, opts, &left, res); err != nil {
+			return err
+		}
+		wantOutput = wantOutput && !sawOutput
+	}
+	if wantOutput {
+		// "dir/." gives entries relative to dir on every engine; "dir"
+		// gives absolute names on Podman when dir is a mount.
+		dest := filepath.Join(ws.hostDir, ws.outputRel)
+		if err := os.Mkdir(dest, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("docker: collect output files: %w", err)
+		}
+		if fi, err := os.Lstat(dest); err != nil || !fi.IsDir() {
+			return fmt.Errorf("docker: collect output files: %s is not a directory", dest)
+		}
+		return run.extract(ctx, ws.outputDir()+"/.", dest, files.ExtractOptions{}, &left, res)
+	}
+	return nil
+}
+
+// outputLimits is what is left of the output limits.
+type outputLimits struct {
+	bytes int64
+	files int
+}
+
+// extract copies src out of the container into dest within the limits
+// left, and takes what it wrote off them.
+func (run *run) extract(ctx context.Context, src, dest string, opts files.ExtractOptions, left *outputLimits, res *runner.Result) error {
+	if left.bytes <= 0 || left.files <= 0 {
+		return fmt.Errorf("docker: collect output files: %w: nothing left for %s", files.ErrLimit, src)
+	}
+	opts.Overwrite = true // inputs the script changed come back over the staged ones
+	opts.MaxBytes, opts.MaxFiles = left.bytes, left.files
+	copied, err := run.r.cli.CopyFromContainer(ctx, run.containerID, client.CopyFromContainerOptions{SourcePath: src})
+	if err != nil {
+		return engineError(run.r, "copy output files from the container", err)
+	}
+	stats, err := files.Extract(ctx, copied.Content, dest, opts)
+	copied.Content.Close()
+	left.bytes -= stats.Bytes
+	left.files -= len(stats.Files)
+	for _, s := range stats.Skipped {
+		res.Warnings = append(res.Warnings, "output "+s)
+	}
+	if err != nil {
+		return fmt.Errorf("docker: collect output files: %w", err)
+	}
 	return nil
 }
 
