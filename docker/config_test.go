@@ -156,3 +156,12 @@ func TestParseDuration(t *testing.T) {
 		})
 	}
 }
+
+func TestParseDurationRange(t *testing.T) {
+	// Both wrapped around before: 25m26s and a negative duration.
+	for _, big := range []string{"P213504D", "P999999999D"} {
+		_, err := ParseDuration(big)
+		require.Error(t, err, big)
+		assert.Contains(t, err.Error(), "out of range")
+	}
+}
