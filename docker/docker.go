@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/distribution/reference"
@@ -123,6 +124,19 @@ func (r *Runner) Close() error { return r.cli.Close() }
 // returned Result, and the error wraps [context.Canceled] or
 // [runner.ErrTimeout] with [context.DeadlineExceeded].
 func (r *Runner) Run(ctx context.Context, task runner.Task) (res *runner.Result, err error) {
+	// The masker comes first, so that no error Run returns quotes a secret,
+	// not even one about an image or env name that holds it by accident.
+	masker := newMasker(task.Secrets)
+	if masker != nil {
+		defer func() {
+			err = maskError(masker, err)
+			if res != nil {
+				for i, w := range res.Warnings {
+					res.Warnings[i] = masker.String(w)
+				}
+			}
+		}()
+	}
 	if err := task.Validate(); err != nil {
 		return nil, err
 	}
@@ -144,22 +158,7 @@ func (r *Runner) Run(ctx context.Context, task runner.Task) (res *runner.Result,
 		defer cancel()
 	}
 
-	run := &run{r: r, task: task, id: newRunID()}
-	if len(task.Secrets) > 0 {
-		values := make([]string, 0, len(task.Secrets))
-		for _, v := range task.Secrets {
-			values = append(values, v)
-		}
-		run.mask = mask.New(values...)
-		defer func() {
-			err = run.mask.Error(err)
-			if res != nil {
-				for i, w := range res.Warnings {
-					res.Warnings[i] = run.mask.String(w)
-				}
-			}
-		}()
-	}
+	run := &run{r: r, task: task, id: newRunID(), mask: masker}
 	run.log = r.log.With("run", run.id, "image", task.Image)
 	if task.ID != "" {
 		run.log = run.log.With("task", task.ID)
@@ -218,6 +217,31 @@ func (r *Runner) Run(ctx context.Context, task runner.Task) (res *runner.Result,
 		err = errors.Join(err, run.collect(ctx, ws, res))
 	}
 	return res, stopped(ctx, err)
+}
+
+// newMasker returns the masker for a task's secrets, nil when there are
+// none. It is built before the task is validated, from the values long
+// enough to be masked ([runner.MinSecretLength]): validation refuses the
+// others without quoting them, and masking them would mangle its message.
+func newMasker(secrets map[string]string) *mask.Masker {
+	values := make([]string, 0, len(secrets))
+	for _, v := range secrets {
+		if utf8.RuneCountInString(v) >= runner.MinSecretLength {
+			values = append(values, v)
+		}
+	}
+	return mask.New(values...)
+}
+
+// maskError masks err's message; a [*runner.FieldError] is replaced by a
+// masked copy, so that errors.As finds no secret in its fields either.
+func maskError(m *mask.Masker, err error) error {
+	if fe, ok := err.(*runner.FieldError); ok {
+		masked := *fe
+		masked.Field, masked.Value, masked.Problem = m.String(fe.Field), m.String(fe.Value), m.String(fe.Problem)
+		return &masked
+	}
+	return m.Error(err)
 }
 
 // stopped returns the error to report for err: when ctx is done, its cause

@@ -24,7 +24,7 @@ func ExampleRunner_Run() {
 		Image:       "busybox:1.36",
 		InputFiles:  map[string]runner.Source{"hello.txt": files.String("Hello World\n")},
 		OutputFiles: []string{"*.out"},
-		Secrets:     map[string]string{"TOKEN": "s3cret"},
+		Secrets:     map[string]string{"TOKEN": "s3cret-t0ken"},
 		Commands: []string{
 			"cat hello.txt | tr a-z A-Z > shout.out",
 			`echo '::{"outputs":{"greeting":"hi"}}::'`,

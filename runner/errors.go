@@ -32,10 +32,15 @@ var (
 // matches [ErrInvalidTask] or [ErrInvalidConfig] through Err.
 //
 // Value holds the offending value as written; fields that carry secrets never
-// put their value here.
+// put their value here, and leave it empty.
+//
+// The message reads once, as "<kind>: <field> <quoted value>: <problem>",
+// e.g. `invalid config: memory.memory "1k": must be at least 6MiB`; the
+// quoted value is left out when Value is empty (`invalid task:
+// secrets.TOKEN: must not contain a NUL byte`).
 type FieldError struct {
-	Field   string // the field's name as the user writes it, e.g. "pullPolicy"
-	Value   string // the offending value
+	Field   string // the field's path as the user writes it, e.g. "pullPolicy", "memory.memory", "deviceRequests[0].count"
+	Value   string // the offending value; empty when it is not shown
 	Problem string // what is wrong, e.g. "must be one of IF_NOT_PRESENT, ALWAYS, NEVER"
 	Err     error  // ErrInvalidTask or ErrInvalidConfig
 }
@@ -44,6 +49,9 @@ func (e *FieldError) Error() string {
 	kind := "invalid"
 	if e.Err != nil {
 		kind = e.Err.Error()
+	}
+	if e.Value == "" {
+		return fmt.Sprintf("%s: %s: %s", kind, e.Field, e.Problem)
 	}
 	return fmt.Sprintf("%s: %s %q: %s", kind, e.Field, e.Value, e.Problem)
 }

@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Runner runs a [Task] to completion and reports its [Result].
@@ -57,10 +60,18 @@ type Task struct {
 
 	// Secrets are environment variables for the script whose values are
 	// masked ("****") in everything the runner hands back: lines, the bytes
-	// passed to Stdout and Stderr, outputs, metrics, warnings and errors,
-	// also when split across writes, spread over lines, or base64- or
-	// URL-encoded. Their values are not templates. A name may not be in
-	// both Env and Secrets.
+	// passed to Stdout and Stderr, outputs, metrics, warnings and errors
+	// (those about an invalid task included), also when split across
+	// writes, spread over lines, or base64- or URL-encoded. Their values
+	// are not templates. A name may not be in both Env and Secrets.
+	//
+	// A value must be at least [MinSecretLength] characters long (or
+	// empty, which masks nothing): masking a shorter one would mangle
+	// ordinary text in every message ("x" would turn "exit code 3" into
+	// "e****it code 3"), as GitLab refuses to mask values under 8
+	// characters. A short value that need not stay hidden goes in Env. A
+	// value may not contain a NUL byte, which no environment variable can
+	// hold.
 	Secrets map[string]string
 
 	// WorkingDir is the host directory that holds what goes in and what
@@ -141,9 +152,31 @@ func (t Task) Command() []string {
 	return append(cmd, t.Script())
 }
 
+// MinSecretLength is the shortest non-empty [Task.Secrets] value, in
+// characters (Unicode code points).
+const MinSecretLength = 8
+
 // Validate reports the first problem with the task as a [*FieldError] that
-// matches [ErrInvalidTask].
+// matches [ErrInvalidTask]. Secrets are checked first, and an error about a
+// secret names it ("secrets.TOKEN") without its value. Errors about other
+// fields quote their value as written, which may hold a secret by accident:
+// runners mask what Validate returns, as they mask every error.
 func (t Task) Validate() error {
+	for _, k := range slices.Sorted(maps.Keys(t.Secrets)) {
+		if k == "" || strings.ContainsAny(k, "=\x00") {
+			return invalidTask("secrets", k, "a variable name must be non-empty and contain no '=' or NUL")
+		}
+		if _, ok := t.Env[k]; ok {
+			return invalidTask("secrets", k, "is also in env")
+		}
+		v := t.Secrets[k]
+		if strings.ContainsRune(v, 0) {
+			return invalidTask("secrets."+k, "", "must not contain a NUL byte: no environment variable can hold one")
+		}
+		if n := utf8.RuneCountInString(v); n > 0 && n < MinSecretLength {
+			return invalidTask("secrets."+k, "", fmt.Sprintf("must be at least %d characters long to be masked (it has %d; shorter values would mask ordinary text in every message): put a value that need not stay hidden in env, unmasked", MinSecretLength, n))
+		}
+	}
 	if strings.TrimSpace(t.Image) == "" {
 		return invalidTask("image", t.Image, "must not be empty")
 	}
@@ -176,14 +209,6 @@ func (t Task) Validate() error {
 	for name, src := range t.InputFiles {
 		if src == nil {
 			return invalidTask("inputFiles", name, "has no source")
-		}
-	}
-	for k := range t.Secrets {
-		if k == "" || strings.ContainsAny(k, "=\x00") {
-			return invalidTask("secrets", k, "a variable name must be non-empty and contain no '=' or NUL")
-		}
-		if _, ok := t.Env[k]; ok {
-			return invalidTask("secrets", k, "is also in env")
 		}
 	}
 	if t.Timeout < 0 {

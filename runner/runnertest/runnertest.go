@@ -300,6 +300,7 @@ func sortedKeys[V any](m map[string]V) []string {
 func Cases() []Case {
 	cases := append(runCases(), logCases()...)
 	cases = append(cases, outputCases()...)
+	cases = append(cases, secretCases()...)
 	return append(cases, fileCases()...)
 }
 
