@@ -237,30 +237,59 @@ func (e AuthEntry) String() string {
 // Format makes every verb print String.
 func (e AuthEntry) Format(f fmt.State, verb rune) { _, _ = f.Write([]byte(e.String())) }
 
-// ParseConfig reads a docker config.json. The error names where it came
-// from (source) but quotes nothing of the content, which holds secrets.
+// ConfigError reports a docker config that cannot be used: unreadable, not
+// a regular file, larger than [MaxConfigSize], or not a docker config.json.
+// It quotes nothing of the content, which holds secrets.
+type ConfigError struct {
+	// Source is where the config came from: its path,
+	// "DOCKER_AUTH_CONFIG" or "the inline docker config".
+	Source string
+	// Problem says what is wrong, e.g. "is not a regular file (it is a
+	// named pipe)".
+	Problem string
+	// Err is the underlying error, if any (from opening or reading a
+	// file).
+	Err error
+}
+
+func (e *ConfigError) Error() string { return "credentials: " + e.Source + ": " + e.Problem }
+
+// Unwrap returns the underlying error.
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// MaxConfigSize is the size of the largest docker config lading reads (1
+// MiB), whether a file or DOCKER_AUTH_CONFIG; real ones hold a few KiB.
+const MaxConfigSize = 1 << 20
+
+// ParseConfig reads a docker config.json. The error, a [*ConfigError], names
+// where it came from (source) but quotes nothing of the content, which holds
+// secrets.
 func ParseConfig(data []byte, source string) (*Config, error) {
+	bad := func(problem string) error { return &ConfigError{Source: source, Problem: problem} }
+	if len(data) > MaxConfigSize {
+		return nil, bad(fmt.Sprintf("is larger than 1 MiB (%d bytes), the most lading reads of a docker config", len(data)))
+	}
 	var c Config
 	if err := json.Unmarshal(data, &c); err != nil {
 		// json's messages can quote the content: say where, not what.
 		var syn *json.SyntaxError
 		if errors.As(err, &syn) {
-			return nil, fmt.Errorf("credentials: %s is not valid JSON (at byte %d)", source, syn.Offset)
+			return nil, bad(fmt.Sprintf("is not valid JSON (at byte %d)", syn.Offset))
 		}
-		return nil, fmt.Errorf("credentials: %s does not have the shape of a docker config.json", source)
+		return nil, bad("does not have the shape of a docker config.json")
 	}
 	for name, helper := range c.CredHelpers {
 		if !validHelper(helper) {
-			return nil, fmt.Errorf("credentials: %s: credHelpers[%q] = %q is not a helper name", source, name, helper)
+			return nil, bad(fmt.Sprintf("credHelpers[%q] = %q is not a helper name", name, helper))
 		}
 	}
 	if c.CredsStore != "" && !validHelper(c.CredsStore) {
-		return nil, fmt.Errorf("credentials: %s: credsStore %q is not a helper name", source, c.CredsStore)
+		return nil, bad(fmt.Sprintf("credsStore %q is not a helper name", c.CredsStore))
 	}
 	for name, e := range c.Auths {
 		if e.Auth != "" {
 			if _, _, err := decodeAuth(e.Auth); err != nil {
-				return nil, fmt.Errorf("credentials: %s: auths[%q].auth %v", source, name, err)
+				return nil, bad(fmt.Sprintf("auths[%q].auth %v", name, err))
 			}
 		}
 	}

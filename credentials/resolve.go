@@ -6,10 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -97,7 +100,7 @@ func (r Resolver) configs() ([]sourcedConfig, error) {
 	}
 	if dir != "" {
 		path := filepath.Join(dir, "config.json")
-		data, err := os.ReadFile(path)
+		data, err := readConfigFile(path)
 		switch {
 		case err == nil:
 			c, err := ParseConfig(data, path)
@@ -106,24 +109,92 @@ func (r Resolver) configs() ([]sourcedConfig, error) {
 			}
 			out = append(out, sourcedConfig{c, path})
 		case !errors.Is(err, os.ErrNotExist):
-			return nil, fmt.Errorf("credentials: read %s: %w", path, err)
+			return nil, err
 		}
 	}
 	return out, nil
 }
 
 // LoadConfig reads a docker config given as inline JSON (starting with "{")
-// or as a path to a config.json.
+// or as a path to a config.json. A path must name a regular file (a symbolic
+// link to one is followed) of at most [MaxConfigSize] bytes: a named pipe,
+// a device or a directory is refused without being read, so that no path
+// blocks the caller or feeds it without end. Errors are [*ConfigError]s.
 func LoadConfig(inlineOrPath string) (*Config, error) {
 	s := strings.TrimSpace(inlineOrPath)
 	if strings.HasPrefix(s, "{") {
 		return ParseConfig([]byte(s), "the inline docker config")
 	}
-	data, err := os.ReadFile(s)
+	data, err := readConfigFile(s)
 	if err != nil {
-		return nil, fmt.Errorf("credentials: read docker config: %w", err)
+		return nil, err
 	}
 	return ParseConfig(data, s)
+}
+
+// readConfigFile reads a regular file of at most MaxConfigSize bytes. It
+// looks at the file before opening it, so that a device is never opened,
+// opens it without blocking (a named pipe swapped in since does not hang
+// the open), checks that what it opened is the regular file it looked at,
+// and reads no more than the cap.
+func readConfigFile(path string) ([]byte, error) {
+	bad := func(problem string, err error) error { return &ConfigError{Source: path, Problem: problem, Err: err} }
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, bad("cannot be read: "+pathErrorText(err), err)
+	}
+	if !info.Mode().IsRegular() {
+		return nil, bad(notRegular(info.Mode()), nil)
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, bad("cannot be read: "+pathErrorText(err), err)
+	}
+	defer f.Close()
+	opened, err := f.Stat()
+	if err != nil {
+		return nil, bad("cannot be read: "+pathErrorText(err), err)
+	}
+	if !opened.Mode().IsRegular() {
+		return nil, bad(notRegular(opened.Mode()), nil)
+	}
+	if !os.SameFile(info, opened) {
+		return nil, bad("changed while it was being opened", nil)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxConfigSize+1))
+	if err != nil {
+		return nil, bad("cannot be read: "+pathErrorText(err), err)
+	}
+	if len(data) > MaxConfigSize {
+		return nil, bad("is larger than 1 MiB, the most lading reads of a docker config", nil)
+	}
+	return data, nil
+}
+
+// notRegular says what a file that is not a regular file is.
+func notRegular(mode fs.FileMode) string {
+	kind := "something else"
+	switch {
+	case mode.IsDir():
+		kind = "a directory"
+	case mode&fs.ModeNamedPipe != 0:
+		kind = "a named pipe (FIFO)"
+	case mode&fs.ModeSocket != 0:
+		kind = "a socket"
+	case mode&fs.ModeDevice != 0:
+		kind = "a device"
+	}
+	return "is not a regular file (it is " + kind + "): a docker config must be a regular file"
+}
+
+// pathErrorText is err's message without the path, which the error names
+// already.
+func pathErrorText(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
 }
 
 // fromConfig looks a registry up in one config: helper first, then auths.
