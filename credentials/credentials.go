@@ -118,14 +118,14 @@ func (c Credentials) LogValue() slog.Value {
 }
 
 // Validate reports a malformed block as a [*runner.FieldError] whose Value
-// holds no secret.
+// holds no secret (it is empty for the fields that carry one).
 func (c Credentials) Validate() error {
 	bad := func(field, value, problem string) error {
 		return &runner.FieldError{Field: "credentials." + field, Value: value, Problem: problem, Err: runner.ErrInvalidConfig}
 	}
 	if c.Auth != "" {
 		if _, _, err := decodeAuth(c.Auth); err != nil {
-			return bad("auth", "<redacted>", err.Error())
+			return bad("auth", "", err.Error()) // the value is never quoted
 		}
 	}
 	if c.Password != "" && c.Username == "" {

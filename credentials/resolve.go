@@ -184,7 +184,7 @@ func notRegular(mode fs.FileMode) string {
 	case mode&fs.ModeDevice != 0:
 		kind = "a device"
 	}
-	return "is not a regular file (it is " + kind + "): a docker config must be a regular file"
+	return "is " + kind + ", not a regular file"
 }
 
 // pathErrorText is err's message without the path, which the error names

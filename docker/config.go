@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/docker/go-connections/nat"
@@ -141,13 +143,20 @@ type Config struct {
 	FileHandlingStrategy FileHandlingStrategy `json:"fileHandlingStrategy,omitempty"`
 
 	// Volumes bind-mounts host paths: "/host/path:/container/path[:ro]".
-	// They are refused unless the host program sets VolumesEnabled: a
-	// workflow author must not be able to mount the host's files.
+	// They are refused unless the host program sets Allow.Volumes (or
+	// VolumesEnabled): a workflow author must not be able to mount the
+	// host's files.
 	Volumes []string `json:"volumes,omitempty"`
 
-	// VolumesEnabled allows Volumes. It is the host program's decision, so
-	// it has no JSON form (Kestra's volume-enabled plugin setting).
+	// VolumesEnabled allows Volumes, as Allow.Volumes does (Kestra's
+	// volume-enabled plugin setting). It has no JSON form.
 	VolumesEnabled bool `json:"-"`
+
+	// Allow is what the host program lets a taskRunner block ask for that
+	// widens a container's reach beyond its own sandbox: host networking,
+	// privileges, devices, published ports, bind mounts. It has no JSON
+	// form; see [Allow].
+	Allow Allow `json:"-"`
 
 	// MaxOutputBytes and MaxOutputFiles bound what is copied back from the
 	// container; going over fails the run's collection with
@@ -199,6 +208,86 @@ type Config struct {
 	Logger *slog.Logger `json:"-"`
 }
 
+// Allow lists the settings that widen a container's reach beyond its own
+// sandbox. A taskRunner block comes from a workflow author, who is not the
+// host program: [Config.Validate] (so [ParseConfig] and [New] too) refuses
+// each of these settings unless the host program allows it here, with a
+// [*runner.FieldError] naming the property, its value and the field of Allow
+// that allows it. Allow has no JSON form, so no block can allow itself
+// anything. The zero value allows none of them; a host program that sets one
+// of these properties itself allows it as well. The package documentation
+// lists what is allowed without it.
+type Allow struct {
+	// HostNetwork allows networkMode "host": the script shares the host's
+	// network stack, so it reaches every service bound to the host's
+	// 127.0.0.1 and can listen on the host's ports.
+	HostNetwork bool
+	// ContainerNetwork allows networkMode "container:<name|id>": the
+	// script joins that container's network namespace and reaches what it
+	// serves on its loopback.
+	ContainerNetwork bool
+	// Networks lists the named networks networkMode may name (a
+	// user-defined network reaches the containers on it, which the default
+	// bridge cannot); "*" allows any. "bridge", "default" and "none" need
+	// nothing.
+	Networks []string
+	// Privileged allows privileged: true, which gives the container every
+	// capability and the host's devices: it is root on the host.
+	Privileged bool
+	// DeviceRequests allows deviceRequests (GPUs and other devices of the
+	// host).
+	DeviceRequests bool
+	// PortBindings allows portBindings, which publish the container's ports
+	// on the host's interfaces (reachable from the network) and take host
+	// ports.
+	PortBindings bool
+	// Volumes allows volumes, bind mounts of host paths; it is the same as
+	// [Config.VolumesEnabled].
+	Volumes bool
+}
+
+// policy refuses what c asks for beyond its sandbox that c.Allow does not
+// allow.
+func (c *Config) policy() error {
+	refuse := func(field, value, what, setting string) error {
+		return invalidConfig(field, value, what+": a workflow author may not ask for it unless the host program sets Config.Allow."+setting)
+	}
+	switch mode := c.NetworkMode; {
+	case mode == "", mode == "bridge", mode == "default", mode == "none":
+	case mode == "host":
+		if !c.Allow.HostNetwork {
+			return refuse("networkMode", mode, "shares the host's network stack (the script reaches services bound to the host's 127.0.0.1)", "HostNetwork")
+		}
+	case strings.HasPrefix(mode, "container:"):
+		if !c.Allow.ContainerNetwork {
+			return refuse("networkMode", mode, "joins another container's network namespace (the script reaches what it serves on its loopback)", "ContainerNetwork")
+		}
+	default:
+		if !slices.Contains(c.Allow.Networks, mode) && !slices.Contains(c.Allow.Networks, "*") {
+			return refuse("networkMode", mode, "joins a named network (the script reaches the containers on it)", "Networks (a list of network names, or \"*\")")
+		}
+	}
+	if c.Privileged && !c.Allow.Privileged {
+		return refuse("privileged", "true", "gives the container every capability and the host's devices", "Privileged")
+	}
+	if len(c.DeviceRequests) > 0 && !c.Allow.DeviceRequests {
+		var drivers []string
+		for _, d := range c.DeviceRequests {
+			if d.Driver != "" {
+				drivers = append(drivers, d.Driver)
+			}
+		}
+		return refuse("deviceRequests", strings.Join(drivers, ","), "gives the container the host's devices", "DeviceRequests")
+	}
+	if len(c.PortBindings) > 0 && !c.Allow.PortBindings {
+		return refuse("portBindings", strings.Join(c.PortBindings, ","), "publishes the container's ports on the host", "PortBindings")
+	}
+	if len(c.Volumes) > 0 && !c.Allow.Volumes && !c.VolumesEnabled {
+		return refuse("volumes", strings.Join(c.Volumes, ","), "mounts host paths into the container (volume mounts are disabled)", "Volumes (or VolumesEnabled)")
+	}
+	return nil
+}
+
 // DeviceRequest asks a device driver for devices, as docker run --gpus does.
 type DeviceRequest struct {
 	Driver       string            `json:"driver,omitempty"`
@@ -216,28 +305,68 @@ func (c *Config) deletes() bool { return c.Delete == nil || *c.Delete }
 func (c *Config) waits() bool   { return c.Wait == nil || *c.Wait }
 
 // ParseConfig decodes a JSON (or Kestra YAML converted to JSON) taskRunner
-// block into a Config and validates it. Unknown properties are an error that
-// names them, so a typo is not silently ignored; Kestra's "type" and
-// "version" properties are accepted and ignored.
-func ParseConfig(data []byte) (Config, error) {
-	var wire struct {
-		Config
-		Type    string `json:"type"`
-		Version string `json:"version"`
+// block into a Config and validates it, allowing nothing of [Allow]: it is
+// ParseConfigAllowing(data, Allow{}).
+func ParseConfig(data []byte) (Config, error) { return ParseConfigAllowing(data, Allow{}) }
+
+// ParseConfigAllowing decodes a JSON (or Kestra YAML converted to JSON)
+// taskRunner block into a Config whose Allow is allow, and validates it.
+//
+// Property names are Kestra's, matched exactly (case included) at every
+// level; an unknown property is an error that names it and suggests the
+// nearest known name ("pullPolicyy: unknown property; did you mean
+// pullPolicy?"), so a typo is not silently ignored. Kestra's "type" and
+// "version" properties are accepted and ignored. Every error about a
+// property is a [*runner.FieldError] naming its path ("memory.memory",
+// "deviceRequests[0].count") and its value as written; values inside
+// credentials and config are never quoted.
+func ParseConfigAllowing(data []byte, allow Allow) (Config, error) {
+	cfg := Config{Allow: allow}
+	if err := cfg.UnmarshalJSON(data); err != nil {
+		var fe *runner.FieldError
+		if errors.As(err, &fe) {
+			return Config{}, err
+		}
+		return Config{}, fmt.Errorf("docker: parse config: %w", err)
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&wire); err != nil {
-		return Config{}, fmt.Errorf("docker: parse config: %w: %w", runner.ErrInvalidConfig, err)
-	}
-	if err := wire.Config.Validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return Config{}, err
 	}
-	return wire.Config, nil
+	return cfg, nil
+}
+
+// UnmarshalJSON reads a taskRunner block as [ParseConfigAllowing] does, onto
+// c: properties the block leaves out keep c's values, and the fields without
+// a JSON form (Allow, VolumesEnabled, Logger) are kept. It does not
+// validate: call [Config.Validate] (or [New]) next.
+func (c *Config) UnmarshalJSON(data []byte) error {
+	type plain Config // without this method
+	wire := struct {
+		plain
+		Type    string `json:"type"`
+		Version string `json:"version"`
+	}{plain: plain(*c)}
+	data = bytes.TrimSpace(data)
+	if !json.Valid(data) {
+		var syn *json.SyntaxError
+		if err := json.Unmarshal(data, new(any)); errors.As(err, &syn) {
+			return fmt.Errorf("%w: not valid JSON (at byte %d)", runner.ErrInvalidConfig, syn.Offset)
+		}
+		return fmt.Errorf("%w: not valid JSON", runner.ErrInvalidConfig)
+	}
+	if string(data) == "null" {
+		return nil
+	}
+	if err := decodeObject(data, reflect.ValueOf(&wire).Elem(), "", false); err != nil {
+		return err
+	}
+	*c = Config(wire.plain)
+	return nil
 }
 
 // Validate reports the first invalid field as a [*runner.FieldError] that
-// matches [runner.ErrInvalidConfig].
+// matches [runner.ErrInvalidConfig], including the settings [Allow] does not
+// allow.
 func (c *Config) Validate() error {
 	switch c.PullPolicy {
 	case "", PullIfNotPresent, PullAlways, PullNever:
@@ -263,7 +392,11 @@ func (c *Config) Validate() error {
 	}
 	if c.DockerConfig != "" {
 		if _, err := credentials.LoadConfig(string(c.DockerConfig)); err != nil {
-			return &runner.FieldError{Field: "config", Value: "<redacted>", Problem: err.Error(), Err: runner.ErrInvalidConfig}
+			problem := "cannot be used"
+			if ce := (*credentials.ConfigError)(nil); errors.As(err, &ce) {
+				problem = ce.Problem
+			}
+			return &runner.FieldError{Field: "config", Value: c.DockerConfig.path(), Problem: problem, Err: runner.ErrInvalidConfig}
 		}
 	}
 	if err := c.CPU.Validate(0); err != nil {
@@ -293,9 +426,6 @@ func (c *Config) Validate() error {
 	case "", FileHandlingVolume, FileHandlingMount:
 	default:
 		return invalidConfig("fileHandlingStrategy", string(c.FileHandlingStrategy), "must be VOLUME or MOUNT")
-	}
-	if len(c.Volumes) > 0 && !c.VolumesEnabled {
-		return invalidConfig("volumes", strings.Join(c.Volumes, ","), "volume mounts are disabled: the host program must set VolumesEnabled to allow them")
 	}
 	for _, v := range c.Volumes {
 		if _, err := parseVolume(v); err != nil {
@@ -328,7 +458,7 @@ func (c *Config) Validate() error {
 	if c.StopSignal != "" && !validSignal(c.StopSignal) {
 		return invalidConfig("stopSignal", c.StopSignal, `must be a signal name such as "SIGTERM" or a number`)
 	}
-	return nil
+	return c.policy()
 }
 
 func invalidConfig(field, value, problem string) error {
@@ -384,22 +514,43 @@ type DockerConfig string
 
 // UnmarshalJSON accepts an object or a string.
 func (d *DockerConfig) UnmarshalJSON(b []byte) error {
-	if t := bytes.TrimSpace(b); len(t) > 0 && t[0] == '{' {
+	if problem := d.decodeJSON(b); problem != "" {
+		return fmt.Errorf("%w: config: %s", runner.ErrInvalidConfig, problem)
+	}
+	return nil
+}
+
+// decodeJSON reads an object or a string and says what is wrong, if
+// anything.
+func (d *DockerConfig) decodeJSON(b []byte) string {
+	t := bytes.TrimSpace(b)
+	switch {
+	case string(t) == "null":
+		return ""
+	case len(t) > 0 && t[0] == '{':
 		*d = DockerConfig(t)
-		return nil
+		return ""
 	}
 	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return errors.New("config: must be a docker config object, inline JSON or a path")
+	if err := json.Unmarshal(t, &s); err != nil {
+		return "must be a docker config object, inline JSON or a path"
 	}
 	*d = DockerConfig(s)
-	return nil
+	return ""
 }
 
 // String hides an inline config, which holds secrets.
 func (d DockerConfig) String() string {
-	if strings.HasPrefix(strings.TrimSpace(string(d)), "{") {
+	if d != "" && d.path() == "" {
 		return "<inline docker config>"
+	}
+	return string(d)
+}
+
+// path is the config's path, "" for an inline config.
+func (d DockerConfig) path() string {
+	if strings.HasPrefix(strings.TrimSpace(string(d)), "{") {
+		return ""
 	}
 	return string(d)
 }

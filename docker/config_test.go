@@ -2,6 +2,10 @@ package docker
 
 import (
 	"encoding/json"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -12,7 +16,7 @@ import (
 )
 
 func TestParseConfigKestraBlock(t *testing.T) {
-	cfg, err := ParseConfig([]byte(`{
+	cfg, err := ParseConfigAllowing([]byte(`{
 		"type": "io.kestra.plugin.scripts.runner.docker.Docker",
 		"host": "unix:///var/run/docker.sock",
 		"pullPolicy": "ALWAYS",
@@ -27,7 +31,7 @@ func TestParseConfigKestraBlock(t *testing.T) {
 		"delete": false,
 		"wait": false,
 		"killGracePeriod": "PT5S"
-	}`))
+	}`), Allow{PortBindings: true, Privileged: true, DeviceRequests: true})
 	require.NoError(t, err)
 	assert.Equal(t, PullAlways, cfg.PullPolicy)
 	assert.Equal(t, []string{"/bin/tini", "--"}, cfg.EntryPoint)
@@ -83,9 +87,9 @@ func TestConfigErrorsNameFieldAndValue(t *testing.T) {
 		{"negative grace", `{"killGracePeriod":"-5s"}`, "killGracePeriod", "-5s"},
 		{"reserved label", `{"labels":{"dev.lading.run":"x"}}`, "labels", "dev.lading.run"},
 		{"max concurrency", `{"maxConcurrency":-1}`, "maxConcurrency", "-1"},
-		{"docker config not JSON", `{"config":"{not json"}`, "config", "<redacted>"},
-		{"docker config missing file", `{"config":"/nonexistent/config.json"}`, "config", "<redacted>"},
-		{"credentials auth", `{"credentials":{"auth":"***"}}`, "credentials.auth", "<redacted>"},
+		{"docker config not JSON", `{"config":"{not json"}`, "config", ""},
+		{"docker config missing file", `{"config":"/nonexistent/config.json"}`, "config", "/nonexistent/config.json"},
+		{"credentials auth", `{"credentials":{"auth":"***"}}`, "credentials.auth", ""},
 		{"file strategy", `{"fileHandlingStrategy":"COPY"}`, "fileHandlingStrategy", "COPY"},
 		{"platform", `{"platform":"linux"}`, "platform", "linux"},
 		{"cpu", `{"cpu":{"cpus":-1}}`, "cpu.cpus", "-1"},
@@ -163,5 +167,116 @@ func TestParseDurationRange(t *testing.T) {
 		_, err := ParseDuration(big)
 		require.Error(t, err, big)
 		assert.Contains(t, err.Error(), "out of range")
+	}
+}
+
+// TestParseConfigNamesMatchExactly: property names are Kestra's, matched
+// exactly at every level; a near miss gets the right name suggested.
+func TestParseConfigNamesMatchExactly(t *testing.T) {
+	const secret = "hunter2-in-credentials"
+	tests := []struct {
+		name, json, field, hint string
+	}{
+		{"other case", `{"pullpolicy":"ALWAYS"}`, "pullpolicy", "did you mean pullPolicy?"},
+		{"typo", `{"pullPolicyy":"ALWAYS"}`, "pullPolicyy", "did you mean pullPolicy?"},
+		{"missing letter", `{"pulPolicy":"ALWAYS"}`, "pulPolicy", "did you mean pullPolicy?"},
+		{"nothing close", `{"colour":"blue"}`, "colour", "unknown property"},
+		{"cpu", `{"cpu":{"CPUS":1}}`, "cpu.CPUS", "cpus"},
+		{"memory", `{"memory":{"memorySwapp":"1g"}}`, "memory.memorySwapp", "did you mean memorySwap?"},
+		{"credentials", `{"credentials":{"username":"u","Password":"` + secret + `"}}`, "credentials.Password", "did you mean password?"},
+		{"device request", `{"deviceRequests":[{"driver":"nvidia"},{"Count":1}]}`, "deviceRequests[1].Count", "did you mean count?"},
+		{"device request typo", `{"deviceRequests":[{"capabilites":[["gpu"]]}]}`, "deviceRequests[0].capabilites", "did you mean capabilities?"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseConfig([]byte(tt.json))
+			require.ErrorIs(t, err, runner.ErrInvalidConfig)
+			var fe *runner.FieldError
+			require.ErrorAs(t, err, &fe)
+			assert.Equal(t, tt.field, fe.Field)
+			assert.Contains(t, err.Error(), tt.hint)
+			assert.NotContains(t, err.Error(), secret)
+		})
+	}
+	cfg, err := ParseConfig([]byte(`{"type":"io.kestra.plugin.scripts.runner.docker.Docker","version":"1.0","pullPolicy":"NEVER"}`))
+	require.NoError(t, err, "Kestra's type and version are accepted")
+	assert.Equal(t, PullNever, cfg.PullPolicy)
+
+	var direct Config
+	err = json.Unmarshal([]byte(`{"pullpolicy":"ALWAYS"}`), &direct)
+	require.ErrorIs(t, err, runner.ErrInvalidConfig, "json.Unmarshal into a Config is as strict as ParseConfig")
+}
+
+// TestConfigErrorsReadOnce: every config error says "invalid config" once,
+// with the field's path and the value as written.
+func TestConfigErrorsReadOnce(t *testing.T) {
+	tests := []struct {
+		name, json, field, value string
+	}{
+		{"memory size", `{"memory":{"memory":"lots"}}`, "memory.memory", "lots"},
+		{"memory not an object", `{"memory":"x"}`, "memory", "x"},
+		{"cpus", `{"cpu":{"cpus":"two"}}`, "cpu.cpus", "two"},
+		{"cpu property", `{"cpu":{"cpuz":1}}`, "cpu.cpuz", "1"},
+		{"duration number", `{"killGracePeriod":5}`, "killGracePeriod", "5"},
+		{"duration string", `{"killGracePeriod":"5"}`, "killGracePeriod", "5"},
+		{"pull timeout", `{"pullTimeout":"soon"}`, "pullTimeout", "soon"},
+		{"whole number", `{"pidsLimit":"x"}`, "pidsLimit", "x"},
+		{"boolean", `{"init":"yes"}`, "init", "yes"},
+		{"list of strings", `{"extraHosts":"db:10.0.0.1"}`, "extraHosts", "db:10.0.0.1"},
+		{"label value", `{"labels":{"a":1}}`, "labels", `{"a":1}`},
+		{"device count", `{"deviceRequests":[{"count":"all"}]}`, "deviceRequests[0].count", "all"},
+		{"device requests not a list", `{"deviceRequests":{"count":1}}`, "deviceRequests", `{"count":1}`},
+		{"config not a string", `{"config":5}`, "config", ""},
+		{"credentials not an object", `{"credentials":"x"}`, "credentials", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseConfig([]byte(tt.json))
+			require.ErrorIs(t, err, runner.ErrInvalidConfig)
+			var fe *runner.FieldError
+			require.ErrorAs(t, err, &fe)
+			assert.Equal(t, tt.field, fe.Field)
+			assert.Equal(t, tt.value, fe.Value)
+			msg := err.Error()
+			assert.Equal(t, 1, strings.Count(msg, "invalid config"), msg)
+			assert.True(t, strings.HasPrefix(msg, "invalid config: "+tt.field+" ") || strings.HasPrefix(msg, "invalid config: "+tt.field+":"), msg)
+			if tt.value != "" {
+				assert.Contains(t, msg, strconv.Quote(tt.value))
+			}
+		})
+	}
+	for _, bad := range []string{`[1]`, `{"a":1`, `{} {}`, ``} {
+		_, err := ParseConfig([]byte(bad))
+		require.ErrorIs(t, err, runner.ErrInvalidConfig, bad)
+		assert.Equal(t, 1, strings.Count(err.Error(), "invalid config"), err.Error())
+	}
+}
+
+// TestParseConfigReadsOnlyRegularConfigFiles: a config path naming a FIFO
+// used to block ParseConfig forever, /dev/zero to exhaust memory.
+func TestParseConfigReadsOnlyRegularConfigFiles(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	require.NoError(t, syscall.Mkfifo(fifo, 0o600))
+	for path, says := range map[string]string{fifo: "named pipe", "/dev/zero": "device", t.TempDir(): "directory"} {
+		t.Run(path, func(t *testing.T) {
+			done := make(chan error, 1)
+			go func() {
+				_, err := ParseConfig([]byte(`{"config":` + strconv.Quote(path) + `}`))
+				done <- err
+			}()
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(30 * time.Second):
+				t.Fatal("ParseConfig still reading after 30 s")
+			}
+			require.ErrorIs(t, err, runner.ErrInvalidConfig)
+			var fe *runner.FieldError
+			require.ErrorAs(t, err, &fe)
+			assert.Equal(t, "config", fe.Field)
+			assert.Equal(t, path, fe.Value)
+			assert.Contains(t, err.Error(), says)
+			assert.Equal(t, 1, strings.Count(err.Error(), path), err.Error())
+		})
 	}
 }

@@ -203,7 +203,7 @@ func TestConfigReachesTheContainer(t *testing.T) {
 }
 
 func TestPortBindings(t *testing.T) {
-	r, cli := newRunner(t, docker.Config{PortBindings: []string{"127.0.0.1:18080:8080/tcp", "18081:81/udp"}, Delete: docker.Bool(false)})
+	r, cli := newRunner(t, docker.Config{PortBindings: []string{"127.0.0.1:18080:8080/tcp", "18081:81/udp"}, Allow: docker.Allow{PortBindings: true}, Delete: docker.Bool(false)})
 	res, err := r.Run(t.Context(), runner.Task{Image: testenv.Image, Commands: []string{"echo up"}})
 	require.NoError(t, err)
 	id := details(t, res).ContainerID

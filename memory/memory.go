@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/lading-dev/lading/internal/jsontext"
+	"github.com/lading-dev/lading/internal/suggest"
 	"github.com/lading-dev/lading/runner"
 )
 
@@ -165,7 +166,12 @@ func (c *Config) set(key string, raw json.RawMessage) error {
 		}
 		c.OOMKillDisable = &v
 	default:
-		return invalid(key, text, "is not a memory property (they are memory, memorySwap, memorySwappiness, memoryReservation, kernelMemory, oomKillDisable)")
+		names := []string{"memory", "memorySwap", "memorySwappiness", "memoryReservation", "kernelMemory", "oomKillDisable"}
+		hint := ""
+		if near := suggest.Nearest(key, names); near != "" {
+			hint = ": did you mean " + near + "?"
+		}
+		return invalid(key, text, "is not a memory property (they are "+strings.Join(names, ", ")+")"+hint)
 	}
 	return nil
 }
