@@ -1,0 +1,111 @@
+package docker_test
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lading-dev/lading/docker"
+	"github.com/lading-dev/lading/internal/testenv"
+	"github.com/lading-dev/lading/runner"
+)
+
+// TestPolicyWideningNeedsTheHostProgram: every property that widens a
+// container's reach beyond its sandbox is refused in a taskRunner block
+// unless the host program allows it, with an error naming the property, its
+// value and the setting that allows it.
+func TestPolicyWideningNeedsTheHostProgram(t *testing.T) {
+	tests := []struct {
+		name, json, field, value, setting string
+		allow                             docker.Allow
+	}{
+		{"host network", `{"networkMode":"host"}`, "networkMode", "host", "Allow.HostNetwork", docker.Allow{HostNetwork: true}},
+		{"another container's network", `{"networkMode":"container:db"}`, "networkMode", "container:db", "Allow.ContainerNetwork", docker.Allow{ContainerNetwork: true}},
+		{"a named network", `{"networkMode":"backend"}`, "networkMode", "backend", "Allow.Networks", docker.Allow{Networks: []string{"backend"}}},
+		{"any named network", `{"networkMode":"backend"}`, "networkMode", "backend", "Allow.Networks", docker.Allow{Networks: []string{"*"}}},
+		{"privileged", `{"privileged":true}`, "privileged", "true", "Allow.Privileged", docker.Allow{Privileged: true}},
+		{"device requests", `{"deviceRequests":[{"driver":"nvidia","count":-1,"capabilities":[["gpu"]]}]}`, "deviceRequests", "nvidia", "Allow.DeviceRequests", docker.Allow{DeviceRequests: true}},
+		{"port bindings", `{"portBindings":["127.0.0.1:8080:80"]}`, "portBindings", "127.0.0.1:8080:80", "Allow.PortBindings", docker.Allow{PortBindings: true}},
+		{"volumes", `{"volumes":["/etc:/host-etc:ro"]}`, "volumes", "/etc:/host-etc:ro", "Allow.Volumes", docker.Allow{Volumes: true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := docker.ParseConfig([]byte(tt.json))
+			require.ErrorIs(t, err, runner.ErrInvalidConfig)
+			var fe *runner.FieldError
+			require.ErrorAs(t, err, &fe)
+			assert.Equal(t, tt.field, fe.Field)
+			assert.Equal(t, tt.value, fe.Value)
+			assert.Contains(t, err.Error(), "Config."+tt.setting)
+
+			var cfg docker.Config
+			require.NoError(t, cfg.UnmarshalJSON([]byte(tt.json)))
+			require.ErrorIs(t, cfg.Validate(), runner.ErrInvalidConfig, "json.Unmarshal then Validate refuses it too")
+			_, err = docker.New(cfg)
+			require.ErrorIs(t, err, runner.ErrInvalidConfig, "and so does New")
+
+			cfg, err = docker.ParseConfigAllowing([]byte(tt.json), tt.allow)
+			require.NoError(t, err, "allowed by the host program")
+			assert.Equal(t, tt.allow, cfg.Allow)
+
+			_, err = docker.ParseConfigAllowing([]byte(`{"allow":{"hostNetwork":true}}`), docker.Allow{})
+			require.ErrorIs(t, err, runner.ErrInvalidConfig, "no block allows itself anything")
+		})
+	}
+	t.Run("named network not listed", func(t *testing.T) {
+		_, err := docker.ParseConfigAllowing([]byte(`{"networkMode":"backend"}`), docker.Allow{Networks: []string{"frontend"}})
+		require.ErrorIs(t, err, runner.ErrInvalidConfig)
+	})
+	t.Run("VolumesEnabled still allows volumes", func(t *testing.T) {
+		_, err := docker.New(docker.Config{VolumesEnabled: true, Volumes: []string{"/etc:/host-etc:ro"}})
+		require.NoError(t, err)
+	})
+	t.Run("allowed without any setting", func(t *testing.T) {
+		for _, js := range []string{`{"networkMode":"bridge"}`, `{"networkMode":"none"}`, `{"networkMode":"default"}`, `{"privileged":false}`,
+			`{"extraHosts":["db:10.0.0.5","gw:host-gateway"]}`, `{"user":"0"}`, `{"deviceRequests":[]}`} {
+			_, err := docker.ParseConfig([]byte(js))
+			require.NoError(t, err, js)
+		}
+	})
+}
+
+// TestHostNetworkAllowed: with the host program's opt-in, networkMode host
+// runs, and the script reaches a server bound to the host's 127.0.0.1,
+// which the default bridge network does not reach: the reach the opt-in
+// guards.
+func TestHostNetworkAllowed(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = io.WriteString(c, "host-only\n")
+			_ = c.Close()
+		}
+	}()
+	port := ln.Addr().(*net.TCPAddr).Port
+	fetch := []string{fmt.Sprintf("nc -w 3 127.0.0.1 %d </dev/null 2>/dev/null || echo unreachable", port)}
+
+	cfg, err := docker.ParseConfigAllowing([]byte(`{"networkMode":"host"}`), docker.Allow{HostNetwork: true})
+	require.NoError(t, err)
+	r, _ := newRunner(t, cfg)
+	var out strings.Builder
+	_, err = r.Run(t.Context(), runner.Task{Image: testenv.Image, Commands: fetch, Stdout: &out})
+	require.NoError(t, err)
+	assert.Equal(t, "host-only\n", out.String())
+
+	bridged, _ := newRunner(t, docker.Config{})
+	out.Reset()
+	_, err = bridged.Run(t.Context(), runner.Task{Image: testenv.Image, Commands: fetch, Stdout: &out})
+	require.NoError(t, err)
+	assert.Equal(t, "unreachable\n", out.String(), "the default network does not reach the host's loopback")
+}
