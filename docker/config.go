@@ -72,10 +72,10 @@ type Config struct {
 	Credentials *credentials.Credentials `json:"credentials,omitempty"`
 
 	// DockerConfig is a docker config.json, inline (a JSON object in JSON,
-	// or a string starting with "{") or as a path, for credHelpers,
-	// credsStore and auths (Kestra's config property). DOCKER_AUTH_CONFIG
-	// and $DOCKER_CONFIG/config.json (or ~/.docker/config.json) are read
-	// after it.
+	// or a string starting with "{") or as a path to a regular file of at
+	// most 1 MiB, for credHelpers, credsStore and auths (Kestra's config
+	// property). DOCKER_AUTH_CONFIG and $DOCKER_CONFIG/config.json (or
+	// ~/.docker/config.json) are read after it, with the same limits.
 	DockerConfig DockerConfig `json:"config,omitempty"`
 
 	// EntryPoint replaces the image's entrypoint. Nil means Kestra's default
@@ -87,7 +87,8 @@ type Config struct {
 	User string `json:"user,omitempty"`
 
 	// NetworkMode is the container's network: "bridge" (engine default),
-	// "host", "none", "container:<id>" or a network's name.
+	// "none", or, when [Allow] allows it, "host", "container:<id>" or a
+	// network's name.
 	NetworkMode string `json:"networkMode,omitempty"`
 
 	// ExtraHosts adds "host:ip" lines to the container's /etc/hosts.
@@ -95,9 +96,11 @@ type Config struct {
 
 	// PortBindings publishes ports, as docker run -p does:
 	// "[ip:]hostPort:containerPort[/proto]", e.g. "127.0.0.1:8080:80/tcp".
+	// It needs Allow.PortBindings.
 	PortBindings []string `json:"portBindings,omitempty"`
 
-	// Privileged gives the container extended privileges.
+	// Privileged gives the container extended privileges. It needs
+	// Allow.Privileged.
 	Privileged bool `json:"privileged,omitempty"`
 
 	// ShmSize is the size of /dev/shm, e.g. "64m" or "1g" (binary units).
@@ -120,7 +123,8 @@ type Config struct {
 	// zombies and forwards signals to the script.
 	Init bool `json:"init,omitempty"`
 
-	// DeviceRequests asks device drivers for devices (GPUs).
+	// DeviceRequests asks device drivers for devices (GPUs). It needs
+	// Allow.DeviceRequests.
 	DeviceRequests []DeviceRequest `json:"deviceRequests,omitempty"`
 
 	// Delete removes the container and its volumes when the run ends,

@@ -10,7 +10,50 @@
 // [Config] uses the property names and defaults of Kestra's Docker task
 // runner: pullPolicy IF_NOT_PRESENT, the image's entrypoint cleared, delete
 // and wait true, killGracePeriod 0 (kill at once). [ParseConfig] reads a
-// Kestra taskRunner block (as JSON) and refuses unknown properties.
+// Kestra taskRunner block (as JSON). Property names match exactly, case
+// included, at every level (cpu, memory, credentials, deviceRequests); an
+// unknown property is refused with the nearest name suggested
+// ("pullPolicyy: unknown property; did you mean pullPolicy?"). Every error is
+// a [*runner.FieldError] naming the property's path and its value as
+// written, except inside credentials and config, whose values are never
+// quoted. A docker config given by path (the config property) must be a
+// regular file of at most [credentials.MaxConfigSize] (1 MiB); a named pipe,
+// a device or a directory is refused without being read.
+//
+// # What a workflow author may ask for
+//
+// A taskRunner block comes from a workflow author, who is not the host
+// program. The settings that widen a container's reach beyond its own
+// sandbox are refused by [Config.Validate] (so by [ParseConfig] and [New])
+// unless the host program allows them in [Config.Allow], which has no JSON
+// form; [ParseConfigAllowing] reads a block with the host program's
+// [Allow]. The error names the property, its value and the field to set:
+//
+//   - networkMode "host": the host's network stack, services bound to its
+//     127.0.0.1 included ([Allow.HostNetwork]);
+//   - networkMode "container:<id>": another container's network namespace
+//     ([Allow.ContainerNetwork]);
+//   - networkMode naming a network: the containers on it ([Allow.Networks],
+//     the allowed names, or "*");
+//   - privileged: true: every capability and the host's devices
+//     ([Allow.Privileged]);
+//   - deviceRequests: the host's GPUs and other devices
+//     ([Allow.DeviceRequests]);
+//   - portBindings: ports published on the host's interfaces
+//     ([Allow.PortBindings]);
+//   - volumes: bind mounts of host paths ([Allow.Volumes], or
+//     [Config.VolumesEnabled]).
+//
+// Everything else is allowed without it: networkMode "bridge", "default" and
+// "none"; extraHosts, which only writes the container's /etc/hosts (every
+// address it names, the host gateway included, is reachable from the bridge
+// anyway); user, which changes who the script is inside the container but
+// not what it can reach (root in a container keeps the engine's default
+// capabilities and isolation); the resource limits, labels, pull and stop
+// settings. Note
+// that host (the engine's address), config and credentials stay settable
+// from a block, as in Kestra: the registry credentials lading finds go to
+// the engine host names.
 //
 // # A run
 //
