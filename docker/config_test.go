@@ -280,3 +280,26 @@ func TestParseConfigReadsOnlyRegularConfigFiles(t *testing.T) {
 		})
 	}
 }
+
+func TestConfigUnmarshalOntoBase(t *testing.T) {
+	base := Config{PullPolicy: PullNever, User: "1000", Allow: Allow{HostNetwork: true}, VolumesEnabled: true, Labels: map[string]string{"a": "b"}}
+	cfg := base
+	require.NoError(t, json.Unmarshal([]byte(`{"user":"2000","networkMode":"host","labels":null,"entryPoint":[],"delete":null}`), &cfg))
+	require.NoError(t, cfg.Validate())
+	assert.Equal(t, PullNever, cfg.PullPolicy, "left out: kept")
+	assert.Equal(t, "2000", cfg.User)
+	assert.Equal(t, "host", cfg.NetworkMode)
+	assert.True(t, cfg.Allow.HostNetwork, "no JSON form: kept")
+	assert.True(t, cfg.VolumesEnabled)
+	assert.Nil(t, cfg.Labels, "null empties an object, as encoding/json does")
+	assert.NotNil(t, cfg.EntryPoint, "[] keeps the image's entrypoint: an empty, non-nil slice")
+	assert.Empty(t, cfg.EntryPoint)
+	assert.True(t, cfg.deletes())
+
+	var wrapped struct {
+		Runner Config `json:"taskRunner"`
+	}
+	err := json.Unmarshal([]byte(`{"taskRunner":{"pullPolicyy":"ALWAYS"}}`), &wrapped)
+	require.ErrorIs(t, err, runner.ErrInvalidConfig, "a Config inside a host program's own struct is read strictly too")
+	assert.Contains(t, err.Error(), "did you mean pullPolicy?")
+}

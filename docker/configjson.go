@@ -135,13 +135,20 @@ func decodeValue(raw []byte, v reflect.Value, path string, hidden bool) error {
 			return nil
 		}
 	}
+	if string(raw) == "null" {
+		// As encoding/json: null empties a list, an object or a pointer
+		// and leaves anything else as it was.
+		switch v.Kind() {
+		case reflect.Slice, reflect.Map, reflect.Pointer:
+			v.SetZero()
+		}
+		return nil
+	}
 	fresh := reflect.New(v.Type())
 	if err := json.Unmarshal(raw, fresh.Interface()); err != nil {
 		return fieldError(path, raw, hidden, "must be "+kindOf(v.Type()))
 	}
-	if string(raw) != "null" {
-		v.Set(fresh.Elem())
-	}
+	v.Set(fresh.Elem())
 	return nil
 }
 
