@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/lading-dev/lading/internal/mask"
 )
 
 // Runner runs a [Task] to completion and reports its [Result].
@@ -159,9 +161,26 @@ const MinSecretLength = 8
 // Validate reports the first problem with the task as a [*FieldError] that
 // matches [ErrInvalidTask]. Secrets are checked first, and an error about a
 // secret names it ("secrets.TOKEN") without its value. Errors about other
-// fields quote their value as written, which may hold a secret by accident:
-// runners mask what Validate returns, as they mask every error.
+// fields quote their value as written, with the task's secrets masked in
+// it, as in everything a runner hands back: an env name or an image that
+// holds a secret by accident does not print it.
 func (t Task) Validate() error {
+	err := t.validate()
+	fe, ok := err.(*FieldError)
+	if !ok || len(t.Secrets) == 0 {
+		return err
+	}
+	values := make([]string, 0, len(t.Secrets))
+	for _, v := range t.Secrets {
+		if utf8.RuneCountInString(v) >= MinSecretLength {
+			values = append(values, v)
+		}
+	}
+	m := mask.New(values...)
+	return &FieldError{Field: m.String(fe.Field), Value: m.String(fe.Value), Problem: m.String(fe.Problem), Err: fe.Err}
+}
+
+func (t Task) validate() error {
 	for _, k := range slices.Sorted(maps.Keys(t.Secrets)) {
 		if k == "" || strings.ContainsAny(k, "=\x00") {
 			return invalidTask("secrets", k, "a variable name must be non-empty and contain no '=' or NUL")

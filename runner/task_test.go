@@ -45,3 +45,13 @@ func TestFieldErrorReadsOnce(t *testing.T) {
 	err = &runner.FieldError{Field: "secrets.TOKEN", Problem: "must not contain a NUL byte", Err: runner.ErrInvalidTask}
 	assert.Equal(t, `invalid task: secrets.TOKEN: must not contain a NUL byte`, err.Error())
 }
+
+func TestTaskValidateMasksSecrets(t *testing.T) {
+	const secret = "hunter2-validate"
+	err := runner.Task{Image: "busybox", Commands: []string{"true"}, Env: map[string]string{"A=" + secret: "x"}, Secrets: map[string]string{"PW": secret}}.Validate()
+	var fe *runner.FieldError
+	require.True(t, errors.As(err, &fe), "%v", err)
+	assert.Equal(t, "env", fe.Field)
+	assert.Equal(t, "A=****", fe.Value)
+	assert.NotContains(t, err.Error(), secret)
+}
