@@ -220,6 +220,7 @@ func TestConfigErrorsReadOnce(t *testing.T) {
 		{"duration number", `{"killGracePeriod":5}`, "killGracePeriod", "5"},
 		{"duration string", `{"killGracePeriod":"5"}`, "killGracePeriod", "5"},
 		{"pull timeout", `{"pullTimeout":"soon"}`, "pullTimeout", "soon"},
+		{"duration out of range", `{"pullTimeout":"P213504D"}`, "pullTimeout", "P213504D"},
 		{"whole number", `{"pidsLimit":"x"}`, "pidsLimit", "x"},
 		{"boolean", `{"init":"yes"}`, "init", "yes"},
 		{"list of strings", `{"extraHosts":"db:10.0.0.1"}`, "extraHosts", "db:10.0.0.1"},
