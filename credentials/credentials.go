@@ -17,6 +17,12 @@
 // credsStore, then auths[registry]. Helpers run through the
 // docker-credential-<name> protocol.
 //
+// A config file is read only when it is a regular file (a symbolic link to
+// one is followed) of at most [MaxConfigSize], 1 MiB, the cap
+// DOCKER_AUTH_CONFIG and inline configs have too: a named pipe, a device or
+// a directory is refused without being read, so that no path blocks the
+// host program or feeds it without end.
+//
 // # Registries
 //
 // Image references are parsed as the engine parses them

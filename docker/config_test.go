@@ -2,6 +2,7 @@ package docker
 
 import (
 	"encoding/json"
+	"errors"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -303,4 +304,28 @@ func TestConfigUnmarshalOntoBase(t *testing.T) {
 	err := json.Unmarshal([]byte(`{"taskRunner":{"pullPolicyy":"ALWAYS"}}`), &wrapped)
 	require.ErrorIs(t, err, runner.ErrInvalidConfig, "a Config inside a host program's own struct is read strictly too")
 	assert.Contains(t, err.Error(), "did you mean pullPolicy?")
+}
+
+// FuzzParseConfig: a taskRunner block comes from a workflow author; any
+// input gives a Config or an error matching ErrInvalidConfig, never a panic,
+// and no value inside credentials or an inline config is quoted.
+func FuzzParseConfig(f *testing.F) {
+	for _, seed := range []string{`{}`, `{"pullPolicy":"ALWAYS"}`, `{"pullpolicy":1}`, `{"cpu":{"cpus":"500m"}}`, `{"memory":{"memory":"1g","memorySwap":-1}}`,
+		`{"deviceRequests":[{"count":-1,"capabilities":[["gpu"]]}]}`, `{"credentials":{"username":"u","password":"hunter2-fuzz"}}`, `{"config":{"auths":{}}}`,
+		`{"killGracePeriod":"PT5S","labels":{"a":"b"},"entryPoint":[]}`, `null`, `[]`, `{"delete":null,"wait":false}`, `{"type":"x","version":"1"}`, `{"config":"x"}`, `{"config":" {\"auths\":1}"}`} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_, err := ParseConfig(data)
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, runner.ErrInvalidConfig) {
+			t.Fatalf("%q: error %v does not match ErrInvalidConfig", data, err)
+		}
+		var fe *runner.FieldError
+		if errors.As(err, &fe) && (strings.HasPrefix(fe.Field, "credentials") && fe.Value != "" || fe.Field == "config" && strings.HasPrefix(strings.TrimSpace(fe.Value), "{")) {
+			t.Fatalf("%q: a credentials or inline config value is quoted: %v", data, err)
+		}
+	})
 }
