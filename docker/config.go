@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -232,8 +233,9 @@ type Allow struct {
 	ContainerNetwork bool
 	// Networks lists the named networks networkMode may name (a
 	// user-defined network reaches the containers on it, which the default
-	// bridge cannot); "*" allows any. "bridge", "default" and "none" need
-	// nothing.
+	// bridge cannot); "*" allows any name. Another engine's modes that are
+	// not names (Podman's "ns:<path>", "slirp4netns:...") are allowed only
+	// when listed as written. "bridge", "default" and "none" need nothing.
 	Networks []string
 	// Privileged allows privileged: true, which gives the container every
 	// capability and the host's devices: it is root on the host.
@@ -267,7 +269,10 @@ func (c *Config) policy() error {
 			return refuse("networkMode", mode, "joins another container's network namespace (the script reaches what it serves on its loopback)", "ContainerNetwork")
 		}
 	default:
-		if !slices.Contains(c.Allow.Networks, mode) && !slices.Contains(c.Allow.Networks, "*") {
+		// "*" allows names only: a mode such as Podman's "ns:/proc/1/ns/net"
+		// (the host's namespace) or "slirp4netns:..." must be listed as it is.
+		anyName := slices.Contains(c.Allow.Networks, "*") && networkName.MatchString(mode)
+		if !slices.Contains(c.Allow.Networks, mode) && !anyName {
 			return refuse("networkMode", mode, "joins a named network (the script reaches the containers on it)", "Networks (a list of network names, or \"*\")")
 		}
 	}
@@ -291,6 +296,9 @@ func (c *Config) policy() error {
 	}
 	return nil
 }
+
+// networkName is the form of a network's name (or id) on the engine.
+var networkName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
 
 // DeviceRequest asks a device driver for devices, as docker run --gpus does.
 type DeviceRequest struct {

@@ -34,7 +34,9 @@
 //   - networkMode "container:<id>": another container's network namespace
 //     ([Allow.ContainerNetwork]);
 //   - networkMode naming a network: the containers on it ([Allow.Networks],
-//     the allowed names, or "*");
+//     the allowed names, or "*" for any name), and any other mode another
+//     engine knows (Podman's "ns:<path>" can name the host's namespace:
+//     listed as written);
 //   - privileged: true: every capability and the host's devices
 //     ([Allow.Privileged]);
 //   - deviceRequests: the host's GPUs and other devices

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -60,6 +61,14 @@ func TestPolicyWideningNeedsTheHostProgram(t *testing.T) {
 	t.Run("named network not listed", func(t *testing.T) {
 		_, err := docker.ParseConfigAllowing([]byte(`{"networkMode":"backend"}`), docker.Allow{Networks: []string{"frontend"}})
 		require.ErrorIs(t, err, runner.ErrInvalidConfig)
+	})
+	t.Run("any name is not any mode", func(t *testing.T) {
+		for _, mode := range []string{"ns:/proc/1/ns/net", "slirp4netns:allow_host_loopback=true", "host", "container:db"} {
+			_, err := docker.ParseConfigAllowing([]byte(`{"networkMode":`+strconv.Quote(mode)+`}`), docker.Allow{Networks: []string{"*"}})
+			require.ErrorIs(t, err, runner.ErrInvalidConfig, mode)
+		}
+		_, err := docker.ParseConfigAllowing([]byte(`{"networkMode":"ns:/run/netns/x"}`), docker.Allow{Networks: []string{"ns:/run/netns/x"}})
+		require.NoError(t, err, "listed as written")
 	})
 	t.Run("VolumesEnabled still allows volumes", func(t *testing.T) {
 		_, err := docker.New(docker.Config{VolumesEnabled: true, Volumes: []string{"/etc:/host-etc:ro"}})
