@@ -15,6 +15,10 @@
 // are masked only as they are, since their encodings are too short to tell
 // apart from ordinary text.
 //
+// In values decoded from JSON ([Masker.Value]), numbers and booleans are
+// masked by their text: a number whose text contains a secret becomes that
+// text masked, a string.
+//
 // # What is not
 //
 // A secret the script transforms otherwise (reversed, hex-encoded,
@@ -28,6 +32,7 @@ import (
 	"io"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -174,8 +179,14 @@ func (m *Masker) WriteString(w io.Writer, s string) (int, error) {
 	return m.replacer.WriteString(w, s)
 }
 
-// Value returns a copy of v with the strings inside masked: strings,
-// []any and map[string]any (as decoded JSON holds them), keys included.
+// Value returns a copy of v with every secret masked in it, whatever the
+// JSON type, as decoded JSON holds values: strings; the keys and values of
+// map[string]any and the elements of []any, at every depth; and numbers
+// (int64, int, float64, json.Number) and booleans, whose text is masked: a
+// number whose text contains a secret becomes that text masked, a string
+// (84213579 with the secret 84213579 becomes "****"). A float64 is checked
+// in its plain ('f') and shortest ('g') forms. Values of other types are
+// returned as they are.
 func (m *Masker) Value(v any) any {
 	if m == nil {
 		return v
@@ -195,8 +206,36 @@ func (m *Masker) Value(v any) any {
 			out[m.String(k)] = m.Value(e)
 		}
 		return out
+	case json.Number:
+		if t, ok := m.changed(string(x)); ok {
+			return t
+		}
+	case int64:
+		if t, ok := m.changed(strconv.FormatInt(x, 10)); ok {
+			return t
+		}
+	case int:
+		if t, ok := m.changed(strconv.Itoa(x)); ok {
+			return t
+		}
+	case float64:
+		for _, format := range []byte{'f', 'g'} {
+			if t, ok := m.changed(strconv.FormatFloat(x, format, -1, 64)); ok {
+				return t
+			}
+		}
+	case bool:
+		if t, ok := m.changed(strconv.FormatBool(x)); ok {
+			return t
+		}
 	}
 	return v
+}
+
+// changed returns text masked, and whether masking changed it.
+func (m *Masker) changed(text string) (string, bool) {
+	masked := m.String(text)
+	return masked, masked != text
 }
 
 // Error returns err with its message masked; errors.Is and errors.As still

@@ -134,3 +134,34 @@ func TestWriteStringMatchesString(t *testing.T) {
 		t.Errorf("a nil Masker wrote %q", b.String())
 	}
 }
+
+func TestValueMasksNumbersByTheirText(t *testing.T) {
+	m := New("84213579", "1.5e+300")
+	tests := []struct {
+		name string
+		in   any
+		want any
+	}{
+		{"int64 equal", int64(84213579), "****"},
+		{"int64 containing", int64(-1842135790), "-1****0"},
+		{"int64 without", int64(8421357), int64(8421357)},
+		{"int", 84213579, "****"},
+		{"json.Number", json.Number("184213579000000000000000"), "1****000000000000000"},
+		{"json.Number without", json.Number("1.5"), json.Number("1.5")},
+		{"float64 plain form", 84213579.25, "****.25"},
+		{"float64 large", 8.4213579e30, "****00000000000000000000000"},
+		{"float64 shortest form", 1.5e300, "****"},
+		{"float64 without", 1.5, 1.5},
+		{"bool without", true, true},
+		{"nested", map[string]any{"a": []any{int64(84213579), map[string]any{"84213579": 2.5}}},
+			map[string]any{"a": []any{"****", map[string]any{"****": 2.5}}}},
+		{"other types untouched", map[string]string{"k": "84213579"}, map[string]string{"k": "84213579"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, m.Value(tt.in))
+		})
+	}
+	var none *Masker
+	assert.Equal(t, int64(84213579), none.Value(int64(84213579)))
+}
