@@ -24,8 +24,12 @@
 // land in [Result.Metrics], and {"logs":[{"level":...,"message":...}]}
 // entries are re-emitted to OnLine as lines with a Level. Like Kestra, lading
 // counts these lines and passes them on to Stdout and OnLine like any other
-// line. A ::{...}:: line that is not valid JSON is passed on and noted in
-// [Result.Warnings].
+// line. Numbers keep their type (an integer is an int64), and secrets are
+// masked in values of every type. Each part of a line, and each metric and
+// log entry, is read on its own: a ::{...}:: line that is not valid JSON, or
+// an entry that cannot be read, is passed on and noted in [Result.Warnings],
+// and the rest of the line is kept. Outputs are bounded (10,000 keys, 1 MiB)
+// and so are warnings (100, then a count): see [Result].
 //
 // Lines end at "\n", "\r\n" or a lone "\r" (progress bars); a last line
 // without a terminator is delivered at the end. A line longer than 1 MiB is

@@ -286,12 +286,37 @@ type Result struct {
 	// Outputs merges every {"outputs":{...}} object the script printed as a
 	// ::{...}:: line; a later value for a key replaces an earlier one, and a
 	// JSON null is kept as a nil value.
+	//
+	// Values have the types of decoded JSON, at every depth: string, bool,
+	// nil, []any, map[string]any, and for numbers an int64 for an integer
+	// that fits one (2, 9007199254740993), an [encoding/json.Number]
+	// holding the exact text for an integer that does not
+	// (123456789012345678901234567890) or a number beyond float64, and a
+	// float64 for any other number (1.5, 1e3). Secrets are masked in keys
+	// and in values of every type: a number whose text contains a secret
+	// becomes that text masked, a string ({"p": 84213579} with the secret
+	// 84213579 gives "p": "****").
+	//
+	// Outputs are bounded: at most 10,000 keys and 1 MiB, counting for each
+	// key its length, the length of its value's JSON text as printed, and
+	// 4 (about the size of Outputs encoded as JSON). The key that does not
+	// fit and every output after it (new keys and replacements alike) are
+	// dropped, with a warning naming that key and one counting the values
+	// dropped; the lines are still counted and passed on.
 	Outputs map[string]any
 	// Metrics lists every {"metrics":[...]} entry the script printed, in
-	// order.
+	// order, read one by one as Kestra reads them (see [Metric]). An entry
+	// that cannot be read, whose type is not counter, timer or gauge, or
+	// whose value contains a secret, is left out with a warning naming it;
+	// the other entries and the outputs of its line are kept. At most
+	// 10,000 entries are kept; the others are counted in a warning.
 	Metrics []Metric
 	// Warnings lists problems that did not fail the run, for example a
-	// ::{...}:: line that was not valid JSON.
+	// ::{...}:: line that was not valid JSON or an entry of one that could
+	// not be read, secrets masked. The first 100 warnings about ::{...}::
+	// lines are kept and the rest counted in one "N more warnings about
+	// ::{...}:: lines not shown"; the warnings that a limit on outputs or
+	// metrics was reached are always kept.
 	Warnings []string
 
 	// StdoutLines and StderrLines count the lines received on each stream,
@@ -328,12 +353,22 @@ type Result struct {
 // Duration returns Finished - Started.
 func (r *Result) Duration() time.Duration { return r.Finished.Sub(r.Started) }
 
-// Metric is one entry of a Kestra-style {"metrics":[...]} line.
+// Metric is one entry of a Kestra-style {"metrics":[...]} line. Entries are
+// read leniently, as Kestra's Jackson mapper reads them: a name or tag value
+// printed as a number or boolean is kept as its text ({"n": 3} gives "3").
 type Metric struct {
-	Name  string            `json:"name"`
-	Type  string            `json:"type"` // "counter" or "timer" in Kestra
-	Value float64           `json:"value"`
-	Tags  map[string]string `json:"tags,omitempty"`
+	// Name is the metric's name, never empty.
+	Name string `json:"name"`
+	// Type is "counter", "timer" or "gauge", the types Kestra knows.
+	Type string `json:"type"`
+	// Value is the number a counter adds or a gauge holds (printed as a
+	// number or a string holding one: 5 or "5"), or a timer's duration in
+	// seconds (a number of seconds, a string holding one, or an ISO-8601
+	// duration as java.time.Duration reads it: "PT1.5S" is 1.5). It is
+	// always finite.
+	Value float64 `json:"value"`
+	// Tags are the entry's tags, if it has any.
+	Tags map[string]string `json:"tags,omitempty"`
 }
 
 // Stage is a step of a run, reported through [Task.OnEvent].

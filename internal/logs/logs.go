@@ -6,11 +6,21 @@
 // stream framing of the engine (Docker's 8-byte headers, 16 KiB partial
 // messages, chunks of any size) never shows in the lines, because the Sink
 // splits on the bytes themselves.
+//
+// # ::{...}:: lines
+//
+// The JSON of such a line is read part by part (outputs, metrics, logs) and
+// each metric and log entry on its own, leniently, as Kestra's Jackson
+// mapper reads them: what cannot be read becomes a warning naming it, and
+// the rest of the line is kept. Output numbers keep their type (int64,
+// json.Number, float64). What is gathered is bounded ([MaxOutputKeys],
+// [MaxOutputsBytes], 10,000 metrics, 100 warnings then a count), and masked
+// whatever its JSON type. The documentation of [runner.Result] says all
+// this to users.
 package logs
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"sync"
@@ -32,17 +42,24 @@ type Sink struct {
 	onLine  func(runner.Line)
 	mask    *mask.Masker
 	now     func() time.Time
-	outputs map[string]any
-	metrics []runner.Metric
-	warns   []string
 	streams [2]streamWriter
+
+	outputs        map[string]output
+	outputsSize    int  // what the outputs kept count towards MaxOutputsBytes
+	outputsFull    bool // a key did not fit: it and every later one are dropped
+	outputsDropped int
+	metrics        []runner.Metric
+	metricsDropped int
+	warns          []string
+	limitWarns     int // warnings in warns about a limit reached, beyond maxWarnings
+	moreWarns      int // warnings not kept
 }
 
 // New returns a Sink that passes lines on to stdout, stderr and onLine; any of
 // them may be nil. With a non-nil masker, secrets are masked in everything
 // the Sink passes on or gathers.
 func New(stdout, stderr io.Writer, onLine func(runner.Line), masker *mask.Masker) *Sink {
-	s := &Sink{onLine: onLine, mask: masker, now: time.Now, outputs: map[string]any{}}
+	s := &Sink{onLine: onLine, mask: masker, now: time.Now, outputs: map[string]output{}}
 	s.streams[0] = streamWriter{sink: s, stream: runner.Stdout, out: stdout}
 	s.streams[1] = streamWriter{sink: s, stream: runner.Stderr, out: stderr}
 	return s
@@ -75,16 +92,20 @@ func (s *Sink) Close() error {
 	return first
 }
 
-// Fill copies what the sink gathered into res. Call it after Close.
+// Fill copies what the sink gathered into res, every string, number and key
+// of it masked. Call it once, after Close.
 func (s *Sink) Fill(res *runner.Result) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	res.Outputs = s.outputs
+	res.Outputs = make(map[string]any, len(s.outputs))
+	for k, o := range s.outputs {
+		res.Outputs[s.mask.String(k)] = s.mask.Value(o.v)
+	}
 	res.Metrics = s.metrics
 	if s.mask != nil {
-		res.Outputs, _ = s.mask.Value(s.outputs).(map[string]any)
 		for i, m := range s.metrics {
 			m.Name = s.mask.String(m.Name)
+			m.Type = s.mask.String(m.Type)
 			if m.Tags != nil {
 				tags := make(map[string]string, len(m.Tags))
 				for k, v := range m.Tags {
@@ -94,11 +115,17 @@ func (s *Sink) Fill(res *runner.Result) {
 			}
 			res.Metrics[i] = m
 		}
-		for i, w := range s.warns {
-			s.warns[i] = s.mask.String(w)
-		}
 	}
-	res.Warnings = append(res.Warnings, s.warns...)
+	res.Warnings = append(res.Warnings, s.warns...) // masked when made
+	if s.moreWarns > 0 {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("%d more warnings about ::{...}:: lines not shown", s.moreWarns))
+	}
+	if s.outputsDropped > 0 {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("%d output values dropped in all by the outputs limit", s.outputsDropped))
+	}
+	if s.metricsDropped > 0 {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("%d metrics dropped in all by the metrics limit", s.metricsDropped))
+	}
 	res.StdoutLines = s.streams[0].lines
 	res.StderrLines = s.streams[1].lines
 }
@@ -241,34 +268,4 @@ func marker(line []byte) ([]byte, bool) {
 		return nil, false
 	}
 	return t[2 : len(t)-2], true
-}
-
-type message struct {
-	Outputs map[string]any  `json:"outputs"`
-	Metrics []runner.Metric `json:"metrics"`
-	Logs    []struct {
-		Level   string `json:"level"`
-		Message string `json:"message"`
-	} `json:"logs"`
-}
-
-func (s *Sink) parse(stream runner.Stream, body []byte) {
-	var m message
-	if err := json.Unmarshal(body, &m); err != nil {
-		s.warns = append(s.warns, fmt.Sprintf("%s: ignored a ::{...}:: line that is not a valid outputs object: %v", stream, err))
-		return
-	}
-	for k, v := range m.Outputs {
-		s.outputs[k] = v
-	}
-	s.metrics = append(s.metrics, m.Metrics...)
-	if s.onLine != nil {
-		for _, l := range m.Logs {
-			level := l.Level
-			if level == "" {
-				level = "INFO"
-			}
-			s.onLine(runner.Line{Stream: stream, Text: s.mask.String(l.Message), Time: s.now(), Level: level})
-		}
-	}
 }

@@ -90,7 +90,7 @@ func TestOutputs(t *testing.T) {
 		`::{"logs":[{"level":"WARN","message":"careful"}]}::`+"\n",
 		`::{broken}::`+"\n",
 	)
-	assert.Equal(t, map[string]any{"a": float64(2), "b": "x", "c": nil}, res.Outputs)
+	assert.Equal(t, map[string]any{"a": int64(2), "b": "x", "c": nil}, res.Outputs)
 	assert.Equal(t, []runner.Metric{{Name: "rows", Type: "counter", Value: 3, Tags: map[string]string{"t": "v"}}}, res.Metrics)
 	require.Len(t, res.Warnings, 1)
 	assert.Contains(t, res.Warnings[0], "stdout")
@@ -188,7 +188,7 @@ func TestMasking(t *testing.T) {
 	var lines []runner.Line
 	s := New(&out, nil, func(l runner.Line) { lines = append(lines, l) }, mask.New("hunter2"))
 	w := s.Writer(runner.Stdout)
-	for _, chunk := range []string{"pass=hun", "ter2\n", `::{"outputs":{"pw":"hunter2","ok":1},"logs":[{"message":"is hunter2"}]}::` + "\n", `::{"metrics":[{"name":"hunter2","value":1,"tags":{"t":"hunter2"}}]}::` + "\n"} {
+	for _, chunk := range []string{"pass=hun", "ter2\n", `::{"outputs":{"pw":"hunter2","ok":1},"logs":[{"message":"is hunter2"}]}::` + "\n", `::{"metrics":[{"name":"hunter2","type":"counter","value":1,"tags":{"t":"hunter2"}}]}::` + "\n"} {
 		_, _ = w.Write([]byte(chunk))
 	}
 	require.NoError(t, s.Close())
@@ -199,7 +199,7 @@ func TestMasking(t *testing.T) {
 	for _, l := range lines {
 		assert.NotContains(t, l.Text, "hunter2")
 	}
-	assert.Equal(t, map[string]any{"pw": "****", "ok": float64(1)}, res.Outputs)
+	assert.Equal(t, map[string]any{"pw": "****", "ok": int64(1)}, res.Outputs)
 	assert.Equal(t, "****", res.Metrics[0].Name)
 	assert.Equal(t, map[string]string{"t": "****"}, res.Metrics[0].Tags)
 }

@@ -301,6 +301,7 @@ func Cases() []Case {
 	cases := append(runCases(), logCases()...)
 	cases = append(cases, outputCases()...)
 	cases = append(cases, secretCases()...)
+	cases = append(cases, outputsMoreCases()...)
 	return append(cases, fileCases()...)
 }
 
@@ -442,7 +443,7 @@ func runCases() []Case {
 				require.NotNil(t, out.Result, "run %d", i)
 				assert.Equal(t, []string{fmt.Sprintf("task %d", i), fmt.Sprintf(`::{"outputs":{"i":%d}}::`, i)},
 					out.Texts(runner.Stdout), "run %d got its own lines", i)
-				assert.Equal(t, map[string]any{"i": float64(i)}, out.Result.Outputs, "run %d got its own outputs", i)
+				assert.Equal(t, map[string]any{"i": int64(i)}, out.Result.Outputs, "run %d got its own outputs", i)
 				assert.Equal(t, 2, out.Result.StdoutLines, "run %d", i)
 			}
 		}},
@@ -550,7 +551,7 @@ func outputCases() []Case {
 				`echo '::{"outputs":{"greeting":"hello"}}::'`)
 			o := out.Result.Outputs
 			assert.Equal(t, "hello", o["greeting"], "last value wins")
-			assert.Equal(t, float64(3), o["n"])
+			assert.Equal(t, int64(3), o["n"], "an integer stays an integer")
 			v, ok := o["nothing"]
 			assert.True(t, ok, "null is kept")
 			assert.Nil(t, v)
