@@ -5,11 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/lading-dev/lading/internal/isoduration"
 	"github.com/lading-dev/lading/runner"
 )
 
@@ -346,7 +346,7 @@ func numberValue(raw json.RawMessage) (float64, bool) {
 // timerSeconds reads a timer's value in seconds as Kestra's Duration
 // deserializer does: a JSON number is seconds; a string is trimmed, then
 // read as seconds when it holds only a sign, digits and dots, else as an
-// ISO-8601 duration.
+// ISO-8601 duration (as java.time.Duration.parse reads it) or Go duration.
 func timerSeconds(raw json.RawMessage) (float64, bool) {
 	if raw[0] != '"' {
 		return numberValue(raw)
@@ -360,7 +360,8 @@ func timerSeconds(raw json.RawMessage) (float64, bool) {
 		f, err := strconv.ParseFloat(text, 64)
 		return f, err == nil && !math.IsInf(f, 0)
 	}
-	return parseISODuration(text)
+	d, err := isoduration.Parse(text) // also Go's form, "1m30s"
+	return d.Seconds(), err == nil
 }
 
 // isDecimal reports whether s is an optional sign then digits and dots, the
@@ -370,44 +371,6 @@ func isDecimal(s string) bool {
 		s = s[1:]
 	}
 	return s != "" && strings.Trim(s, "0123456789.") == ""
-}
-
-// isoDuration is the grammar of java.time.Duration.parse: days, hours,
-// minutes and seconds (with up to 9 decimals), each signed, case-insensitive.
-var isoDuration = regexp.MustCompile(`(?i)^([-+]?)P(?:([-+]?[0-9]+)D)?(T(?:([-+]?[0-9]+)H)?(?:([-+]?[0-9]+)M)?(?:([-+]?[0-9]+)(?:[.,]([0-9]{0,9}))?S)?)?$`)
-
-// parseISODuration reads an ISO-8601 duration as java.time.Duration.parse
-// does (PnDTnHnMn.nS), in seconds.
-func parseISODuration(s string) (float64, bool) {
-	g := isoDuration.FindStringSubmatch(s)
-	if g == nil || strings.EqualFold(g[3], "T") || (g[2] == "" && g[4] == "" && g[5] == "" && g[6] == "") {
-		return 0, false
-	}
-	var total float64
-	for _, part := range [...]struct {
-		group int
-		unit  float64
-	}{{2, 86400}, {4, 3600}, {5, 60}, {6, 1}} {
-		if g[part.group] == "" {
-			continue
-		}
-		n, err := strconv.ParseInt(g[part.group], 10, 64)
-		if err != nil {
-			return 0, false
-		}
-		total += float64(n) * part.unit
-	}
-	if g[7] != "" {
-		frac, _ := strconv.ParseFloat("0."+g[7], 64)
-		if strings.HasPrefix(g[6], "-") {
-			frac = -frac
-		}
-		total += frac
-	}
-	if g[1] == "-" {
-		total = -total
-	}
-	return total, true
 }
 
 // parseLogs reads a logs array entry by entry and passes each entry on as a

@@ -251,33 +251,41 @@ func TestMetricsCapped(t *testing.T) {
 	assert.Equal(t, "5 metrics dropped in all by the metrics limit", res.Warnings[1])
 }
 
-func TestParseISODuration(t *testing.T) {
+func TestTimerSeconds(t *testing.T) {
 	tests := []struct {
-		in   string
+		in   string // JSON
 		want float64
 		ok   bool
 	}{
-		{"PT1.5S", 1.5, true},
-		{"PT0S", 0, true},
-		{"P2D", 172800, true},
-		{"PT-1.5S", -1.5, true},
-		{"-PT-1M", 60, true},
-		{"pt10m", 600, true},
-		{"PT1,25S", 1.25, true},
-		{"PT1H-2M", 3480, true},
-		{"+PT1S", 1, true},
-		{"PT.5S", 0, false},
-		{"PT", 0, false},
-		{"P", 0, false},
-		{"P1Y", 0, false},
-		{"PT1.1234567891S", 0, false},
-		{"1.5", 0, false},
-		{"", 0, false},
-		{"PT1S ", 0, false},
+		{`2`, 2, true},
+		{`0.25`, 0.25, true},
+		{`-1`, -1, true},
+		{`"1.5"`, 1.5, true},
+		{`" +3 "`, 3, true},
+		{`"PT1.5S"`, 1.5, true},
+		{`"PT0S"`, 0, true},
+		{`"P2D"`, 172800, true},
+		{`"PT-1.5S"`, -1.5, true},
+		{`"-PT-1M"`, 60, true},
+		{`"pt10m"`, 600, true},
+		{`"PT1,25S"`, 1.25, true},
+		{`"PT1H-2M"`, 3480, true},
+		{`"1m30s"`, 90, true},
+		{`"PT.5S"`, 0, false},
+		{`"PT"`, 0, false},
+		{`"P"`, 0, false},
+		{`"P1Y"`, 0, false},
+		{`"PT1.1234567891S"`, 0, false},
+		{`"1.2.3"`, 0, false},
+		{`"-"`, 0, false},
+		{`""`, 0, false},
+		{`"P999999999D"`, 0, false},
+		{`true`, 0, false},
+		{`1e400`, 0, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
-			got, ok := parseISODuration(tt.in)
+			got, ok := timerSeconds(json.RawMessage(tt.in))
 			assert.Equal(t, tt.ok, ok)
 			assert.InDelta(t, tt.want, got, 1e-9)
 		})
