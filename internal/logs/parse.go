@@ -109,14 +109,16 @@ func (s *Sink) parse(stream runner.Stream, body []byte) {
 func isNull(raw json.RawMessage) bool { return string(raw) == "null" }
 
 // parseOutputs merges an outputs object, key by key in the order written,
-// until MaxOutputsBytes: the key that does not fit and every later one are
-// dropped.
+// until MaxOutputsBytes or MaxOutputKeys: the key that does not fit and
+// every later one are dropped. Each value is decoded once, numbers as
+// json.Number first.
 func (s *Sink) parseOutputs(stream runner.Stream, raw json.RawMessage) {
 	if raw[0] != '{' {
 		s.warn("%s: outputs: not an object; ignored", stream)
 		return
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
 	if _, err := dec.Token(); err != nil { // the '{'
 		s.warn("%s: outputs: %v; ignored", stream, err)
 		return
@@ -128,21 +130,28 @@ func (s *Sink) parseOutputs(stream runner.Stream, raw json.RawMessage) {
 			return
 		}
 		key, _ := tok.(string) // object keys are strings
-		var value json.RawMessage
-		if err := dec.Decode(&value); err != nil {
+		if s.outputsFull {
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				return
+			}
+			s.outputsDropped++
+			continue
+		}
+		start := dec.InputOffset() // before the colon
+		var v any
+		if err := dec.Decode(&v); err != nil {
 			s.warn("%s: outputs: key %s: %v; the rest ignored", stream, s.quote(key), err)
 			return
 		}
-		s.setOutput(stream, key, value)
+		// The key, its quotes, the colon, the value as printed, a comma.
+		s.setOutput(stream, key, v, len(key)+int(dec.InputOffset()-start)+3)
 	}
 }
 
-func (s *Sink) setOutput(stream runner.Stream, key string, raw json.RawMessage) {
-	if s.outputsFull {
-		s.outputsDropped++
-		return
-	}
-	size := len(key) + len(raw) + 4
+// setOutput keeps v under key unless a limit is reached; size is what it
+// counts towards MaxOutputsBytes.
+func (s *Sink) setOutput(stream runner.Stream, key string, v any, size int) {
 	total := s.outputsSize + size
 	old, replaced := s.outputs[key]
 	if replaced {
@@ -159,13 +168,6 @@ func (s *Sink) setOutput(stream runner.Stream, key string, raw json.RawMessage) 
 		s.outputsFull = true
 		s.outputsDropped++
 		s.limitWarn("%s: outputs reached their limit of %s at key %s: it and every output after it are dropped", stream, limit, s.quote(key))
-		return
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil { // raw is valid JSON: cannot happen
-		s.warn("%s: outputs: key %s: %v; ignored", stream, s.quote(key), err)
 		return
 	}
 	s.outputs[key] = output{v: s.numbers(v), size: size}
