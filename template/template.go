@@ -1,47 +1,11 @@
-// Package template renders the templated string fields of a task (its
-// commands above all) with pongo2, the Go implementation of the Django and
-// Jinja syntax that Kestra's Pebble also follows: {{ workingDir }},
-// {{ outputDir }}, {{ inputs.file }}.
-//
-// # Strict variables
-//
-// pongo2 renders an undefined variable as an empty string. For a script that
-// is dangerous: a typo in rm -rf {{ workDir }}/ would remove /. Render
-// therefore checks, before rendering, that every variable a {{ ... }}
-// expression names is defined, down to nested keys of maps, and fails with an
-// error that names it. Variables bound inside the template ({% for %},
-// {% with %}, {% set %}, macro arguments) are not checked, and neither is an
-// expression that supplies its own fallback with the default or
-// default_if_none filter. Conditions in {% if %} may name undefined
-// variables, which are false there, as in Django.
-//
-// # Shell syntax
-//
-// The shell's ${#name} (a string's length) stays as written, although {#
-// opens a template comment. Any other literal {{, {% or {# is written
-// {{ "{{" }} or inside {% verbatim %}...{% endverbatim %}.
-//
-// # Sandbox
-//
-// Templates come from workflow authors, not from the host program, so the
-// tags that read files (include, import, extends, ssi) are refused.
-//
-// # Example
-//
-//	out, err := template.Render("cat {{ workingDir }}/{{ inputs.name }}.txt", map[string]any{
-//		"workingDir": "/work",
-//		"inputs":     map[string]any{"name": "data"},
-//	})
-//	// out == "cat /work/data.txt"
 package template
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
-	"reflect"
 	"regexp"
-	"slices"
 	"sort"
 	"strings"
 
@@ -50,32 +14,153 @@ import (
 	"github.com/lading-dev/lading/runner"
 )
 
-// UndefinedError reports a variable a template uses but the variables do not
-// define.
+// MaxSize is the default cap, in bytes, on one rendered string (a command,
+// an env value, an output glob) and on every value a template computes on
+// the way: 1 MiB. It is far above what a script line needs (Linux caps one
+// argument at 128 KiB and a whole command line at about 2 MiB) and low
+// enough that a hostile template cannot make the host program hold much
+// more than a few times that while rendering.
+const MaxSize = 1 << 20
+
+// Options are the settings of a [Renderer]. The zero value is usable.
+type Options struct {
+	// Secrets are what secret('NAME') returns (the task's secrets). A name
+	// that is not here is an error that names it.
+	Secrets map[string]string
+	// MaxSize caps one rendered string and every value computed while
+	// rendering it, in bytes. Zero means [MaxSize]; negative means no cap.
+	MaxSize int
+}
+
+// Renderer renders templates with one set of variables. It is safe for
+// concurrent use and can be reused.
+type Renderer struct {
+	vars    map[string]any // the variables, floats made numbers (see values.go)
+	secrets map[string]string
+	max     int
+}
+
+// New returns a renderer of templates with vars. Vars are not modified;
+// float64 values in them (also inside map[string]any and []any) render in
+// their shortest form (1.5, 2, 1e+21), as JSON writes them.
+func New(vars map[string]any, opts Options) *Renderer {
+	max := opts.MaxSize
+	if max == 0 {
+		max = MaxSize
+	}
+	return &Renderer{vars: convertVars(vars), secrets: opts.Secrets, max: max}
+}
+
+// UndefinedError reports a variable or a function a template uses but the
+// variables do not define.
 type UndefinedError struct {
-	Name    string   // the variable as written, e.g. "inputs.fiel"
-	Defined []string // the top-level names that are defined, sorted
+	Name     string   // the variable as written, e.g. "inputs.fiel", or the function's name
+	Defined  []string // the top-level names that are defined, sorted
+	Function bool     // Name is called as a function
 }
 
 func (e *UndefinedError) Error() string {
+	if e.Function {
+		msg := fmt.Sprintf("undefined function %s() (template functions: %s)", e.Name, strings.Join(functionNames, ", "))
+		if hint, ok := functionHints[e.Name]; ok {
+			msg += ": " + hint
+		}
+		return msg
+	}
 	return fmt.Sprintf("undefined variable %q (defined: %s)", e.Name, strings.Join(e.Defined, ", "))
 }
 
-// Render renders s with vars. A string with no template markup is returned
-// as it is, without parsing. Errors name the undefined variable, or the
-// line and column of a syntax error.
-func Render(s string, vars map[string]any) (out string, err error) {
+// Render renders s with vars, with no secrets, no deadline and the default
+// cap: shorthand for New(vars, Options{}).Render(context.Background(), s).
+// Errors name the undefined variable or function, or the line and column of
+// a syntax error.
+func Render(s string, vars map[string]any) (string, error) {
+	return New(vars, Options{}).render(context.Background(), s)
+}
+
+// RenderList renders each item with vars, with no secrets, no deadline and
+// the default cap. An error is a *runner.FieldError matching
+// runner.ErrInvalidTask that names the item as field[i] (for example
+// "commands[2]") and holds its text.
+func RenderList(field string, items []string, vars map[string]any) ([]string, error) {
+	return New(vars, Options{}).RenderList(context.Background(), field, items)
+}
+
+// Render renders s. A string with no template markup is returned as it is,
+// without parsing. An invalid template (undefined name, syntax error,
+// refused tag, a result over the cap) is a *runner.FieldError matching
+// runner.ErrInvalidTask that names field and holds s. When ctx is done
+// before rendering ends, the error wraps context.Cause(ctx) instead.
+func (r *Renderer) Render(ctx context.Context, field, s string) (string, error) {
+	out, err := r.render(ctx, s)
+	if err != nil {
+		if ctx.Err() != nil && errors.Is(err, context.Cause(ctx)) {
+			return "", fmt.Errorf("template: rendering %s: %w", field, err)
+		}
+		return "", &runner.FieldError{Field: field, Value: shorten(s), Problem: err.Error(), Err: runner.ErrInvalidTask}
+	}
+	return out, nil
+}
+
+// RenderList renders each item as [Renderer.Render] does, naming the item
+// as field[i] (for example "commands[2]").
+func (r *Renderer) RenderList(ctx context.Context, field string, items []string) ([]string, error) {
+	out := make([]string, len(items))
+	for i, item := range items {
+		s, err := r.Render(ctx, fmt.Sprintf("%s[%d]", field, i), item)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = s
+	}
+	return out, nil
+}
+
+// shorten keeps an error's quote of a template readable.
+func shorten(s string) string {
+	const keep = 200
+	if len(s) <= keep {
+		return s
+	}
+	return s[:keep] + fmt.Sprintf("... (%d bytes)", len(s))
+}
+
+// refusedTags are pongo2's tags a workflow author's template may not use:
+// those that read files (include, import, extends, ssi), the one that
+// exists to generate text (lorem), and those that render their body into a
+// buffer of their own, out of reach of the cap (macro, filter, ifchanged,
+// spaceless, block); a macro can also call itself until the host's stack
+// is exhausted.
+var refusedTags = []string{"include", "import", "extends", "ssi", "lorem", "macro", "filter", "ifchanged", "spaceless", "block"}
+
+// Autoescaping is turned off by wrapping every template in this tag, the
+// only per-template switch pongo2 has (pongo2.SetAutoescape is global).
+const (
+	escapeOff    = "{% autoescape off %}"
+	escapeOffEnd = "{% endautoescape %}"
+)
+
+func (r *Renderer) render(ctx context.Context, s string) (out string, err error) {
 	if !strings.Contains(s, "{{") && !strings.Contains(s, "{%") && !strings.Contains(s, "{#") {
 		return s, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return "", context.Cause(ctx)
+	}
+	if r.max >= 0 && len(s) > r.max {
+		return "", fmt.Errorf("the template is %d bytes, over the cap of %d", len(s), r.max)
+	}
+	if err := checkNesting(s); err != nil {
+		return "", err
 	}
 	// The shell's ${#name} (a length) would open a template comment: keep
 	// it literal.
 	s = strings.ReplaceAll(s, "${#", `${{ "{#" }}`)
-	if err := checkDefined(s, vars); err != nil {
+	if err := registerFilters(); err != nil {
 		return "", err
 	}
 	set := pongo2.NewSet("lading", refuseLoader{})
-	for _, tag := range []string{"include", "import", "extends", "ssi"} {
+	for _, tag := range refusedTags {
 		if err := set.BanTag(tag); err != nil {
 			return "", fmt.Errorf("template: ban %s: %w", tag, err)
 		}
@@ -87,11 +172,52 @@ func Render(s string, vars map[string]any) (out string, err error) {
 			out, err = "", fmt.Errorf("template failed: %v", p)
 		}
 	}()
-	tpl, err := set.FromString(s)
+	tpl, err := set.FromString(escapeOff + s + escapeOffEnd)
 	if err != nil {
+		return "", explain(err, s)
+	}
+	pctx := r.context()
+	if err := check(tpl, pctx); err != nil {
 		return "", err
 	}
-	return tpl.Execute(pongo2.Context(vars))
+	b := &budget{ctx: ctx, max: r.max}
+	instrument(tpl, b)
+	execErr := tpl.ExecuteWriterUnbuffered(pctx, b)
+	if b.err != nil {
+		return "", b.err
+	}
+	if execErr != nil {
+		return "", explain(execErr, s)
+	}
+	return b.buf.String(), nil
+}
+
+// context returns the variables and lading's functions; a variable of the
+// same name as a function hides it.
+func (r *Renderer) context() pongo2.Context {
+	c := make(pongo2.Context, len(r.vars)+1)
+	c["secret"] = r.secret
+	for k, v := range r.vars {
+		c[k] = v
+	}
+	return c
+}
+
+// secret is the template function secret('NAME').
+func (r *Renderer) secret(name string) (string, error) {
+	v, ok := r.secrets[name]
+	if !ok {
+		names := make([]string, 0, len(r.secrets))
+		for k := range r.secrets {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		if len(names) == 0 {
+			return "", fmt.Errorf("secret(%q): the task has no secrets (Task.Secrets)", name)
+		}
+		return "", fmt.Errorf("secret(%q): not one of the task's secrets (%s)", name, strings.Join(names, ", "))
+	}
+	return v, nil
 }
 
 // refuseLoader is the loader of the sandboxed set: templates cannot load
@@ -103,205 +229,99 @@ func (refuseLoader) Get(path string) (io.Reader, error) {
 	return nil, errors.New("templates cannot read files")
 }
 
-// checkDefined fails on the first variable path used in a {{ ... }}
-// expression that vars does not define.
-func checkDefined(s string, vars map[string]any) error {
-	s = unrendered.ReplaceAllString(s, "")
-	bound := boundNames(s)
-	for _, expr := range blocks(s, "{{", "}}") {
-		if hasDefaultFilter(expr) {
-			continue
-		}
-		for _, path := range variablePaths(expr) {
-			if bound[path[0]] {
-				continue
+// maxNesting bounds the nesting of brackets in a tag: pongo2's parser
+// recurses once per level, and a deep enough nesting would exhaust the
+// host's stack, which no recover catches.
+const maxNesting = 64
+
+// checkNesting refuses tags whose brackets nest deeper than maxNesting.
+func checkNesting(s string) error {
+	for _, open := range []string{"{{", "{%"} {
+		closer := map[string]string{"{{": "}}", "{%": "%}"}[open]
+		rest := s
+		for {
+			i := strings.Index(rest, open)
+			if i < 0 {
+				break
 			}
-			if !defined(vars, path) {
-				names := make([]string, 0, len(vars))
-				for k := range vars {
-					names = append(names, k)
+			rest = rest[i+2:]
+			j := strings.Index(rest, closer)
+			if j < 0 {
+				j = len(rest)
+			}
+			depth := 0
+			for _, c := range rest[:j] {
+				switch c {
+				case '(', '[':
+					depth++
+					if depth > maxNesting {
+						return fmt.Errorf("brackets nest deeper than %d levels", maxNesting)
+					}
+				case ')', ']':
+					depth--
 				}
-				sort.Strings(names)
-				return &UndefinedError{Name: strings.Join(path, "."), Defined: names}
 			}
+			rest = rest[j:]
 		}
 	}
 	return nil
 }
 
-// unrendered matches what pongo2 does not evaluate: verbatim blocks and
-// comments.
-var unrendered = regexp.MustCompile(`(?s)\{%-?\s*verbatim\s*-?%\}.*?\{%-?\s*endverbatim\s*-?%\}|\{#.*?#\}`)
-
-// blocks returns the text between each open and close delimiter pair.
-func blocks(s, open, close string) []string {
-	var out []string
-	for {
-		i := strings.Index(s, open)
-		if i < 0 {
-			return out
-		}
-		s = s[i+len(open):]
-		j := strings.Index(s, close)
-		if j < 0 {
-			return out // the parser reports the unclosed block
-		}
-		out = append(out, s[:j])
-		s = s[j+len(close):]
+// explain turns a pongo2 error into a message that gives the position in s
+// and, for Pebble syntax that pongo2 does not have, what to write instead.
+func explain(err error, s string) error {
+	var pe *pongo2.Error
+	if !errors.As(err, &pe) {
+		return err
 	}
-}
-
-// boundNames collects the names a template binds itself.
-func boundNames(s string) map[string]bool {
-	bound := map[string]bool{"forloop": true}
-	for _, tag := range blocks(s, "{%", "%}") {
-		words := strings.Fields(strings.NewReplacer(",", " ", "=", " = ", "(", " ", ")", " ").Replace(tag))
-		if len(words) == 0 {
-			continue
-		}
-		switch words[0] {
-		case "for":
-			for _, w := range words[1:] {
-				if w == "in" {
-					break
-				}
-				bound[w] = true
-			}
-		case "with", "set":
-			for i, w := range words {
-				if w == "=" && i > 0 {
-					bound[words[i-1]] = true
-				}
-			}
-			if words[0] == "with" && slices.Contains(words, "as") { // {% with x as y %}
-				bound[words[len(words)-1]] = true
-			}
-		case "macro":
-			for _, w := range words[1:] {
-				if w != "=" && w != "export" {
-					bound[w] = true
-				}
-			}
-		}
+	msg := pe.OrigError.Error()
+	line, col := pe.Line, pe.Column
+	if line == 1 {
+		col -= len(escapeOff)
 	}
-	return bound
-}
-
-func hasDefaultFilter(expr string) bool {
-	for _, part := range strings.Split(expr, "|")[1:] {
-		name := strings.TrimSpace(part)
-		name, _, _ = strings.Cut(name, ":")
-		if name == "default" || name == "default_if_none" {
-			return true
-		}
+	near := ""
+	if pe.Token != nil {
+		near = pe.Token.Val
 	}
-	return false
-}
-
-var keywords = map[string]bool{
-	"and": true, "or": true, "not": true, "in": true, "is": true,
-	"true": true, "false": true, "True": true, "False": true, "None": true, "nil": true,
-}
-
-// variablePaths returns the dotted variable paths in an expression, skipping
-// string literals, numbers, keywords, filter names and names called as
-// functions.
-func variablePaths(expr string) [][]string {
-	var paths [][]string
-	i := 0
-	afterPipe := false
-	for i < len(expr) {
-		c := expr[i]
-		switch {
-		case c == '"' || c == '\'':
-			j := i + 1
-			for j < len(expr) && expr[j] != c {
-				if expr[j] == '\\' {
-					j++
-				}
-				j++
-			}
-			i = j + 1
-		case c == '|':
-			afterPipe = true
-			i++
-		case isIdentStart(c):
-			j := i
-			for j < len(expr) && (isIdentChar(expr[j]) || expr[j] == '.') {
-				j++
-			}
-			word := strings.TrimRight(expr[i:j], ".")
-			path := strings.Split(word, ".")
-			rest := strings.TrimLeft(expr[j:], " \t")
-			switch {
-			case afterPipe:
-				afterPipe = false // a filter's name
-			case keywords[path[0]]:
-			case strings.HasPrefix(rest, "("):
-				// a function call: its value is not a variable path
-			default:
-				// Keep the identifier parts; a numeric index ends the path.
-				for k, p := range path {
-					if p == "" || !isIdentStart(p[0]) {
-						path = path[:k]
-						break
-					}
-				}
-				paths = append(paths, path)
-			}
-			i = j
-		case c == ':':
-			afterPipe = false // a filter's argument follows
-			i++
-		default:
-			if c >= '0' && c <= '9' {
-				for i < len(expr) && (isIdentChar(expr[i]) || expr[i] == '.') {
-					i++
-				}
-				continue
-			}
-			i++
-		}
+	if hint := pebbleHint(msg, near, s, line, col); hint != "" {
+		msg += "; " + hint
 	}
-	return paths
+	if line > 0 {
+		return fmt.Errorf("line %d column %d: %s", line, col, msg)
+	}
+	return errors.New(msg)
 }
 
-func isIdentStart(c byte) bool { return c == '_' || (c|0x20 >= 'a' && c|0x20 <= 'z') }
-func isIdentChar(c byte) bool  { return isIdentStart(c) || (c >= '0' && c <= '9') }
+var tagNotFound = regexp.MustCompile(`^Tag '(\w+)' not found`)
 
-// defined reports whether path resolves in vars. Only maps are walked: past a
-// value of another kind (a struct, a slice) the rest of the path is left to
-// pongo2.
-func defined(vars map[string]any, path []string) bool {
-	v, ok := vars[path[0]]
-	if !ok {
+// pebbleHint says what to write in place of Pebble syntax pongo2 rejects.
+func pebbleHint(msg, near, s string, line, col int) string {
+	switch {
+	case strings.HasPrefix(near, "~"):
+		return "Pebble's ~ concatenation is written + here ({{ a + b }}; with two numbers + adds, so write {{ a }}{{ b }} for those)"
+	case strings.HasPrefix(near, "??"):
+		return "Pebble's ?? is written with the default filter here: {{ x|default:'fallback' }}"
+	case near == "is":
+		return "Pebble's tests (x is defined, x is null) are not supported: write {% if x %} or {{ x|default:'fallback' }}"
+	case near == "(" && filterBefore(s, line, col):
+		return "filter arguments are written name:arg here, not name(arg): {{ x|default:'fallback' }}"
+	case strings.Contains(msg, "sandbox restriction"):
+		return "the include, import, extends, ssi, lorem, macro, filter, ifchanged, spaceless and block tags are refused in lading's templates"
+	}
+	if m := tagNotFound.FindStringSubmatch(msg); m != nil && m[1] == "raw" {
+		return "Pebble's {% raw %}...{% endraw %} is written {% verbatim %}...{% endverbatim %} here"
+	}
+	return ""
+}
+
+var filterCallBefore = regexp.MustCompile(`\|\s*\w+\s*$`)
+
+// filterBefore reports whether a filter name precedes the given position
+// (1-based line and column) of s.
+func filterBefore(s string, line, col int) bool {
+	lines := strings.Split(s, "\n")
+	if line < 1 || line > len(lines) || col < 1 || col-1 > len(lines[line-1]) {
 		return false
 	}
-	for _, key := range path[1:] {
-		rv := reflect.ValueOf(v)
-		if rv.Kind() != reflect.Map || rv.Type().Key().Kind() != reflect.String {
-			return true
-		}
-		got := rv.MapIndex(reflect.ValueOf(key).Convert(rv.Type().Key()))
-		if !got.IsValid() {
-			return false
-		}
-		v = got.Interface()
-	}
-	return true
-}
-
-// RenderList renders each item with vars. An error is a *runner.FieldError
-// matching runner.ErrInvalidTask that names the item as field[i] (for
-// example "commands[2]") and holds its text.
-func RenderList(field string, items []string, vars map[string]any) ([]string, error) {
-	out := make([]string, len(items))
-	for i, item := range items {
-		s, err := Render(item, vars)
-		if err != nil {
-			return nil, &runner.FieldError{Field: fmt.Sprintf("%s[%d]", field, i), Value: item, Problem: err.Error(), Err: runner.ErrInvalidTask}
-		}
-		out[i] = s
-	}
-	return out, nil
+	return filterCallBefore.MatchString(lines[line-1][:col-1])
 }

@@ -51,7 +51,10 @@ func TestUndefinedIsAnError(t *testing.T) {
 		{"cat {{ inputs.fiel }}", "inputs.fiel"},
 		{"cat {{ inputs.nested.m }}", "inputs.nested.m"},
 		{"{{ workingDir }} {{ outptuDir }}", "outptuDir"},
-		{"{{ inputs.file ~ other }}", "other"},
+		{"{{ inputs.file + other }}", "other"},
+		{"{% if flag %}{{ inputs.fiel }}{% endif %}", "inputs.fiel"},
+		{"{{ inputs.list|join:sep }}", "sep"},
+		{"{{ inputs.list.0|upper|default:x }}", "x"},
 		{"{% for x in inputs.list %}{{ y }}{% endfor %}", "y"},
 	}
 	for _, tt := range tests {
