@@ -173,7 +173,7 @@ func (r *Runner) Run(ctx context.Context, task runner.Task) (res *runner.Result,
 			run.id, run.containerID, resumed = found.Labels[LabelRun], found.ID, true
 		}
 	}
-	ws, err := run.prepare()
+	ws, err := run.prepare(ctx)
 	if err != nil {
 		return nil, stopped(ctx, err)
 	}

@@ -64,7 +64,7 @@ func (ws *workspace) outputDir() string {
 
 // prepare renders the templated fields and makes the host working
 // directory.
-func (run *run) prepare() (*workspace, error) {
+func (run *run) prepare(ctx context.Context) (*workspace, error) {
 	task := &run.task
 	ws := &workspace{hostDir: task.WorkingDir}
 	if !task.DisableOutputDir {
@@ -77,11 +77,13 @@ func (run *run) prepare() (*workspace, error) {
 	if ws.outputRel != "" {
 		vars["outputDir"] = ws.outputDir()
 	}
+	// Rendering runs under ctx, to which Run has applied the task's Timeout.
+	tpl := template.New(vars, template.Options{Secrets: task.Secrets})
 	var err error
-	if ws.commands, err = template.RenderList("commands", task.Commands, vars); err != nil {
+	if ws.commands, err = tpl.RenderList(ctx, "commands", task.Commands); err != nil {
 		return nil, err
 	}
-	globs, err := template.RenderList("outputFiles", task.OutputFiles, vars)
+	globs, err := tpl.RenderList(ctx, "outputFiles", task.OutputFiles)
 	if err != nil {
 		return nil, err
 	}
@@ -89,9 +91,9 @@ func (run *run) prepare() (*workspace, error) {
 		return nil, err
 	}
 	for k, v := range task.Env {
-		rendered, err := template.Render(v, vars)
+		rendered, err := tpl.Render(ctx, "env."+k, v)
 		if err != nil {
-			return nil, &runner.FieldError{Field: "env." + k, Value: v, Problem: err.Error(), Err: runner.ErrInvalidTask}
+			return nil, err
 		}
 		ws.env = append(ws.env, k+"="+rendered)
 	}

@@ -302,6 +302,7 @@ func Cases() []Case {
 	cases = append(cases, outputCases()...)
 	cases = append(cases, secretCases()...)
 	cases = append(cases, outputsMoreCases()...)
+	cases = append(cases, templateCases()...)
 	return append(cases, fileCases()...)
 }
 
