@@ -98,12 +98,16 @@ func (r *Registry) Auth() string {
 
 // Push builds a test image with a layer of its own as <host>/<repo>:<tag>,
 // pushes it, and removes it from the engine, so the engine has to pull it,
-// layer and all. It returns the reference.
+// layer and all. It returns the reference. The image is removed again when
+// the test ends, also when the push failed.
 func (r *Registry) Push(t testing.TB, cli *client.Client, repo, tag string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	ref := r.Host + "/" + repo + ":" + tag
+	// Registered before the image exists, so that a failed import or push
+	// does not leave a 127.0.0.1:<port>/... image behind.
+	t.Cleanup(func() { RemoveImage(t, cli, ref) })
 	// A layer of its own, 4 MiB: after the removal below the engine has to
 	// download it, so pulls show progress and can stall.
 	require.NoError(t, ImportUniqueImage(ctx, cli, ref, 4<<20))
@@ -112,7 +116,6 @@ func (r *Registry) Push(t testing.TB, cli *client.Client, repo, tag string) stri
 	require.NoError(t, resp.Wait(ctx), "push %s", ref)
 	r.manifestGets.Store(0) // count pulls only
 	RemoveImage(t, cli, ref)
-	t.Cleanup(func() { RemoveImage(t, cli, ref) })
 	return ref
 }
 
