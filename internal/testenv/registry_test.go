@@ -63,4 +63,3 @@ func TestFailedPushLeavesNoImage(t *testing.T) {
 	_, err := cli.ImageInspect(context.Background(), ref)
 	require.True(t, cerrdefs.IsNotFound(err), "the image of the failed push is gone: %v", err)
 }
-
