@@ -204,9 +204,12 @@ type Config struct {
 
 	// StatsInterval, when positive, follows the container's resource use
 	// while it runs: [runner.Result] gets PeakMemory and CPUTime, and the
-	// task's OnStats (if set) a sample at most this often. The engine
-	// samples about once a second, so shorter intervals act as 1 s. Zero
-	// means stats are followed only for tasks with OnStats, every second.
+	// task's OnStats (if set) a sample at most this often. Each sample is
+	// a one-shot poll of the engine (a few milliseconds where the engine
+	// answers at once; Docker 20.10 answers at its own 1 s pace after the
+	// first). Where the engine reports no max_usage (cgroup v2, Podman),
+	// PeakMemory is the peak of the samples. Zero means stats are followed
+	// only for tasks with OnStats, every second.
 	StatsInterval Duration `json:"statsInterval,omitempty"`
 
 	// Logger receives lifecycle events at debug level. Nil is silent.

@@ -56,3 +56,36 @@ func TestNoStatsByDefault(t *testing.T) {
 	assert.Zero(t, res.PeakMemory)
 	assert.Zero(t, res.CPUTime)
 }
+
+// Samples come from one-shot polls at StatsInterval. The shared Docker
+// 20.10 engine answers a poll only at its collector's next pass (one a
+// second, after a first immediate one), so the count here is loose;
+// TestStatsPollOneShotSamples checks the cadence against an engine that
+// answers at once. Each sample is a new one, and there is never more than
+// one per interval.
+func TestStatsFollowTheInterval(t *testing.T) {
+	const interval = 50 * time.Millisecond
+	r, _ := newRunner(t, docker.Config{StatsInterval: docker.Duration(interval)})
+	var mu sync.Mutex
+	var samples []runner.Stats
+	res, err := r.Run(t.Context(), runner.Task{
+		Image:    testenv.Image,
+		Commands: []string{"sleep 2"},
+		OnStats: func(s runner.Stats) {
+			mu.Lock()
+			defer mu.Unlock()
+			samples = append(samples, s)
+		},
+	})
+	require.NoError(t, err)
+	mu.Lock()
+	defer mu.Unlock()
+	ran := res.Finished.Sub(res.Started)
+	require.GreaterOrEqual(t, ran, 2*time.Second)
+	assert.GreaterOrEqual(t, len(samples), 2, "samples over %v at %v: %d", ran, interval, len(samples))
+	assert.LessOrEqual(t, len(samples), int(ran/interval)+2, "at most one sample per interval")
+	for i := 1; i < len(samples); i++ {
+		assert.True(t, samples[i].Time.After(samples[i-1].Time), "sample %d is a new one", i)
+	}
+	assert.Positive(t, res.PeakMemory)
+}
