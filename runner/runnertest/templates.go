@@ -55,7 +55,8 @@ func templateCases() []Case {
 			glob := `a&b<c>"d'e.txt`
 			env["GLOB_FILE"] = "{{ glob }}"
 			commands = append(commands, `printf globbed > "$GLOB_FILE"`,
-				`[ "{{ secret('TOKEN') }}" = "$TOKEN" ] && echo secret-function-ok`)
+				`[ "{{ secret('TOKEN') }}" = "$TOKEN" ] && echo secret-function-ok`,
+				"cat <<'LADING_END'\nsecret: {{ secret('TOKEN') }}\nLADING_END")
 			want[glob] = "globbed"
 			out := s.Exec(t, t.Context(), runner.Task{
 				Vars:        map[string]any{"v": vals, "glob": glob},
@@ -66,7 +67,8 @@ func templateCases() []Case {
 			})
 			require.NoError(t, out.Err)
 			assert.Equal(t, want, readOutputs(t, out.Result))
-			assert.Equal(t, []string{"secret-function-ok"}, out.Texts(runner.Stdout))
+			assert.Equal(t, []string{"secret-function-ok", "secret: ****"}, out.Texts(runner.Stdout), "a rendered secret is masked like any")
+			assert.NotContains(t, out.Stdout, "tok&<en>'x")
 		}},
 		{"TemplateUndefinedFunctionFailsBeforeStart", func(t *testing.T, s *Suite) {
 			for _, tt := range []struct{ cmd, name string }{
