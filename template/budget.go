@@ -83,6 +83,13 @@ func (g *guard) Evaluate(ctx *pongo2.ExecutionContext) (*pongo2.Value, *pongo2.E
 	if err := g.b.tooLarge(v); err != nil {
 		return nil, &pongo2.Error{Sender: "lading", OrigError: err}
 	}
+	// A float the template computed ({{ x * 2 }}, {{ 1.5 }}) prints as
+	// those of the variables do.
+	if v != nil && v.IsFloat() {
+		if f, ok := v.Interface().(float64); ok {
+			return pongo2.AsValue(number(f)), nil
+		}
+	}
 	return v, nil
 }
 

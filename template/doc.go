@@ -36,15 +36,18 @@
 // render; a program that registered filters of those names first keeps
 // its own, and templates that use them fail with an error saying so.
 //
-// # Numbers
+// # Numbers and booleans
 //
 // Integers (int, int64, ...) render as written, and so does a json.Number
 // (its exact text, beyond the range of int64 too). A float64 renders in the
 // shortest form that reads back to the same value, as encoding/json and
-// JavaScript write it: 1.5, 2, 1e+21 (pongo2 would write 1.500000). This
-// holds in nested maps and lists of Vars (map[string]any, []any) reached
-// with dots and in the json filter. Arithmetic done in the template ({{ x
-// * 2 }}) with a float still gives pongo2's %f form.
+// JavaScript write it: 1.5, 2, 1e+21, 1e-7 (pongo2 would write 1.500000;
+// Pebble writes 2.0 for a whole double, which a float64 cannot tell from
+// 2). This holds in nested maps and lists of Vars (map[string]any, []any)
+// reached with dots, for floats the template computes ({{ x * 2 }}), and in
+// the json filter. Booleans of Vars render true and false, as in JSON and
+// Pebble (pongo2 would write True). A map or list rendered as it is prints
+// in Go's form; write {{ x|json }} for JSON.
 //
 // # Pebble syntax
 //

@@ -152,7 +152,8 @@ func TestNumbersRenderAsWritten(t *testing.T) {
 	v := map[string]any{
 		"i": int64(2), "f": 1.5, "whole": 2.0, "big": json.Number("9007199254740993"),
 		"huge": json.Number("123456789012345678901234567890"), "tiny": 1e-7, "large": 1e21,
-		"outputs": map[string]any{"step": map[string]any{"n": int64(2), "x": 0.1, "l": []any{3.25, int64(4)}}},
+		"outputs": map[string]any{"step": map[string]any{"n": int64(2), "x": 0.1, "l": []any{3.25, int64(4)}, "ok": true}},
+		"yes": true, "no": false,
 	}
 	tests := []struct{ in, want string }{
 		{"{{ i }}", "2"},
@@ -167,6 +168,9 @@ func TestNumbersRenderAsWritten(t *testing.T) {
 		{"{% for x in outputs.step.l %}{{ x }},{% endfor %}", "3.25,4,"},
 		{"{% if f > 1 %}gt{% endif %} {{ f|floatformat:2 }}", "gt 1.50"},
 		{"{{ i + 1 }}", "3"},
+		{"{{ f * 2 }} {{ 1.5 }} {{ 10 / 4.0 }} {{ f + i }}", "3 1.5 2.5 3.5"},
+		{"{{ yes }} {{ no }} {% if yes %}y{% endif %}{% if not no %}n{% endif %} {{ outputs.step.ok }}", "true false yn true"},
+		{"{{ yes|json }} {{ outputs.step|json }}", `true {"l":[3.25,4],"n":2,"ok":true,"x":0.1}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {

@@ -46,9 +46,16 @@ func (n number) String() string {
 // MarshalJSON writes the number as encoding/json writes a float64.
 func (n number) MarshalJSON() ([]byte, error) { return json.Marshal(float64(n)) }
 
+// boolean is a bool of the variables: it prints true and false, as JSON and
+// Pebble write them (pongo2 writes True and False).
+type boolean bool
+
+func (b boolean) String() string { return strconv.FormatBool(bool(b)) }
+
 // convertVars returns vars with every float64 and float32 (also inside
-// map[string]any and []any) made a number. Other values are shared, not
-// copied: int64 and json.Number already render as written.
+// map[string]any and []any) made a number, and every bool a boolean. Other
+// values are shared, not copied: int64 and json.Number already render as
+// written.
 func convertVars(vars map[string]any) map[string]any {
 	out := make(map[string]any, len(vars))
 	for k, v := range vars {
@@ -63,6 +70,8 @@ func convertValue(v any) any {
 		return number(v)
 	case float32:
 		return number(v)
+	case bool:
+		return boolean(v)
 	case map[string]any:
 		return convertVars(v)
 	case []any:
