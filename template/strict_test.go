@@ -153,7 +153,7 @@ func TestNumbersRenderAsWritten(t *testing.T) {
 		"i": int64(2), "f": 1.5, "whole": 2.0, "big": json.Number("9007199254740993"),
 		"huge": json.Number("123456789012345678901234567890"), "tiny": 1e-7, "large": 1e21,
 		"outputs": map[string]any{"step": map[string]any{"n": int64(2), "x": 0.1, "l": []any{3.25, int64(4)}, "ok": true}},
-		"yes": true, "no": false,
+		"yes":     true, "no": false,
 	}
 	tests := []struct{ in, want string }{
 		{"{{ i }}", "2"},
