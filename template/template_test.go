@@ -103,8 +103,15 @@ func TestRenderListNamesTheLine(t *testing.T) {
 func FuzzRender(f *testing.F) {
 	f.Add("echo {{ workingDir }} {% for x in inputs.list %}{{ x }}{% endfor %}")
 	f.Add("{{ a|default:'b' }}")
+	f.Add("{% set x = inputs.file %}{% for c in inputs.file|make_list %}{% set x = x + x %}{% endfor %}{{ x|json }}")
+	f.Add("{{ secret('S') }} {{ inputs.nested|toJson }} {{ 1.5 * 2 }} {% if flag %}{{ inputs.list.0|rjust:9 }}{% endif %}")
+	f.Add("{{ a ~ b }} {{ a ?? b }} {% raw %}{% endraw %} {{ x|default('y') }}")
+	r := New(vars, Options{Secrets: map[string]string{"S": "s3cr3t-value"}, MaxSize: 4096})
 	f.Fuzz(func(t *testing.T, s string) {
-		_, _ = Render(s, vars) // must not panic
+		out, err := r.Render(t.Context(), "f", s) // must not panic
+		if err == nil && len(out) > 4096 && len(out) > len(s) {
+			t.Fatalf("rendered %d bytes, over the cap", len(out))
+		}
 	})
 }
 
