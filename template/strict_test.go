@@ -249,3 +249,10 @@ func repeat(s string, n int) string {
 	}
 	return string(out)
 }
+
+func TestInvalidVariableNameIsNamedNotItsValue(t *testing.T) {
+	_, err := New(map[string]any{"my-var": "value-not-quoted"}, Options{}).Render(t.Context(), "commands[0]", "{{ workingDir }}")
+	require.ErrorIs(t, err, runner.ErrInvalidTask)
+	assert.Contains(t, err.Error(), "my-var")
+	assert.NotContains(t, err.Error(), "value-not-quoted")
+}

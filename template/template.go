@@ -177,6 +177,12 @@ func (r *Renderer) render(ctx context.Context, s string) (out string, err error)
 		return "", explain(err, s)
 	}
 	pctx := r.context()
+	for k := range pctx {
+		if !validName.MatchString(k) {
+			// pongo2's own error would quote the value.
+			return "", fmt.Errorf("variable %q: a template variable's name is made of letters, digits and _", k)
+		}
+	}
 	if err := check(tpl, pctx); err != nil {
 		return "", err
 	}
@@ -291,6 +297,8 @@ func explain(err error, s string) error {
 	}
 	return errors.New(msg)
 }
+
+var validName = regexp.MustCompile(`^[a-zA-Z0-9_]+$`)
 
 var tagNotFound = regexp.MustCompile(`^Tag '(\w+)' not found`)
 
