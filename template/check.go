@@ -57,15 +57,15 @@ func typeName(v reflect.Value) string {
 	return v.Type().Name()
 }
 
-// skip reports the pongo2 types that are not part of a template's tree.
-func skip(t reflect.Type) bool {
-	switch t {
-	case reflect.TypeFor[pongo2.Template](), reflect.TypeFor[pongo2.TemplateSet](), reflect.TypeFor[pongo2.Token](),
-		reflect.TypeFor[pongo2.Parser](), reflect.TypeFor[pongo2.Value](), reflect.TypeFor[reflect.Value]():
-		return true
-	}
-	return false
+// notTree are the types that are not part of a template's tree.
+var notTree = map[reflect.Type]bool{
+	reflect.TypeFor[pongo2.Template](): true, reflect.TypeFor[pongo2.TemplateSet](): true,
+	reflect.TypeFor[pongo2.Token](): true, reflect.TypeFor[pongo2.Parser](): true,
+	reflect.TypeFor[pongo2.Value](): true, reflect.TypeFor[reflect.Value](): true,
 }
+
+// skip reports the types that are not part of a template's tree.
+func skip(t reflect.Type) bool { return notTree[t] }
 
 // nodes calls fn for every struct in the tree under v, once each.
 func (c *checker) nodes(v reflect.Value, fn func(reflect.Value)) {

@@ -221,6 +221,7 @@ func TestRenderIsCapped(t *testing.T) {
 		{"join", "{% set sep = s|rjust:2000 %}{{ l|join:sep }}"},
 		{"lorem", "{% lorem 20000000 w %}"},
 		{"nesting", "{{ " + repeat("(", 100000) + "1" + repeat(")", 100000) + " }}"},
+		{"blocks", repeat("{%if s%}", 50000) + "x" + repeat("{%endif%}", 50000)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -240,8 +240,28 @@ func (refuseLoader) Get(path string) (io.Reader, error) {
 // host's stack, which no recover catches.
 const maxNesting = 64
 
-// checkNesting refuses tags whose brackets nest deeper than maxNesting.
+// blockTags are the tags that open a block closed by an end tag.
+var blockTags = map[string]bool{"if": true, "for": true, "with": true, "ifequal": true, "ifnotequal": true, "autoescape": true}
+
+// checkNesting refuses tags whose brackets nest deeper than maxNesting, and
+// blocks ({% if %}, {% for %}, ...) nested deeper than that.
 func checkNesting(s string) error {
+	depth := 0
+	for _, tag := range tagBodies(s, "{%", "%}") {
+		words := strings.Fields(strings.Trim(tag, "-"))
+		if len(words) == 0 {
+			continue
+		}
+		switch {
+		case blockTags[words[0]]:
+			depth++
+			if depth > maxNesting {
+				return fmt.Errorf("blocks nest deeper than %d levels", maxNesting)
+			}
+		case strings.HasPrefix(words[0], "end"):
+			depth--
+		}
+	}
 	for _, open := range []string{"{{", "{%"} {
 		closer := map[string]string{"{{": "}}", "{%": "%}"}[open]
 		rest := s
@@ -271,6 +291,24 @@ func checkNesting(s string) error {
 		}
 	}
 	return nil
+}
+
+// tagBodies returns the text between each open and close delimiter pair.
+func tagBodies(s, open, close string) []string {
+	var out []string
+	for {
+		i := strings.Index(s, open)
+		if i < 0 {
+			return out
+		}
+		s = s[i+len(open):]
+		j := strings.Index(s, close)
+		if j < 0 {
+			return out // the parser reports the unclosed tag
+		}
+		out = append(out, s[:j])
+		s = s[j+len(close):]
+	}
 }
 
 // explain turns a pongo2 error into a message that gives the position in s
