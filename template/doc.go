@@ -98,7 +98,9 @@
 // render fails with an error that names the field. Every expression
 // checks the context, so a loop stops promptly once it is done; the error
 // then wraps context.Cause(ctx). Brackets may nest 64 levels deep in one
-// tag (pongo2's parser recurses once per level).
+// tag, and blocks ({% if %}, {% for %}, ...) 64 levels deep (pongo2's parser
+// recurses once per level); a template with markup may be at most MaxSize
+// bytes long.
 //
 // pongo2 has no hooks for this: lading walks the template pongo2 parsed
 // and wraps each expression and filter call in a check (writing pongo2's
