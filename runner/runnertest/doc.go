@@ -47,8 +47,10 @@
 // bytes passed to the Stdout and Stderr writers; Kestra's ::{...}:: outputs,
 // metrics and log entries; environment variables and masked secrets; the
 // interpreter and the joining of commands; task validation; timeouts and
-// cancellation; concurrent use of one runner; and input and output files,
-// the working and output directories and templates.
+// cancellation; concurrent use of one runner; input and output files and
+// the working and output directories; and templates (values of every
+// character class unescaped, secret(), numbers as written, undefined
+// functions refused before start, renders bounded by Timeout and size).
 //
 // Every run also checks the delivery contract of [runner.Task]: calls to
 // Stdout, Stderr and OnLine never overlap, and none comes after Run has
