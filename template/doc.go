@@ -7,7 +7,9 @@
 //
 // What a template renders goes to a shell, not to a web page: pongo2's HTML
 // autoescaping is off for every field, so a value a&b<c>"d'e renders as it
-// is. Quoting for the shell is the template's job ('{{ x }}').
+// is. Quoting for the shell is the template's job: a value that may hold
+// quotes is best passed through an env value ("$X") or a quoted
+// here-document (<<'END').
 //
 // # Strict names
 //

@@ -71,9 +71,9 @@ func (e *UndefinedError) Error() string {
 }
 
 // Render renders s with vars, with no secrets, no deadline and the default
-// cap: shorthand for New(vars, Options{}).Render(context.Background(), s).
-// Errors name the undefined variable or function, or the line and column of
-// a syntax error.
+// cap, as New(vars, Options{}) does with context.Background(), except that
+// an error is the problem itself, not a *runner.FieldError. Errors name the
+// undefined variable or function, or the line and column of a syntax error.
 func Render(s string, vars map[string]any) (string, error) {
 	return New(vars, Options{}).render(context.Background(), s)
 }
