@@ -42,19 +42,28 @@ func (run *run) statsInterval() time.Duration {
 
 // followStats polls one-shot samples until ctx ends, calling OnStats with
 // each, and records peak memory and CPU time in res. A container the
-// engine no longer knows ends it without an error.
+// engine no longer knows ends it without an error; three failed polls in a
+// row end it with the last error.
 func (run *run) followStats(ctx context.Context, id string, res *runner.Result) error {
 	interval := run.statsInterval()
 	var prevCPU uint64
 	var prevAt time.Time
 	next := time.Now()
+	failures := 0
 	for {
 		s, err := run.statsSample(ctx, id)
 		if ctx.Err() != nil || cerrdefs.IsNotFound(err) {
 			return nil
 		}
 		if err != nil {
-			return err
+			// A busy engine may fail a poll; three in a row end the
+			// following.
+			if failures++; failures == 3 {
+				return err
+			}
+			s = &container.StatsResponse{}
+		} else {
+			failures = 0
 		}
 		// The engine answers for a container that has gone with an empty
 		// sample: skip it.
