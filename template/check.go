@@ -211,10 +211,13 @@ func (c *checker) resolver(v reflect.Value, lenient bool) {
 	path := []string{name}
 	for i := 1; i < parts.Len(); i++ {
 		p := parts.Index(i).Elem()
-		if p.FieldByName("typ").Int() != partIdent || p.FieldByName("isFunctionCall").Bool() {
-			break // an index, a subscript or a method: left to pongo2
+		if p.FieldByName("typ").Int() != partIdent {
+			break // an index or a subscript: left to pongo2
 		}
 		path = append(path, p.FieldByName("s").String())
+		if p.FieldByName("isFunctionCall").Bool() {
+			break // a method: in a map, it must be a key
+		}
 	}
 	if !defined(c.vars, path) {
 		c.err = &UndefinedError{Name: strings.Join(path, "."), Defined: c.defined()}

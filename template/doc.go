@@ -24,6 +24,8 @@
 // is an expression that supplies its own fallback with the default or
 // default_if_none filter. Conditions in {% if %} may name undefined
 // variables, which are false there, as in Django; not undefined functions.
+// An index past the end of a list (l.5) and a subscript (m[k]) are left to
+// pongo2, which renders them empty.
 //
 // # Functions and filters
 //

@@ -75,6 +75,7 @@ func TestUndefinedFunctionIsAnError(t *testing.T) {
 		{"{{ inputs.file|default:missing() }}", "missing", "secret"},
 		{"{{ missing()|default:'x' }}", "missing", "secret"},
 		{"{{ range(0, 3) }}", "range", "for x in"},
+		{"{{ inputs.missing() }}", "inputs.missing", "undefined"},
 		{"{{ inputs.file|nofilter }}", "nofilter", ""},
 		{"{% notatag %}", "notatag", ""},
 		{"{% raw %}{{ x }}{% endraw %}", "raw", "verbatim"},
