@@ -107,7 +107,7 @@ var (
 
 var ladingFilters = map[string]pongo2.FilterFunction{"json": filterJSON, "toJson": filterJSON}
 
-func registerFilters() error {
+func registerFilters() {
 	registerOnce.Do(func() {
 		foreign = map[string]bool{}
 		for name, fn := range ladingFilters {
@@ -120,5 +120,4 @@ func registerFilters() error {
 			}
 		}
 	})
-	return nil
 }
