@@ -50,6 +50,7 @@ func (run *run) followStats(ctx context.Context, id string, res *runner.Result) 
 	var prevAt time.Time
 	next := time.Now()
 	failures := 0
+	sawPIDs := false // the engine reports processes: a sample of none is a container that has exited
 	for {
 		s, err := run.statsSample(ctx, id)
 		if ctx.Err() != nil || cerrdefs.IsNotFound(err) {
@@ -66,8 +67,12 @@ func (run *run) followStats(ctx context.Context, id string, res *runner.Result) 
 			failures = 0
 		}
 		// The engine answers for a container that has gone with an empty
-		// sample: skip it.
-		if !s.Read.IsZero() && (s.PidsStats.Current != 0 || s.MemoryStats.Usage != 0) {
+		// sample, and for one whose processes have all exited with a
+		// sample of no processes: skip those.
+		pids := s.PidsStats.Current
+		gone := s.Read.IsZero() || pids == 0 && (s.MemoryStats.Usage == 0 || sawPIDs)
+		sawPIDs = sawPIDs || pids != 0
+		if !gone {
 			mem := s.MemoryStats
 			res.PeakMemory = max(res.PeakMemory, int64(mem.MaxUsage), int64(mem.Usage))
 			cpu := s.CPUStats.CPUUsage.TotalUsage
