@@ -317,6 +317,10 @@ func explain(err error, s string) error {
 		return err
 	}
 	msg := pe.OrigError.Error()
+	if strings.Contains(msg, "'endautoescape'") && !strings.Contains(s, "endautoescape") {
+		// pongo2 met lading's closing tag while a block was still open.
+		return errors.New("a block ({% if %}, {% for %}, {% with %}, ...) is not closed: its end tag is missing")
+	}
 	line, col := pe.Line, pe.Column
 	if line == 1 {
 		col -= len(escapeOff)

@@ -79,6 +79,15 @@ func TestSandbox(t *testing.T) {
 	}
 }
 
+func TestUnclosedBlockSaysSo(t *testing.T) {
+	for _, in := range []string{"{% if flag %}abc", "{% for x in inputs.list %}", "{% with a=1 %}x"} {
+		_, err := Render(in, vars)
+		require.Error(t, err, in)
+		assert.Contains(t, err.Error(), "not closed", in)
+		assert.NotContains(t, err.Error(), "autoescape", "lading's wrapper stays out of the message")
+	}
+}
+
 func TestSyntaxError(t *testing.T) {
 	_, err := Render("echo {{ workingDir ", vars)
 	require.Error(t, err)
