@@ -3,8 +3,11 @@ package template
 import (
 	"context"
 	"encoding/json"
+	"os"
+	"os/exec"
 	"testing"
 
+	"github.com/flosch/pongo2/v6"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -257,4 +260,27 @@ func TestInvalidVariableNameIsNamedNotItsValue(t *testing.T) {
 	require.ErrorIs(t, err, runner.ErrInvalidTask)
 	assert.Contains(t, err.Error(), "my-var")
 	assert.NotContains(t, err.Error(), "value-not-quoted")
+}
+
+// A program that registered a pongo2 filter named json before lading's
+// first render keeps its own; templates that use the name fail rather
+// than render with a filter lading does not know. The registration is
+// once per process, so the case runs in a child process.
+func TestForeignJSONFilter(t *testing.T) {
+	if os.Getenv("LADING_TEST_FOREIGN_JSON") == "1" {
+		require.NoError(t, pongo2.RegisterFilter("json", func(in, _ *pongo2.Value) (*pongo2.Value, *pongo2.Error) {
+			return pongo2.AsValue("theirs"), nil
+		}))
+		_, err := Render("{{ inputs.file|json }}", vars)
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "another package")
+		got, err := Render("{{ inputs.file|toJson }}", vars)
+		require.NoError(t, err)
+		assert.Equal(t, `"data.csv"`, got, "toJson is still lading's")
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestForeignJSONFilter$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "LADING_TEST_FOREIGN_JSON=1")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
 }
