@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -48,9 +49,23 @@ func (b bytesSource) Open() (io.ReadCloser, error) {
 // never held in memory; symbolic links in path are followed, since the
 // caller chose the path. A path that is not a regular file (a directory, a
 // FIFO, a device) fails when the source is opened.
+//
+// It is a [runner.ModeSource]: the staged file keeps the host file's
+// permission bits (a 0o755 script stays executable), without setuid, setgid
+// or sticky bit and without group or other write; see [Stage].
 func HostFile(path string) Source { return hostFile(path) }
 
 type hostFile string
+
+// Mode returns the permission bits of the file at the path, read when
+// Stage asks; 0o644 when it cannot be read (opening it then says why).
+func (h hostFile) Mode() fs.FileMode {
+	fi, err := os.Stat(string(h))
+	if err != nil {
+		return 0o644
+	}
+	return fi.Mode().Perm()
+}
 
 func (h hostFile) Open() (io.ReadCloser, error) {
 	name := string(h)
@@ -91,3 +106,31 @@ func (s *readerSource) Open() (io.ReadCloser, error) {
 	}
 	return io.NopCloser(s.r), nil
 }
+
+// WithMode returns src with the permission bits mode, like
+// testcontainers-go's FileMode: files.WithMode(files.String(script), 0o755)
+// stages an executable script. The content, and how often it can be
+// opened, are src's. mode must be within 0o777: [Stage] refuses a setuid,
+// setgid or sticky bit (or a type bit) as an invalid input, and drops the
+// group and other write bits. It replaces the mode of a source that has one
+// (a [HostFile]).
+func WithMode(src Source, mode fs.FileMode) Source { return modeSource{src, mode} }
+
+type modeSource struct {
+	src  Source
+	mode fs.FileMode
+}
+
+func (m modeSource) Open() (io.ReadCloser, error) {
+	if m.src == nil {
+		return nil, errors.New("files: WithMode of a nil source")
+	}
+	return m.src.Open()
+}
+
+func (m modeSource) Mode() fs.FileMode { return m.mode }
+
+var (
+	_ runner.ModeSource = hostFile("")
+	_ runner.ModeSource = modeSource{}
+)

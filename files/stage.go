@@ -49,10 +49,11 @@ func LocalPath(name string) (string, bool) {
 // StageOptions changes how [Stage] writes. The zero value is the default.
 type StageOptions struct {
 	// Shared makes the directories Stage creates writable by all (0o777)
-	// and the files it writes readable and writable by all (0o666), for a
-	// container user who does not own them (a bind-mounted working
-	// directory). Otherwise directories are 0o755 and files 0o644, less
-	// the umask.
+	// and the files it writes readable and writable by all (their mode |
+	// 0o666, and executable by all when the owner may execute them), for a
+	// container user who does not own them. Otherwise
+	// directories are 0o755 less the umask, and files get their mode (see
+	// [Stage]).
 	Shared bool
 }
 
@@ -70,6 +71,13 @@ type StageOptions struct {
 // [runner.ErrInvalidTask]. So is a key that leads through a symbolic link
 // out of dir, or names a directory there; all writes go through an
 // [os.Root] opened on dir, so nothing is ever written outside it.
+//
+// A file gets its source's permission bits when the source is a
+// [runner.ModeSource] ([HostFile], [WithMode]), exactly (not filtered by the
+// umask) but without the group and other write bits, so that no other local
+// user may change an input; a mode with bits outside 0o777 (setuid, setgid,
+// sticky, a type) is refused like a bad key. Other sources give 0o644 less
+// the umask.
 //
 // Inputs are written in the order of their keys, each streamed through one
 // 1 MiB buffer; ctx is checked between files and during each copy. On error,
@@ -94,10 +102,18 @@ func Stage(ctx context.Context, dir string, inputs map[string]Source, opts ...St
 	slices.Sort(keys)
 
 	rels := make(map[string]string, len(keys)) // cleaned path -> key
+	modes := make(map[string]fs.FileMode, len(keys))
 	for _, key := range keys {
 		rel, problem := stageKey(key)
 		if problem == "" && inputs[key] == nil {
 			problem = "has no source"
+		}
+		if ms, ok := inputs[key].(runner.ModeSource); ok && problem == "" {
+			mode := ms.Mode()
+			if mode&^fs.ModePerm != 0 {
+				problem = fmt.Sprintf("has mode %v (%#o): only permission bits within 0o777 may be set, never setuid, setgid or sticky", mode, uint32(mode))
+			}
+			modes[key] = mode & 0o755
 		}
 		if other, dup := rels[rel]; problem == "" && dup {
 			problem = fmt.Sprintf("names the same file as %q", other)
@@ -127,7 +143,11 @@ func Stage(ctx context.Context, dir string, inputs map[string]Source, opts ...St
 			return err
 		}
 		rel, _ := LocalPath(key)
-		if err := stageOne(ctx, root, key, rel, inputs[key], buf, o.Shared); err != nil {
+		mode, exact := modes[key]
+		if !exact {
+			mode = 0o644
+		}
+		if err := stageOne(ctx, root, key, rel, inputs[key], buf, fileMode{mode, exact, o.Shared}); err != nil {
 			var fe *runner.FieldError
 			switch {
 			case errors.As(err, &fe):
@@ -166,10 +186,18 @@ func invalidInput(key, problem string) error {
 	return &runner.FieldError{Field: "inputFiles", Value: key, Problem: problem, Err: runner.ErrInvalidTask}
 }
 
-func stageOne(ctx context.Context, root *os.Root, key, rel string, src Source, buf []byte, shared bool) error {
-	dirMode, fileMode := fs.FileMode(0o755), fs.FileMode(0o644)
+// fileMode is how a staged file's mode is set.
+type fileMode struct {
+	perm   fs.FileMode
+	exact  bool // set with chmod, past the umask
+	shared bool // StageOptions.Shared
+}
+
+func stageOne(ctx context.Context, root *os.Root, key, rel string, src Source, buf []byte, fm fileMode) error {
+	shared := fm.shared
+	dirMode, fileMode := fs.FileMode(0o755), fm.perm
 	if shared {
-		dirMode, fileMode = 0o777, 0o666
+		dirMode, fileMode = 0o777, sharedMode(fileMode)
 	}
 	if dir := path.Dir(rel); dir != "." {
 		if err := root.MkdirAll(dir, dirMode); err != nil {
@@ -205,7 +233,7 @@ func stageOne(ctx context.Context, root *os.Root, key, rel string, src Source, b
 		return err
 	}
 	_, err = io.CopyBuffer(writerOnly{out}, ctxReader{ctx, in}, buf)
-	if err == nil && shared {
+	if err == nil && (shared || fm.exact) {
 		err = out.Chmod(fileMode) // the create mode was filtered by the umask
 	}
 	if err = errors.Join(err, out.Close()); err != nil {
@@ -232,4 +260,15 @@ func throughEscapingLink(root *os.Root, rel string) bool {
 		}
 	}
 	return false
+}
+
+// sharedMode is the mode of a file shared with a user who does not own it:
+// readable and writable by all, and executable by all when its owner may
+// execute it.
+func sharedMode(m fs.FileMode) fs.FileMode {
+	m = m.Perm() | 0o666
+	if m&0o100 != 0 {
+		m |= 0o111
+	}
+	return m
 }

@@ -240,3 +240,76 @@ func TestStageCancel(t *testing.T) {
 		assert.Less(t, src.n, int64(16<<20), "stopped within a few buffers")
 	})
 }
+
+// TestStageModes: a host file keeps its permission bits, any source can
+// set its own with WithMode, and neither setuid, setgid, sticky nor group
+// or other write is ever staged (issue 11 item 5).
+func TestStageModes(t *testing.T) {
+	hostDir := t.TempDir()
+	host := func(name string, mode fs.FileMode) string {
+		p := filepath.Join(hostDir, name)
+		require.NoError(t, os.WriteFile(p, []byte(name), 0o600))
+		require.NoError(t, os.Chmod(p, mode))
+		return p
+	}
+	tests := []struct {
+		name string
+		src  files.Source
+		want fs.FileMode
+	}{
+		{"host script", files.HostFile(host("w.sh", 0o755)), 0o755},
+		{"host private file", files.HostFile(host("key", 0o600)), 0o600},
+		{"host read-only file", files.HostFile(host("ro", 0o444)), 0o444},
+		{"host setuid file", files.HostFile(host("suid", 0o4755|fs.ModeSetuid)), 0o755},
+		{"host world-writable file", files.HostFile(host("ww", 0o777)), 0o755},
+		{"string with a mode", files.WithMode(files.String("x"), 0o700), 0o700},
+		{"bytes with a mode", files.WithMode(files.Bytes([]byte("x")), 0o750), 0o750},
+		{"reader with a mode", files.WithMode(files.Reader(strings.NewReader("x")), 0o755), 0o755},
+		{"host file with another mode", files.WithMode(files.HostFile(host("other", 0o755)), 0o640), 0o640},
+		{"group write dropped", files.WithMode(files.String("x"), 0o775), 0o755},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			require.NoError(t, files.Stage(t.Context(), dir, map[string]files.Source{"d/f": tt.src}))
+			fi, err := os.Lstat(filepath.Join(dir, "d/f"))
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, fi.Mode(), "not filtered by the umask either")
+			if tt.name == "reader with a mode" {
+				return // read once
+			}
+			shared := t.TempDir()
+			require.NoError(t, files.Stage(t.Context(), shared, map[string]files.Source{"f": tt.src}, files.StageOptions{Shared: true}))
+			want := tt.want | 0o666
+			if tt.want&0o100 != 0 {
+				want |= 0o111
+			}
+			assertMode(t, filepath.Join(shared, "f"), want)
+		})
+	}
+	t.Run("default", func(t *testing.T) {
+		dir := t.TempDir()
+		require.NoError(t, files.Stage(t.Context(), dir, map[string]files.Source{"f": files.String("x")}))
+		assertMode(t, filepath.Join(dir, "f"), 0o644&^umask())
+	})
+	t.Run("a mode beyond the permission bits is refused", func(t *testing.T) {
+		for _, mode := range []fs.FileMode{0o4755, fs.ModeSetuid | 0o755, fs.ModeSticky | 0o644, fs.ModeDir | 0o755} {
+			dir := t.TempDir()
+			err := files.Stage(t.Context(), dir, map[string]files.Source{"ok": files.String("x"), "f": files.WithMode(files.String("x"), mode)})
+			require.ErrorIs(t, err, runner.ErrInvalidTask, "%v", mode)
+			var fe *runner.FieldError
+			require.ErrorAs(t, err, &fe)
+			assert.Equal(t, "f", fe.Value)
+			assert.Contains(t, fe.Problem, "mode")
+			assert.Empty(t, tree(t, dir), "nothing written")
+		}
+	})
+	t.Run("WithMode keeps the source's content and kind", func(t *testing.T) {
+		src := files.WithMode(files.Reader(strings.NewReader("once")), 0o700)
+		require.NoError(t, files.Stage(t.Context(), t.TempDir(), map[string]files.Source{"a": src}))
+		require.ErrorIs(t, files.Stage(t.Context(), t.TempDir(), map[string]files.Source{"a": src}), files.ErrSourceUsed)
+		ms, ok := src.(runner.ModeSource)
+		require.True(t, ok)
+		assert.Equal(t, fs.FileMode(0o700), ms.Mode())
+	})
+}

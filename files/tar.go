@@ -36,8 +36,9 @@ type TarOptions struct {
 	// negative value (-1) keeps the host file's owner.
 	UID, GID int
 	// Shared makes every directory 0o777 and every regular file readable
-	// and writable by all (mode | 0o666), for a container user who does not
-	// own the files.
+	// and writable by all (mode | 0o666), and executable by all when its
+	// owner may execute it, for a container user who does not own the
+	// files.
 	Shared bool
 }
 
@@ -183,7 +184,7 @@ func (t *tarWriter) fileHeader(info fs.FileInfo, name, link string) *tar.Header 
 		case tar.TypeDir:
 			hdr.Mode = 0o777
 		case tar.TypeReg:
-			hdr.Mode |= 0o666
+			hdr.Mode = int64(sharedMode(fs.FileMode(hdr.Mode)))
 		}
 	}
 	if t.opts.UID >= 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"slices"
 	"strings"
@@ -426,8 +427,20 @@ type Stats struct {
 }
 
 // Source supplies the content of an input file. Package files provides
-// String, Bytes, HostFile and Reader sources.
+// String, Bytes, HostFile and Reader sources, and WithMode to give any of
+// them a mode. A Source that also implements [ModeSource] says which
+// permission bits its file gets; others are staged 0o644.
 type Source interface {
 	// Open returns the content. It is called once per run.
 	Open() (io.ReadCloser, error)
+}
+
+// ModeSource is a [Source] that knows the permission bits of its file, as
+// a host file does. A runner finds it by type assertion.
+type ModeSource interface {
+	Source
+	// Mode returns the file's permission bits. Only bits within 0o777 are
+	// allowed (a setuid, setgid or sticky bit is refused as invalid); the
+	// group and other write bits are dropped when the file is staged.
+	Mode() fs.FileMode
 }
