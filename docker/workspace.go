@@ -53,6 +53,8 @@ type workspace struct {
 	env       []string
 	empty     bool      // nothing to copy in: no inputs, and hostDir held nothing
 	outputMod time.Time // the output directory's modification time before the start (VOLUME), zero if unknown
+	made      []string  // what staging made, for a non-root user under MOUNT (see mount.go)
+	grant     *grant    // what the container's user was given under MOUNT, until given back
 }
 
 func (ws *workspace) outputDir() string {
@@ -121,24 +123,20 @@ func (run *run) prepare(ctx context.Context) (*workspace, error) {
 
 // stage writes the task's input files into the host working directory and,
 // under MOUNT, makes the output directory there. It runs once the image is
-// known, so that what it makes is writable by the user the script runs as.
+// known; under MOUNT with a non-root user it notes what it makes, which the
+// user is given once the container exists (checkMount).
 func (run *run) stage(ctx context.Context, ws *workspace) error {
 	mount := run.r.strategy() == FileHandlingMount
-	shared := mount && !run.runsAsRoot()
-	if err := files.Stage(ctx, ws.hostDir, run.task.InputFiles, files.StageOptions{Shared: shared}); err != nil {
+	if mount && !run.runsAsRoot() {
+		ws.made = madeByStage(ws.hostDir, run.task.InputFiles)
+	}
+	if err := files.Stage(ctx, ws.hostDir, run.task.InputFiles); err != nil {
 		return err
 	}
 	ws.empty = dirEmpty(ws.hostDir)
 	if mount && ws.outputRel != "" {
 		if err := os.Mkdir(filepath.Join(ws.hostDir, ws.outputRel), 0o755); err != nil && !os.IsExist(err) {
 			return fmt.Errorf("docker: output directory: %w", err)
-		}
-		if shared {
-			// A non-root user must be able to write what lading made.
-			_ = os.Chmod(filepath.Join(ws.hostDir, ws.outputRel), 0o777)
-			if ws.created {
-				_ = os.Chmod(ws.hostDir, 0o777)
-			}
 		}
 	}
 	return nil
@@ -156,8 +154,14 @@ func dirEmpty(dir string) bool {
 }
 
 // discard removes a working directory lading made, when the run ends
-// without a result to hand it over in.
+// without a result to hand it over in; a caller's gets back what MOUNT gave
+// the container's user, and is made safe.
 func (ws *workspace) discard() {
+	if ws.grant != nil && !ws.created {
+		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+		defer cancel()
+		_, _ = ws.release(ctx)
+	}
 	if ws.created {
 		_ = os.RemoveAll(ws.hostDir)
 	}
@@ -282,7 +286,9 @@ func (run *run) runsAsRoot() bool {
 
 // checkMount fails clearly when the engine cannot see the host working
 // directory (a remote engine, or one in another mount namespace): a marker
-// file written on the host must show in the created container.
+// file written on the host must show in the created container. Then, for a
+// script that does not run as root, it gives the container's user the
+// working directory (grantUser).
 func (run *run) checkMount(ctx context.Context, ws *workspace) error {
 	marker := ".lading-mount-" + run.id
 	if err := os.WriteFile(filepath.Join(ws.hostDir, marker), nil, 0o644); err != nil {
@@ -298,6 +304,9 @@ func (run *run) checkMount(ctx context.Context, ws *workspace) error {
 	if err != nil {
 		return engineError(run.r, "check the mounted working directory", err)
 	}
+	if !run.runsAsRoot() {
+		return run.grantUser(ctx, ws)
+	}
 	return nil
 }
 
@@ -306,6 +315,9 @@ func (run *run) checkMount(ctx context.Context, ws *workspace) error {
 // directory, and the working directory when there are output globs.
 func (run *run) collect(ctx context.Context, ws *workspace, res *runner.Result) error {
 	res.WorkingDir = ws.hostDir
+	if err := run.tidy(ctx, ws, res); err != nil {
+		return err
+	}
 	if run.r.strategy() == FileHandlingVolume {
 		if err := run.copyOut(ctx, ws, res); err != nil {
 			return err
