@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/moby/moby/client"
 
@@ -39,6 +38,15 @@ import (
 //     sticky, or writable by group or others (bits cleared), or, when lading
 //     runs as root, owned by a user other than root and the directory's
 //     owner (given to the directory's owner): see [files.Sanitize].
+//
+// Runs may share a caller's working directory. Lading running as root keeps
+// a record of the runs using it in the directory's trusted.lading.runs
+// extended attribute (which a container cannot write), under a flock: the
+// first run notes the directory's own owner and mode, and the last one to
+// finish puts them back and walks the whole tree; the others make only
+// their own output directory safe. Runs sharing a directory must then run
+// as the same user. Without the record (lading not root, or a file system
+// without extended attributes), each run handles the directory as its own.
 
 // grantWarnLimit bounds the warnings of each kind the hygiene step adds.
 const grantWarnLimit = 10
@@ -46,9 +54,10 @@ const grantWarnLimit = 10
 // grant is what lading changed so that the container's user can write the
 // working directory, and what to put back.
 type grant struct {
-	entries  []granted
-	chowned  bool     // given to the user; else opened to all
-	warnings []string // for the Result
+	entries  []granted // the run's own: what lading made (the top too, when it made it)
+	chowned  bool      // given to the user; else opened to all
+	warnings []string  // for the Result
+	lease    *lease    // a caller's directory, shared with the other runs using it; nil when not recorded
 }
 
 // granted is one entry of a grant, as it was before.
@@ -88,62 +97,111 @@ func madeByStage(dir string, inputs map[string]runner.Source) []string {
 	return made
 }
 
-// grantUser lets a non-root container user write the MOUNT working
-// directory (see above). It runs once the container is created, before the
-// start.
-func (run *run) grantUser(ctx context.Context, ws *workspace) error {
+// shareMount prepares the MOUNT working directory once the container is
+// created, before the start: a caller's directory is recorded as used by
+// this run (so that the last run using it makes it safe: acquireLease), and
+// a non-root container user is given what it must write, or, when lading
+// cannot change owners, what lading made is opened to all for the run.
+func (run *run) shareMount(ctx context.Context, ws *workspace) error {
+	g := &grant{}
+	ws.grant = g
+	uid, gid := -1, -1
+	var uerr error
 	user := run.r.cfg.User
 	if user == "" {
 		user = run.imageUser
 	}
-	uid, gid, uerr := run.containerUser(ctx, user)
+	nonRoot := !run.runsAsRoot()
+	if nonRoot {
+		uid, gid, uerr = run.containerUser(ctx, user)
+	}
 	root, err := os.OpenRoot(ws.hostDir)
 	if err != nil {
 		return fmt.Errorf("docker: working directory: %w", err)
 	}
 	defer root.Close()
-	g := &grant{}
-	rels := []string{"."}
+	var rels []string
 	if ws.outputRel != "" {
 		rels = append(rels, ws.outputRel)
 	}
-	for _, rel := range append(rels, ws.made...) {
+	rels = append(rels, ws.made...)
+
+	topGiven, topHandled := false, false
+	if !ws.created {
+		want := -1
+		if nonRoot && uerr == nil {
+			want = uid
+		}
+		l, given, err := acquireLease(ctx, ws.hostDir, run.id, run.r.owner, want, gid)
+		if err != nil {
+			return err
+		}
+		if l != nil {
+			g.lease, topGiven, topHandled = l, given, true
+		}
+	}
+	if !topHandled {
+		rels = append([]string{"."}, rels...)
+	}
+	for _, rel := range rels {
 		fi, err := root.Lstat(rel)
 		if err != nil {
 			continue // not made after all
 		}
-		st := fi.Sys().(*syscall.Stat_t)
-		g.entries = append(g.entries, granted{rel: rel, dev: uint64(st.Dev), ino: st.Ino, uid: int(st.Uid), gid: int(st.Gid), mode: fi.Mode()})
+		e := granted{rel: rel, mode: fi.Mode()}
+		var ok bool
+		if e.uid, e.gid, e.dev, e.ino, ok = statOwner(fi); !ok {
+			e.uid, e.gid = -1, -1
+		}
+		g.entries = append(g.entries, e)
 	}
-	ws.grant = g
+	if !nonRoot {
+		return nil
+	}
+	if top, err := os.Stat(ws.hostDir); uerr == nil && err == nil {
+		if _, _, _, _, known := statOwner(top); !known {
+			uerr = errors.New("lading cannot read owners on this system")
+		}
+	}
 	if uerr == nil {
-		err := root.Lchown(".", uid, gid)
-		if err == nil {
-			g.chowned = true
-			for _, e := range g.entries[1:] {
+		chown := func() error {
+			for _, e := range g.entries {
 				if err := root.Lchown(e.rel, uid, gid); err != nil {
-					return fmt.Errorf("docker: give the working directory to the container's user %s: %w", user, err)
+					return err
 				}
 			}
 			return nil
 		}
-		if !errors.Is(err, fs.ErrPermission) {
+		switch err := chown(); {
+		case err == nil && (topGiven || !topHandled):
+			g.chowned = true
+			return nil
+		case err == nil: // a caller's directory lading could not give away
+			g.chowned = true
+			uerr = errors.New("lading does not run as root, so it cannot change owners")
+		case errors.Is(err, fs.ErrPermission):
+			uerr = errors.New("lading does not run as root, so it cannot change owners")
+		default:
 			return fmt.Errorf("docker: give the working directory to the container's user %s: %w", user, err)
 		}
-		uerr = errors.New("lading does not run as root, so it cannot change owners")
+	}
+	if !ws.created && !topGiven {
+		fi, err := os.Stat(ws.hostDir)
+		if err != nil {
+			return fmt.Errorf("docker: working directory: %w", err)
+		}
+		if !writableBy(fi, uid, gid) {
+			return &runner.FieldError{Field: "workingDir", Value: ws.hostDir,
+				Problem: fmt.Sprintf("the container's user %s cannot write it (mode %v) and lading cannot give it to that user (%v): make it writable by that user, run the host program as root, or use fileHandlingStrategy VOLUME", user, fi.Mode(), uerr),
+				Err:     runner.ErrInvalidTask}
+		}
+	}
+	if g.chowned {
+		return nil
 	}
 	// Fallback: open what lading made to all, for the run only.
-	top := g.entries[0]
-	if !ws.created && !writableBy(top, uid, gid) {
-		return &runner.FieldError{Field: "workingDir", Value: ws.hostDir,
-			Problem: fmt.Sprintf("the container's user %s cannot write it (owner %d, mode %v) and lading cannot give it to that user (%v): make it writable by that user, run the host program as root, or use fileHandlingStrategy VOLUME", user, top.uid, top.mode, uerr),
-			Err:     runner.ErrInvalidTask}
-	}
 	g.warnings = append(g.warnings, fmt.Sprintf("MOUNT: the container's user %s could not be given the working directory (%v), so what lading made there was open to every local user (mode 0777) while the task ran", user, uerr))
-	for i, e := range g.entries {
-		if i == 0 && !ws.created {
-			continue // a caller's directory is never opened behind its back
-		}
+	for _, e := range g.entries {
 		mode := fs.FileMode(0o777)
 		if !e.mode.IsDir() {
 			mode = e.mode.Perm() | 0o666
@@ -159,13 +217,14 @@ func (run *run) grantUser(ctx context.Context, ws *workspace) error {
 }
 
 // writableBy reports whether the user uid:gid (-1: unknown) may write the
-// directory e by its mode.
-func writableBy(e granted, uid, gid int) bool {
-	m := e.mode.Perm()
+// directory fi by its mode.
+func writableBy(fi fs.FileInfo, uid, gid int) bool {
+	m := fi.Mode().Perm()
+	ouid, ogid, _, _, ok := statOwner(fi)
 	switch {
-	case uid >= 0 && uid == e.uid:
+	case ok && uid >= 0 && uid == ouid:
 		return m&0o300 == 0o300
-	case gid >= 0 && gid == e.gid:
+	case ok && gid >= 0 && gid == ogid:
 		return m&0o030 == 0o030
 	}
 	return m&0o003 == 0o003
@@ -236,17 +295,12 @@ func (run *run) lookupPasswd(ctx context.Context, name string) (uid, gid int, er
 	return -1, -1, fmt.Errorf("user %s is not in the image's /etc/passwd", name)
 }
 
-// giveBack puts back the owner and mode of what grantUser changed, when
-// each is still the same entry (same device and inode): directories get
-// their old owner and mode exactly, files their old owner (and, when they
-// were opened to all, their old mode). It is idempotent.
-func (ws *workspace) giveBack() error {
-	g := ws.grant
-	if g == nil {
-		return nil
-	}
-	ws.grant = nil
-	root, err := os.OpenRoot(ws.hostDir)
+// giveBack puts back the owner and mode of the run's own entries that
+// shareMount changed, when each is still the same entry (same device and
+// inode): directories get their old owner and mode exactly, files their old
+// owner (and, when they were opened to all, their old mode).
+func (g *grant) giveBack(dir string) error {
+	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return fmt.Errorf("docker: give the working directory back: %w", err)
 	}
@@ -257,11 +311,11 @@ func (ws *workspace) giveBack() error {
 		if err != nil {
 			continue
 		}
-		st := fi.Sys().(*syscall.Stat_t)
-		if uint64(st.Dev) != e.dev || st.Ino != e.ino || fi.Mode().Type() != e.mode.Type() {
+		uid, gid, dev, ino, ok := statOwner(fi)
+		if (ok && e.uid >= 0 && (dev != e.dev || ino != e.ino)) || fi.Mode().Type() != e.mode.Type() {
 			continue // replaced by the container: the hygiene walk sees to it
 		}
-		if g.chowned {
+		if ok && e.uid >= 0 && (uid != e.uid || gid != e.gid) {
 			if err := root.Lchown(e.rel, e.uid, e.gid); err != nil {
 				errs = append(errs, err)
 			}
@@ -278,7 +332,7 @@ func (ws *workspace) giveBack() error {
 	return nil
 }
 
-// tidy is the post-run hygiene step (MOUNT): it gives back what grantUser
+// tidy is the post-run hygiene step (MOUNT): it gives back what shareMount
 // gave the container's user, then makes the tree safe (files.Sanitize),
 // adding what it did to res.Warnings. It runs on a fresh context bounded
 // like every cleanup, so that a cancelled or timed-out run is tidied too,
@@ -296,20 +350,54 @@ func (run *run) tidy(ctx context.Context, ws *workspace, res *runner.Result) err
 	return err
 }
 
-// release gives the working directory back and sanitizes it, returning
-// the warnings to report.
+// release gives the working directory back and makes it safe, returning
+// the warnings to report. While other runs still use a caller's directory,
+// only this run's output directory is made safe: the last run to finish
+// does the rest. It is idempotent.
 func (ws *workspace) release(ctx context.Context) ([]string, error) {
 	var warnings []string
-	if ws.grant != nil {
-		warnings = append(warnings, ws.grant.warnings...)
+	var errs []error
+	g := ws.grant
+	ws.grant = nil
+	last := true
+	if g != nil {
+		warnings = append(warnings, g.warnings...)
 	}
-	err := ws.giveBack()
-	fi, serr := os.Stat(ws.hostDir)
-	if serr != nil {
-		return warnings, errors.Join(err, fmt.Errorf("docker: working directory: %w", serr))
+	if !ws.created {
+		var l *lease
+		if g != nil {
+			l = g.lease
+		}
+		var unlock func()
+		var err error
+		last, unlock, err = releaseLease(ctx, ws.hostDir, l)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		defer unlock() // after the walk: no run starts while it goes on
 	}
-	owner := fi.Sys().(*syscall.Stat_t)
-	st, serr := files.Sanitize(ctx, ws.hostDir, files.SanitizeOptions{Owner: os.Geteuid() == 0, UID: int(owner.Uid), GID: int(owner.Gid)})
+	if g != nil {
+		if err := g.giveBack(ws.hostDir); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	dir := ws.hostDir
+	if !last {
+		warnings = append(warnings, "working directory: other runs still use it; the last of them to finish makes it safe (this run's output directory is)")
+		if ws.outputRel == "" {
+			return warnings, errors.Join(errs...)
+		}
+		dir = filepath.Join(ws.hostDir, ws.outputRel)
+		if fi, err := os.Lstat(dir); err != nil || !fi.IsDir() {
+			return warnings, errors.Join(errs...)
+		}
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return warnings, errors.Join(append(errs, fmt.Errorf("docker: working directory: %w", err))...)
+	}
+	uid, gid, _, _, known := statOwner(fi)
+	st, serr := files.Sanitize(ctx, dir, files.SanitizeOptions{Owner: known && os.Geteuid() == 0, UID: uid, GID: gid})
 	warnings = append(warnings, listed("removed %q, a device, FIFO or socket the task left", st.Removed)...)
 	warnings = append(warnings, listed("cleared the setuid and setgid bits of %q", st.Cleared)...)
 	if st.Restricted > 0 {
@@ -319,12 +407,12 @@ func (ws *workspace) release(ctx context.Context) ([]string, error) {
 		serr = errors.Join(serr, fmt.Errorf("%d entries could not be made safe: %s", len(st.Failed), strings.Join(st.Failed[:min(len(st.Failed), grantWarnLimit)], "; ")))
 	}
 	if serr != nil {
-		if lockErr := os.Chmod(ws.hostDir, 0o700); lockErr != nil {
+		if lockErr := os.Chmod(dir, 0o700); lockErr != nil {
 			serr = errors.Join(serr, lockErr)
 		}
-		err = errors.Join(err, fmt.Errorf("docker: working directory %s: %w; it is left with mode 0700, closed to other users", ws.hostDir, serr))
+		errs = append(errs, fmt.Errorf("docker: working directory %s: %w; it is left with mode 0700, closed to other users", dir, serr))
 	}
-	return warnings, err
+	return warnings, errors.Join(errs...)
 }
 
 // listed returns one warning per path, at most grantWarnLimit, and a count

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -311,4 +312,58 @@ func keys[V any](m map[string]V) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// TestMountSharedWorkingDir: two MOUNT runs as a non-root user share a
+// caller's working directory; the first to finish neither takes the
+// directory away from the other nor walks over what it is writing, and the
+// last one gives the directory back and makes it safe.
+func TestMountSharedWorkingDir(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the record of the runs sharing a directory needs root")
+	}
+	dir := openDir(t)
+	before, err := os.Stat(dir)
+	require.NoError(t, err)
+	r, _ := newRunner(t, docker.Config{FileHandlingStrategy: docker.FileHandlingMount, User: "1000:1000"})
+	type result struct {
+		res *runner.Result
+		err error
+	}
+	long := make(chan result, 1)
+	go func() {
+		res, err := r.Run(t.Context(), runner.Task{Image: testenv.Image, WorkingDir: dir, Timeout: time.Minute,
+			OutputFiles: []string{"b/**"},
+			Commands: []string{"mkdir b && chmod 777 b && touch b.started",
+				"while [ ! -e go ]; do sleep 0.05; done", "echo b > b/x && echo o > $OUTPUT_DIR/o.txt"}})
+		long <- result{res, err}
+	}()
+	require.Eventually(t, func() bool {
+		_, err := os.Stat(filepath.Join(dir, "b.started"))
+		return err == nil
+	}, time.Minute, 20*time.Millisecond, "the long run started")
+
+	res, err := r.Run(t.Context(), runner.Task{Image: testenv.Image, WorkingDir: dir, OutputFiles: []string{"a.txt"},
+		Commands: []string{"echo a > a.txt && mkfifo a.fifo"}})
+	require.NoError(t, err)
+	assert.Contains(t, res.OutputFiles, "a.txt")
+	assert.Contains(t, strings.Join(res.Warnings, "\n"), "other runs still use it")
+	fi, err := os.Lstat(filepath.Join(dir, "b"))
+	require.NoError(t, err)
+	assert.Equal(t, 1000, int(fi.Sys().(*syscall.Stat_t).Uid), "the long run's directory is still its user's")
+
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "go"), nil, 0o644))
+	got := <-long
+	require.NoError(t, got.err)
+	assert.Contains(t, got.res.OutputFiles, "b/x")
+	assert.Contains(t, got.res.OutputFiles, "o.txt")
+	assert.Contains(t, strings.Join(got.res.Warnings, "\n"), `removed "a.fifo"`, "the last run walked the whole tree")
+
+	after, err := os.Stat(dir)
+	require.NoError(t, err)
+	assert.Equal(t, before.Mode(), after.Mode())
+	assert.Equal(t, before.Sys().(*syscall.Stat_t).Uid, after.Sys().(*syscall.Stat_t).Uid)
+	requireTidy(t, dir, int(before.Sys().(*syscall.Stat_t).Uid))
+	_, err = syscall.Getxattr(dir, "trusted.lading.runs", make([]byte, 1024))
+	assert.ErrorIs(t, err, syscall.ENODATA, "no record left")
 }

@@ -286,9 +286,10 @@ func (run *run) runsAsRoot() bool {
 
 // checkMount fails clearly when the engine cannot see the host working
 // directory (a remote engine, or one in another mount namespace): a marker
-// file written on the host must show in the created container. Then, for a
-// script that does not run as root, it gives the container's user the
-// working directory (grantUser).
+// file written on the host must show in the created container. Then it
+// shares the directory with the run (shareMount): a caller's directory is
+// registered as in use, and a script that does not run as root is given
+// what it must write.
 func (run *run) checkMount(ctx context.Context, ws *workspace) error {
 	marker := ".lading-mount-" + run.id
 	if err := os.WriteFile(filepath.Join(ws.hostDir, marker), nil, 0o644); err != nil {
@@ -304,10 +305,7 @@ func (run *run) checkMount(ctx context.Context, ws *workspace) error {
 	if err != nil {
 		return engineError(run.r, "check the mounted working directory", err)
 	}
-	if !run.runsAsRoot() {
-		return run.grantUser(ctx, ws)
-	}
-	return nil
+	return run.shareMount(ctx, ws)
 }
 
 // collect brings the output files back into the host working directory

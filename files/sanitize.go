@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"syscall"
 )
 
 // DefaultMaxSanitizeEntries is the number of entries [Sanitize] looks at
@@ -114,7 +113,7 @@ func Sanitize(ctx context.Context, dir string, opts SanitizeOptions) (SanitizeSt
 			return nil
 		}
 		if opts.Owner {
-			if sys, ok := fi.Sys().(*syscall.Stat_t); ok && sys.Uid != 0 && int(sys.Uid) != opts.UID {
+			if uid, ok := fileUID(fi); ok && uid != 0 && uid != opts.UID {
 				if err := root.Lchown(rel, opts.UID, opts.GID); err != nil {
 					fail(rel, err)
 				} else {
