@@ -71,6 +71,54 @@
 // Every container carries the labels [LabelManaged], [LabelRun],
 // [LabelCreated] and, when the task has an ID, [LabelTask].
 //
+// # Files under MOUNT
+//
+// With [FileHandlingMount] the container writes straight into the host
+// working directory, so Run takes two steps of its own:
+//
+//   - A script that does not run as root must be able to write there. When
+//     the host program runs as root, lading gives the container's user (its
+//     numeric uid; a user name is read from the image's /etc/passwd, one
+//     copy from the created container) the working directory, the output
+//     directory and what it staged, for the run only: a directory lading
+//     made stays 0700 (0755 for the output directory), never 0777, and a
+//     caller's [runner.Task.WorkingDir] gets its own owner and mode back
+//     exactly when Run returns. Other entries already in a caller's directory
+//     keep their owner: the script writes them only where their modes let
+//     it. While the run lasts, a local user with the same uid as the
+//     container's user can reach what was given to it. When lading cannot
+//     change owners (it does not run as root, or the user name is unknown),
+//     what it made is opened to all (0777, files 0666) for the run instead,
+//     with a warning in [runner.Result.Warnings], and closed again after; a
+//     caller's directory the container's user cannot write is then an error
+//     before the start ([runner.ErrInvalidTask], field workingDir).
+//   - When Run returns, nothing under the working directory is a device,
+//     FIFO or socket (removed), setuid, setgid or sticky, or writable by
+//     group or others (those bits cleared, on a caller's files too); when
+//     lading runs as root, entries owned by a user other than root and the
+//     directory's owner are given to the directory's owner. Each removal and
+//     cleared setuid or setgid bit is a warning (ten of each, then a count),
+//     cleared write bits one warning with a count. Symbolic links the
+//     script made are left as they are: [runner.Result.OutputFiles] lists
+//     only regular files and never follows a link, so a program that reads
+//     the working directory itself must not follow links either. The walk
+//     runs on a fresh context bounded like every cleanup (30 s) and looks at
+//     no more than [files.DefaultMaxSanitizeEntries] entries; when it cannot
+//     finish, the working directory is left with mode 0700 and Run's error
+//     says so. A run with [Config.Wait] false returns while the container runs, so
+//     neither step happens for it.
+//
+// Runs may share a caller's working directory: lading running as root keeps
+// a record of the runs using it (the trusted.lading.runs extended attribute,
+// which a container cannot write, updated under a flock), so the first
+// notes the directory's owner and mode, and the last to finish restores them
+// and walks the whole tree while the others only make their own output
+// directory safe. Runs sharing a directory under MOUNT must then run as the
+// same user.
+//
+// VOLUME needs neither step: the container works on its own copy, and the
+// files that come back are extracted with the same rules (see [files]).
+//
 // # Stopping
 //
 // When the context is cancelled or the task's timeout is reached, the

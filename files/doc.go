@@ -43,11 +43,19 @@
 // not local, contains "..", or leads through a symbolic link out of the
 // working directory is refused with a [*runner.FieldError] for "inputFiles".
 // An existing file or link at the key is removed and the file created anew
-// with O_EXCL, never written through. [WriteTar] stores symbolic links as
+// with O_EXCL, never written through. A staged file keeps its source's
+// permission bits ([HostFile], [WithMode]) but never a setuid, setgid or
+// sticky bit (refused) nor the group or other write bit (dropped). [WriteTar] stores symbolic links as
 // links and never follows them, and leaves out devices, FIFOs and sockets.
 //
 // Copy files in while the container is only created and out after it has
 // exited: with no process running inside, nothing can race the copy.
+//
+// A directory a container wrote into directly (a bind mount) is made safe
+// with [Sanitize] once the container has exited: devices, FIFOs and sockets
+// removed, setuid, setgid, sticky and group or other write bits cleared,
+// optionally the owners of others' entries changed, symbolic links left and
+// never followed, in a bounded walk through an os.Root.
 //
 // # Limits
 //
