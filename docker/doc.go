@@ -105,8 +105,8 @@
 //     runs on a fresh context bounded like every cleanup (30 s) and looks at
 //     no more than [files.DefaultMaxSanitizeEntries] entries; when it cannot
 //     finish, the working directory is left with mode 0700 and Run's error
-//     says so. A run with [Config.Wait] false returns while the container runs, so
-//     neither step happens for it.
+//     says so. A run with [Config.Wait] false returns while the container
+//     runs, so neither step happens for it.
 //
 // Runs may share a caller's working directory: lading running as root keeps
 // a record of the runs using it (the trusted.lading.runs extended attribute,
