@@ -303,6 +303,7 @@ func Cases() []Case {
 	cases = append(cases, secretCases()...)
 	cases = append(cases, outputsMoreCases()...)
 	cases = append(cases, templateCases()...)
+	cases = append(cases, modeCases()...)
 	return append(cases, fileCases()...)
 }
 
