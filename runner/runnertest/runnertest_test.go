@@ -36,6 +36,8 @@ func TestHostRunner(t *testing.T) {
 			"UndefinedTemplateVariable":     noFiles,
 			"InputOutsideWorkingDirRefused": noFiles,
 			"SymlinksNeverFollowed":         noFiles,
+			"InputFileMode":                 noFiles,
+			"InputFileModeRefused":          noFiles,
 
 			// The template cases need a runner that renders templates.
 			"TemplateValuesAreNotEscaped":               noFiles,
