@@ -367,3 +367,20 @@ func TestMountSharedWorkingDir(t *testing.T) {
 	_, err = syscall.Getxattr(dir, "trusted.lading.runs", make([]byte, 1024))
 	assert.ErrorIs(t, err, syscall.ENODATA, "no record left")
 }
+
+// TestMountHygieneAfterTimeout: a run stopped by its timeout still gives
+// the working directory back and makes it safe before Run returns.
+func TestMountHygieneAfterTimeout(t *testing.T) {
+	r, _ := newRunner(t, docker.Config{FileHandlingStrategy: docker.FileHandlingMount, User: "1000"})
+	res, err := r.Run(t.Context(), runner.Task{Image: testenv.Image, Timeout: 3 * time.Second, OutputFiles: []string{"*"},
+		Commands: []string{"mkfifo f && cp /bin/busybox s && chmod 4755 s && mkdir d && chmod 777 d && touch ready", "sleep 60"}})
+	require.ErrorIs(t, err, runner.ErrTimeout)
+	require.NotNil(t, res)
+	t.Cleanup(func() { _ = os.RemoveAll(res.WorkingDir) })
+	require.FileExists(t, filepath.Join(res.WorkingDir, "ready"), "the script got as far as the sleep")
+	fi, err := os.Stat(res.WorkingDir)
+	require.NoError(t, err)
+	assert.Equal(t, fs.FileMode(0o700), fi.Mode().Perm())
+	requireTidy(t, res.WorkingDir, os.Geteuid())
+	assert.Contains(t, strings.Join(res.Warnings, "\n"), `removed "f"`)
+}
