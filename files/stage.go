@@ -51,9 +51,8 @@ type StageOptions struct {
 	// Shared makes the directories Stage creates writable by all (0o777)
 	// and the files it writes readable and writable by all (their mode |
 	// 0o666, and executable by all when the owner may execute them), for a
-	// container user who does not own them. Otherwise
-	// directories are 0o755 less the umask, and files get their mode (see
-	// [Stage]).
+	// container user who does not own them. Otherwise directories are
+	// 0o755 less the umask, and files get their mode (see [Stage]).
 	Shared bool
 }
 
@@ -111,7 +110,7 @@ func Stage(ctx context.Context, dir string, inputs map[string]Source, opts ...St
 		if ms, ok := inputs[key].(runner.ModeSource); ok && problem == "" {
 			mode := ms.Mode()
 			if mode&^fs.ModePerm != 0 {
-				problem = fmt.Sprintf("has mode %v (%#o): only permission bits within 0o777 may be set, never setuid, setgid or sticky", mode, uint32(mode))
+				problem = fmt.Sprintf("has mode %v: only the permission bits 0o777 may be set, never setuid, setgid or sticky", mode)
 			}
 			modes[key] = mode & 0o755
 		}
