@@ -86,9 +86,7 @@ type Task struct {
 
 	// InputFiles maps paths relative to the working directory ("data.csv",
 	// "conf/app.yml") to their content; package files has the usual
-	// sources. Nested directories are created. A file gets the permission
-	// bits of a [ModeSource] (a host file's own, files.WithMode), without
-	// group or other write; 0o644 otherwise.
+	// sources. Nested directories are created.
 	InputFiles map[string]Source
 
 	// OutputFiles lists globs, relative to the working directory, of files
