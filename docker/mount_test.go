@@ -384,3 +384,27 @@ func TestMountHygieneAfterTimeout(t *testing.T) {
 	requireTidy(t, res.WorkingDir, os.Geteuid())
 	assert.Contains(t, strings.Join(res.Warnings, "\n"), `removed "f"`)
 }
+
+// TestMountGivenBackWhenTheStartFails: a caller's directory given to the
+// container's user gets its owner and mode back when the container never
+// starts (Run returns no result).
+func TestMountGivenBackWhenTheStartFails(t *testing.T) {
+	dir := openDir(t)
+	before, err := os.Stat(dir)
+	require.NoError(t, err)
+	r, _ := newRunner(t, docker.Config{FileHandlingStrategy: docker.FileHandlingMount, User: "1000:1000"})
+	res, err := r.Run(t.Context(), runner.Task{Image: testenv.Image, WorkingDir: dir, Interpreter: []string{"/no/such/shell"},
+		InputFiles: map[string]runner.Source{"in/a.txt": files.String("a")}, Commands: []string{"true"}})
+	require.Error(t, err)
+	require.Nil(t, res)
+	after, err := os.Stat(dir)
+	require.NoError(t, err)
+	assert.Equal(t, before.Mode(), after.Mode())
+	assert.Equal(t, before.Sys().(*syscall.Stat_t).Uid, after.Sys().(*syscall.Stat_t).Uid)
+	assert.Equal(t, before.Sys().(*syscall.Stat_t).Gid, after.Sys().(*syscall.Stat_t).Gid)
+	requireTidy(t, dir, int(before.Sys().(*syscall.Stat_t).Uid))
+	if os.Geteuid() == 0 {
+		_, err = syscall.Getxattr(dir, "trusted.lading.runs", make([]byte, 1024))
+		assert.ErrorIs(t, err, syscall.ENODATA, "no record left")
+	}
+}
