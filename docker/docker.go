@@ -38,11 +38,35 @@ const (
 	LabelRun     = "dev.lading.run"     // the run's random id, also in [Details.RunID]
 	LabelTask    = "dev.lading.task"    // [runner.Task.ID], when set
 	LabelCreated = "dev.lading.created" // creation time, RFC 3339, UTC
+	// LabelDetached is "true" on the container of a run with [Config.Wait]
+	// false: Run handed it over to the caller, and [Runner.Prune] keeps it
+	// while the process that created it lives.
+	LabelDetached = "dev.lading.detached"
 )
 
 // cleanupTimeout bounds every cleanup call, which runs on a fresh context so
 // that a cancelled caller still leaves a clean engine.
 const cleanupTimeout = 30 * time.Second
+
+// EngineTimeout bounds each wait for the engine once a run is being stopped
+// (its context cancelled or its timeout reached): the stop call gets the
+// kill grace period plus EngineTimeout, every later call (the wait for the
+// exit, the inspect, the removal, a start or create that was under way)
+// EngineTimeout. When a call goes unanswered, Run makes no further call and
+// returns an error matching [runner.ErrEngineUnresponsive]; the container is
+// left on the engine for [Runner.Prune]. So with a frozen engine Run returns
+// within KillGracePeriod + EngineTimeout of the cancel.
+const EngineTimeout = 10 * time.Second
+
+// OutputWaitDelay bounds how long Run waits, once the container has exited,
+// for its output to reach the task's Stdout and Stderr writers and OnLine
+// callback, counted from the last byte that moved: like os/exec's
+// Cmd.WaitDelay, when a writer or the callback has not returned for that
+// long, Run returns an error matching [runner.ErrOutputBlocked] without
+// waiting for it (the call still under way returns when the writer does;
+// nothing is written after Run returned). A stream the engine does not close
+// within that delay of the exit is closed, with a warning.
+const OutputWaitDelay = 5 * time.Second
 
 // drainTimeout bounds how long Run waits for the log stream to end after the
 // container has exited; the engine closes it at once in practice.
@@ -143,39 +167,47 @@ func (r *Runner) Run(ctx context.Context, task runner.Task) (res *runner.Result,
 	if _, err := reference.ParseNormalizedNamed(task.Image); err != nil {
 		return nil, &runner.FieldError{Field: "image", Value: task.Image, Problem: "is not a valid image reference: " + err.Error(), Err: runner.ErrInvalidTask}
 	}
-	if r.slots != nil {
-		select {
-		case r.slots <- struct{}{}:
-			defer func() { <-r.slots }()
-		case <-ctx.Done():
-			return nil, fmt.Errorf("docker: waiting for a free slot (maxConcurrency %d): %w", r.cfg.MaxConcurrency, context.Cause(ctx))
-		}
-	}
-	if task.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, task.Timeout,
-			&runner.TimeoutError{Timeout: task.Timeout.String(), Cause: context.DeadlineExceeded})
-		defer cancel()
-	}
 
 	run := &run{r: r, task: task, id: newRunID(), mask: masker}
 	run.log = r.log.With("run", run.id, "image", task.Image)
 	if task.ID != "" {
 		run.log = run.log.With("task", task.ID)
 	}
+	if r.slots != nil {
+		run.doing = fmt.Sprintf("waiting for a free slot (maxConcurrency %d)", r.cfg.MaxConcurrency)
+		select {
+		case r.slots <- struct{}{}:
+			defer func() { <-r.slots }()
+		case <-ctx.Done():
+			return nil, run.stopped(ctx, run.invalidFirst(ctx, ctx.Err()))
+		}
+	}
+	if task.Timeout > 0 {
+		// This very value is the cause when the timeout is reached, which
+		// tells it from a caller's cause that is a TimeoutError too (a
+		// sibling's, passed on by an errgroup).
+		run.timeout = &runner.TimeoutError{Timeout: task.Timeout.String(), Cause: context.DeadlineExceeded}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, task.Timeout, run.timeout)
+		defer cancel()
+	}
+
 	var resumed bool
 	if r.cfg.Resume && task.ID != "" {
+		run.doing = "looking for a container to resume"
 		found, err := r.resumable(ctx, task.ID)
 		if err != nil {
-			return nil, stopped(ctx, err)
+			return nil, run.stopped(ctx, run.invalidFirst(ctx, err))
 		}
 		if found != nil {
 			run.id, run.containerID, resumed = found.Labels[LabelRun], found.ID, true
 		}
 	}
+	defer liveRuns.add(run.id)()
+	run.doing = "rendering the task"
 	ws, err := run.prepare(ctx)
 	if err != nil {
-		return nil, stopped(ctx, err)
+		return nil, run.stopped(ctx, run.invalidFirst(ctx, err))
 	}
 	defer func() {
 		if res == nil {
@@ -186,26 +218,26 @@ func (r *Runner) Run(ctx context.Context, task runner.Task) (res *runner.Result,
 	cleanup := r.cfg.deletes() && (r.cfg.waits() || resumed)
 	if !resumed {
 		if err := r.ensureImage(ctx, run); err != nil {
-			return nil, stopped(ctx, err)
+			return nil, run.stopped(ctx, err)
 		}
 		if err := run.stage(ctx, ws); err != nil {
-			return nil, stopped(ctx, err)
+			return nil, run.stopped(ctx, err)
 		}
 		if err := run.create(ctx, ws); err != nil {
-			return nil, stopped(ctx, err)
+			return nil, run.stopped(ctx, err)
 		}
 	}
 	if cleanup {
-		defer func() { err = errors.Join(err, run.remove()) }()
+		defer func() { err = errors.Join(err, run.remove(ctx)) }()
 	}
 	if resumed {
 		res, err = run.reattach(ctx)
 	} else {
 		if err := run.copyIn(ctx, ws); err != nil {
 			if !cleanup { // nothing else removes what never started
-				err = errors.Join(err, run.remove())
+				err = errors.Join(err, run.remove(ctx))
 			}
-			return nil, stopped(ctx, err)
+			return nil, run.stopped(ctx, err)
 		}
 		res, err = run.start(ctx)
 	}
@@ -213,10 +245,11 @@ func (r *Runner) Run(ctx context.Context, task runner.Task) (res *runner.Result,
 		res.WorkingDir = ws.hostDir
 		res.Warnings = append(res.Warnings, r.cfg.Memory.Warnings()...)
 	}
-	if res != nil && r.cfg.waits() {
+	// An engine that did not answer is not asked for the files.
+	if res != nil && r.cfg.waits() && !run.unresponsive {
 		err = errors.Join(err, run.collect(ctx, ws, res))
 	}
-	return res, stopped(ctx, err)
+	return res, run.stopped(ctx, err)
 }
 
 // newMasker returns the masker for a task's secrets, nil when there are
@@ -244,19 +277,6 @@ func maskError(m *mask.Masker, err error) error {
 	return m.Error(err)
 }
 
-// stopped returns the error to report for err: when ctx is done, its cause
-// (a *runner.TimeoutError, or context.Canceled) is in the chain, whichever
-// call noticed, so callers can match it.
-func stopped(ctx context.Context, err error) error {
-	if err == nil || ctx.Err() == nil {
-		return err
-	}
-	if cause := context.Cause(ctx); !errors.Is(err, cause) {
-		return fmt.Errorf("%w (%w)", cause, err)
-	}
-	return err
-}
-
 // run is the state of one Run call.
 type run struct {
 	r           *Runner
@@ -268,12 +288,19 @@ type run struct {
 
 	imageUser      string // the image's configured user, when imageUserKnown
 	imageUserKnown bool
+
+	timeout      *runner.TimeoutError // the cause set when Task.Timeout is reached, nil without one
+	doing        string               // what the run is doing, for errors: "pulling", "running", ...
+	unresponsive bool                 // an engine call went unanswered: make no more
 }
 
 func (run *run) name() string { return "lading-" + run.id }
 
 // event reports a stage to the task's OnEvent and the debug log.
 func (run *run) event(stage runner.Stage, detail string) {
+	if stage != runner.StageStopping && stage != runner.StageCleaning {
+		run.doing = string(stage) // errors say in which stage a run was stopped
+	}
 	detail = run.mask.String(detail)
 	run.log.Debug(string(stage), "detail", detail)
 	if run.task.OnEvent != nil {
@@ -301,6 +328,9 @@ func (run *run) create(ctx context.Context, ws *workspace) error {
 	})
 	if run.task.ID != "" {
 		labels[LabelTask] = run.task.ID
+	}
+	if !cfg.waits() {
+		labels[LabelDetached] = "true"
 	}
 	maps.Copy(labels, run.r.owner)
 	ports, _ := portBindings(cfg.PortBindings) // validated in New
@@ -342,9 +372,12 @@ func (run *run) create(ctx context.Context, ws *workspace) error {
 	run.event(runner.StageCreating, run.name())
 	// The create is not cancelled half-way: a cancelled request can leave a
 	// container the engine finishes creating after lading looked for it.
-	// Cancellation is honoured once the engine has answered.
-	createCtx, cancelCreate := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	// Cancellation is honoured once the engine has answered, or has not
+	// within EngineTimeout of it.
+	createCtx, cancelCreate := engineCall(ctx, EngineTimeout)
 	defer cancelCreate()
+	createCtx, cancelCreateTimeout := context.WithTimeout(createCtx, cleanupTimeout)
+	defer cancelCreateTimeout()
 	created, err := run.r.cli.ContainerCreate(createCtx, client.ContainerCreateOptions{
 		Name: run.name(),
 		Config: &container.Config{
@@ -366,11 +399,11 @@ func (run *run) create(ctx context.Context, ws *workspace) error {
 		// The engine may have created the container although the call
 		// failed (a lost reply): remove it by name.
 		run.containerID = run.name()
-		return errors.Join(engineError(run.r, "create container", err), run.remove())
+		return errors.Join(run.callError(createCtx, "create container "+run.name(), EngineTimeout, err), run.remove(ctx))
 	}
 	run.containerID = created.ID
 	if ctx.Err() != nil {
-		return errors.Join(context.Cause(ctx), run.remove())
+		return errors.Join(ctx.Err(), run.remove(ctx))
 	}
 	for _, w := range created.Warnings {
 		run.log.Warn("engine warning", "warning", w)
@@ -385,10 +418,15 @@ func (run *run) start(ctx context.Context) (*runner.Result, error) {
 	id := run.containerID
 	res := &runner.Result{Details: &Details{ContainerID: id, RunID: run.id}}
 
+	// The start is not cancelled half-way: the caller may cancel, and output
+	// may arrive, before the engine answers; the stop in follow handles the
+	// cancel. It is bounded once ctx is done.
+	startCtx, cancelStart := engineCall(ctx, EngineTimeout)
+	defer cancelStart()
 	if !run.r.cfg.waits() {
 		res.Started = time.Now()
-		if _, err := cli.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
-			return nil, engineError(run.r, "start container", err)
+		if _, err := cli.ContainerStart(startCtx, id, client.ContainerStartOptions{}); err != nil {
+			return nil, run.callError(startCtx, "start container "+id, EngineTimeout, err)
 		}
 		run.event(runner.StageRunning, id)
 		return res, nil
@@ -408,11 +446,8 @@ func (run *run) start(ctx context.Context) (*runner.Result, error) {
 	return run.follow(ctx, following, res, att.Reader, att.Close, wait, func() error {
 		res.Started = time.Now()
 		run.event(runner.StageRunning, id)
-		// Output may arrive, and the caller may cancel, before the start
-		// call returns: the start itself is not cancelled, the stop in
-		// follow handles it.
-		if _, err := cli.ContainerStart(following, id, client.ContainerStartOptions{}); err != nil {
-			return engineError(run.r, "start container", err)
+		if _, err := cli.ContainerStart(startCtx, id, client.ContainerStartOptions{}); err != nil {
+			return run.callError(startCtx, "start container "+id, EngineTimeout, err)
 		}
 		return nil
 	})
@@ -424,16 +459,18 @@ func (run *run) start(ctx context.Context) (*runner.Result, error) {
 // following is the context that outlives ctx for the wait and the reads.
 func (run *run) follow(ctx, following context.Context, res *runner.Result, stream io.Reader, closeStream func(),
 	wait client.ContainerWaitResult, start func() error) (*runner.Result, error) {
-	cli := run.r.cli
 	id := run.containerID
-	sink := logs.New(run.task.Stdout, run.task.Stderr, run.task.OnLine, run.mask)
+	var out flow
+	defer out.gone.Store(true) // nothing reaches the task after Run returns
+	sink := logs.New(out.taskWriter(run.task.Stdout), out.taskWriter(run.task.Stderr), out.onLine(run.task.OnLine), run.mask)
 	drained := make(chan error, 1)
 	go func() {
-		_, err := stdcopy.StdCopy(sink.Writer(runner.Stdout), sink.Writer(runner.Stderr), stream)
+		_, err := stdcopy.StdCopy(sinkWriter{&out, sink.Writer(runner.Stdout)}, sinkWriter{&out, sink.Writer(runner.Stderr)}, flowReader{&out, stream})
 		drained <- err
 	}()
 	if start != nil {
 		if err := start(); err != nil {
+			closeStream()
 			return nil, err
 		}
 	}
@@ -456,86 +493,133 @@ func (run *run) follow(ctx, following context.Context, res *runner.Result, strea
 	select {
 	case status = <-wait.Result:
 	case err := <-wait.Error:
+		closeStream()
 		return nil, engineError(run.r, "wait for container", err)
 	case <-ctx.Done():
 		stopped = true
 		run.event(runner.StageStopping, context.Cause(ctx).Error())
-		stopErr = run.stop()
-		select {
-		case status = <-wait.Result:
-		case err := <-wait.Error:
-			return nil, errors.Join(context.Cause(ctx), stopErr, engineError(run.r, "wait for stopped container", err))
+		stopErr = run.stop(ctx)
+		if !run.unresponsive {
+			timer := time.NewTimer(EngineTimeout)
+			select {
+			case status = <-wait.Result:
+			case err := <-wait.Error:
+				timer.Stop()
+				closeStream()
+				return nil, errors.Join(stopErr, engineError(run.r, "wait for stopped container", err))
+			case <-timer.C:
+				run.unresponsive = true
+				stopErr = errors.Join(stopErr, &unresponsiveError{doing: "wait for container " + id + " to exit", bound: EngineTimeout})
+			}
+			timer.Stop()
 		}
 	}
 	res.Finished = time.Now()
 	res.ExitCode = int(status.StatusCode)
+	if run.unresponsive {
+		res.ExitCode = -1 // unknown: the engine did not say
+	}
 	stopStats()
 	<-statsDone // res is complete: no more writes from the stats goroutine
 
-	select {
-	case err := <-drained:
-		if err != nil && ctx.Err() == nil {
-			res.Warnings = append(res.Warnings, "reading the container's output: "+err.Error())
-		}
-	case <-time.After(drainTimeout):
+	if run.unresponsive {
+		// The engine may never end the stream: what was read is kept.
 		closeStream()
-		<-drained
-		res.Warnings = append(res.Warnings, fmt.Sprintf("the container's output stream did not end within %s of its exit; later output may be missing", drainTimeout))
+	}
+	drainErr, warning, blocked := out.drain(drained, closeStream)
+	if blocked {
+		// A task writer holds the sink: its lines and outputs cannot be
+		// read without waiting for it.
+		return res, errors.Join(outputBlockedError{}, stopErr, run.stoppedErr(stopped, res))
+	}
+	if drainErr != nil && ctx.Err() == nil {
+		res.Warnings = append(res.Warnings, "reading the container's output: "+drainErr.Error())
+	}
+	if warning != "" {
+		res.Warnings = append(res.Warnings, warning)
 	}
 	writeErr := sink.Close()
 	sink.Fill(res)
 
-	if res.ExitCode != 0 {
-		inspected, err := cli.ContainerInspect(following, id, client.ContainerInspectOptions{})
+	if res.ExitCode > 0 && !run.unresponsive {
+		call, cancel := engineCall(ctx, EngineTimeout)
+		call, cancelTimeout := context.WithTimeout(call, cleanupTimeout)
+		inspected, err := run.r.cli.ContainerInspect(call, id, client.ContainerInspectOptions{})
 		if err == nil && inspected.Container.State != nil {
 			res.OOMKilled = inspected.Container.State.OOMKilled
+		} else if err != nil {
+			if uerr, ok := run.callError(call, "inspect container "+id, EngineTimeout, err).(*unresponsiveError); ok {
+				stopErr = errors.Join(stopErr, uerr)
+			}
 		}
+		cancelTimeout()
+		cancel()
 	}
 	switch {
 	case status.Error != nil && status.Error.Message != "":
 		return res, errors.Join(fmt.Errorf("docker: wait for container %s: %s", id, status.Error.Message), stopErr, writeErr)
 	case stopped:
-		return res, errors.Join(fmt.Errorf("docker: container stopped, exit code %d: %w", res.ExitCode, context.Cause(ctx)), stopErr, writeErr)
+		return res, errors.Join(run.stoppedErr(stopped, res), stopErr, writeErr)
 	case res.ExitCode != 0:
-		return res, errors.Join(&runner.ExitError{ExitCode: res.ExitCode, OOMKilled: res.OOMKilled}, writeErr)
+		return res, errors.Join(&runner.ExitError{ExitCode: res.ExitCode, OOMKilled: res.OOMKilled}, stopErr, writeErr)
 	}
-	return res, writeErr
+	return res, errors.Join(stopErr, writeErr)
 }
 
-// stop stops the container with the configured signal and grace period, on
-// a fresh context.
-func (run *run) stop() error {
+// stoppedErr says that the container was stopped, and with what exit code;
+// nil when it was not. Run's error adds why (the context's end).
+func (run *run) stoppedErr(stopped bool, res *runner.Result) error {
+	switch {
+	case !stopped:
+		return nil
+	case run.unresponsive:
+		return errors.New("asked the container to stop; the engine did not say whether it did")
+	}
+	return fmt.Errorf("container stopped, exit code %d", res.ExitCode)
+}
+
+// stop stops the container with the configured signal and grace period. The
+// call is given the grace period plus EngineTimeout.
+func (run *run) stop(ctx context.Context) error {
 	cfg := &run.r.cfg
-	grace := time.Duration(cfg.KillGracePeriod)
-	ctx, cancel := context.WithTimeout(context.Background(), grace+cleanupTimeout)
+	grace := max(time.Duration(cfg.KillGracePeriod), 0)
+	call, cancel := engineCall(ctx, grace+EngineTimeout)
 	defer cancel()
 	var err error
-	if grace <= 0 {
-		_, err = run.r.cli.ContainerKill(ctx, run.containerID, client.ContainerKillOptions{Signal: "SIGKILL"})
+	if grace == 0 {
+		_, err = run.r.cli.ContainerKill(call, run.containerID, client.ContainerKillOptions{Signal: "SIGKILL"})
 	} else {
 		secs := int(math.Ceil(grace.Seconds()))
-		_, err = run.r.cli.ContainerStop(ctx, run.containerID, client.ContainerStopOptions{Signal: cfg.StopSignal, Timeout: &secs})
+		_, err = run.r.cli.ContainerStop(call, run.containerID, client.ContainerStopOptions{Signal: cfg.StopSignal, Timeout: &secs})
 	}
 	if err != nil && !cerrdefs.IsNotFound(err) && !cerrdefs.IsConflict(err) {
-		return engineError(run.r, "stop container", err)
+		return run.callError(call, "stop container "+run.containerID, grace+EngineTimeout, err)
 	}
 	return nil
 }
 
-// remove deletes the container and its anonymous volumes on a fresh, bounded
-// context. A container that is already gone counts as removed.
-func (run *run) remove() error {
+// remove deletes the container and its anonymous volumes, within
+// cleanupTimeout, and within EngineTimeout once ctx is done. A container
+// that is already gone counts as removed. After an engine call went
+// unanswered it is not asked: the container is left for Prune.
+func (run *run) remove(ctx context.Context) error {
 	run.event(runner.StageCleaning, run.containerID)
-	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+	doing := "remove container " + run.containerID
+	if run.unresponsive {
+		return &unresponsiveError{doing: doing}
+	}
+	call, cancel := engineCall(ctx, EngineTimeout)
 	defer cancel()
-	_, err := run.r.cli.ContainerRemove(ctx, run.containerID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
+	call, cancelTimeout := context.WithTimeout(call, cleanupTimeout)
+	defer cancelTimeout()
+	_, err := run.r.cli.ContainerRemove(call, run.containerID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
 	if err == nil || cerrdefs.IsNotFound(err) {
 		return nil
 	}
 	if cerrdefs.IsConflict(err) {
 		return nil // removal already in progress
 	}
-	return engineError(run.r, "remove container "+run.containerID, err)
+	return run.callError(call, doing, EngineTimeout, err)
 }
 
 // resources returns the container's limits from the configuration.
@@ -587,18 +671,6 @@ func deviceRequests(in []DeviceRequest) []container.DeviceRequest {
 		out[i] = container.DeviceRequest{Driver: d.Driver, Count: d.Count, DeviceIDs: d.DeviceIDs, Capabilities: d.Capabilities, Options: d.Options}
 	}
 	return out
-}
-
-// engineError wraps an error of the engine's API with what lading was doing,
-// and with [runner.ErrEngineUnreachable] and a hint when the engine could not
-// be reached at all.
-func engineError(r *Runner, doing string, err error) error {
-	if client.IsErrConnectionFailed(err) {
-		host := r.cli.DaemonHost()
-		return fmt.Errorf("docker: %s: %w at %s: start the engine, or point Config.Host or DOCKER_HOST at its socket (for example unix:///var/run/docker.sock, or unix://$XDG_RUNTIME_DIR/podman/podman.sock for Podman): %w",
-			doing, runner.ErrEngineUnreachable, host, err)
-	}
-	return fmt.Errorf("docker: %s: %w", doing, err)
 }
 
 // interpreter returns the task's interpreter, or the default.

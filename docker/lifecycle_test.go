@@ -2,6 +2,8 @@ package docker_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -192,4 +194,180 @@ func TestSecretsMaskedInErrors(t *testing.T) {
 	var fe *runner.FieldError
 	require.ErrorAs(t, err, &fe)
 	assert.Equal(t, "secrets", fe.Field)
+}
+
+// TestCancelWithCause cancels a run at every stage with a cause, as an
+// errgroup does when a sibling step fails: the error matches both
+// context.Canceled and the cause, never the sentinels the cause itself
+// carries (the sibling's timeout is not this run's), never
+// ErrEngineUnreachable, and says what was running.
+func TestCancelWithCause(t *testing.T) {
+	cli := testenv.Engine(t)
+	reg := testenv.NewRegistry(t)
+	pullRef := reg.Push(t, cli, "lading/cause", "v1")
+	reg.Stall() // the pull stays under way until the cancel
+
+	// What the errgroup's cancel carries: a sibling step that timed out.
+	sibling := fmt.Errorf("step b: %w", &runner.TimeoutError{Timeout: "1s", Cause: context.DeadlineExceeded})
+	type setup struct {
+		r    *docker.Runner
+		task runner.Task
+		// arm cancels at the stage: it is called with the run's cancel.
+		arm func(cancel func())
+	}
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, cancel func()) setup
+		// words the message must hold, besides the cause's
+		words []string
+		// collecting: a cancel after the script exited does not undo the
+		// run, so no error is also right.
+		mayNotFail bool
+	}{
+		{name: "waiting for a slot", words: []string{"maxConcurrency 1"}, setup: func(t *testing.T, cancel func()) setup {
+			r, _ := newRunner(t, docker.Config{MaxConcurrency: 1})
+			holding := make(chan struct{})
+			ctx, stop := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				var once sync.Once
+				_, _ = r.Run(ctx, runner.Task{Image: testenv.Image, Commands: []string{"echo in", "sleep 30"},
+					OnLine: func(runner.Line) { once.Do(func() { close(holding) }) }})
+			}()
+			<-holding
+			t.Cleanup(func() { stop(); <-done })
+			return setup{r: r, task: runner.Task{Image: testenv.Image, Commands: []string{"true"}},
+				arm: func(cancel func()) { time.AfterFunc(200*time.Millisecond, cancel) }}
+		}},
+		{name: "before start: cancelled before Run", words: []string{"lading-", testenv.Image}, setup: func(t *testing.T, cancel func()) setup {
+			r, _ := newRunner(t, docker.Config{})
+			return setup{r: r, task: runner.Task{Image: testenv.Image, Commands: []string{"true"}}, arm: func(cancel func()) { cancel() }}
+		}},
+		{name: "pull", words: []string{"pulling", pullRef}, setup: func(t *testing.T, cancel func()) setup {
+			r := registryRunner(t, reg, docker.Config{PullPolicy: docker.PullAlways})
+			return setup{r: r, task: runner.Task{Image: pullRef, Commands: []string{"true"}, OnEvent: onStage(runner.StagePulling, cancel)}}
+		}},
+		{name: "create", words: []string{"creating", "lading-"}, setup: func(t *testing.T, cancel func()) setup {
+			r, _ := newRunner(t, docker.Config{})
+			return setup{r: r, task: runner.Task{Image: testenv.Image, Commands: []string{"true"}, OnEvent: onStage(runner.StageCreating, cancel)}}
+		}},
+		{name: "copy-in", words: []string{"staging", "lading-"}, setup: func(t *testing.T, cancel func()) setup {
+			r, _ := newRunner(t, docker.Config{})
+			return setup{r: r, task: runner.Task{Image: testenv.Image, Commands: []string{"true"},
+				InputFiles: map[string]runner.Source{"in.txt": files.String("in")}, OnEvent: onStage(runner.StageStaging, cancel)}}
+		}},
+		{name: "running", words: []string{"running", "lading-", testenv.Image, "exit code 137"}, setup: func(t *testing.T, cancel func()) setup {
+			r, _ := newRunner(t, docker.Config{})
+			return setup{r: r, task: runner.Task{Image: testenv.Image, Commands: []string{"echo ready", "sleep 30"},
+				OnLine: func(runner.Line) { cancel() }}}
+		}},
+		{name: "collecting", mayNotFail: true, words: []string{"collecting"}, setup: func(t *testing.T, cancel func()) setup {
+			r, _ := newRunner(t, docker.Config{})
+			return setup{r: r, task: runner.Task{Image: testenv.Image, OutputFiles: []string{"*.txt"}, Commands: []string{"echo x > a.txt"},
+				OnEvent: onStage(runner.StageCollecting, cancel)}}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancelCause := context.WithCancelCause(t.Context())
+			defer cancelCause(nil)
+			cancel := func() { cancelCause(sibling) }
+			s := tt.setup(t, cancel)
+			if s.arm != nil {
+				s.arm(cancel)
+			}
+			res, err := s.r.Run(ctx, s.task)
+			if res != nil && res.WorkingDir != "" {
+				t.Cleanup(func() { _ = os.RemoveAll(res.WorkingDir) })
+			}
+			if tt.mayNotFail && err == nil {
+				return
+			}
+			require.Error(t, err)
+			t.Logf("error: %v", err)
+			assert.ErrorIs(t, err, context.Canceled)
+			assert.ErrorIs(t, err, sibling, "the cause is in the chain")
+			assert.NotErrorIs(t, err, runner.ErrTimeout, "the sibling's timeout is not this run's")
+			assert.NotErrorIs(t, err, context.DeadlineExceeded, "the sibling's deadline is not this run's")
+			var te *runner.TimeoutError
+			assert.False(t, errors.As(err, &te), "no *TimeoutError of this run")
+			assert.NotErrorIs(t, err, runner.ErrEngineUnreachable, "the engine was there")
+			assert.NotContains(t, err.Error(), "start the engine")
+			for _, w := range tt.words {
+				assert.Contains(t, err.Error(), w)
+			}
+		})
+	}
+}
+
+// onStage returns an OnEvent callback that calls f once, at stage.
+func onStage(stage runner.Stage, f func()) func(runner.Event) {
+	var once sync.Once
+	return func(e runner.Event) {
+		if e.Stage == stage {
+			once.Do(f)
+		}
+	}
+}
+
+// TestCancelAndDeadlines tells the task's own timeout from a caller's
+// deadline and from a plain cancel, while the script runs.
+func TestCancelAndDeadlines(t *testing.T) {
+	r, _ := newRunner(t, docker.Config{})
+	script := []string{"echo ready", "sleep 30"}
+	t.Run("Task.Timeout", func(t *testing.T) {
+		_, err := r.Run(t.Context(), runner.Task{Image: testenv.Image, Commands: script, Timeout: time.Second})
+		require.ErrorIs(t, err, runner.ErrTimeout)
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		var te *runner.TimeoutError
+		require.ErrorAs(t, err, &te)
+		assert.Equal(t, "1s", te.Timeout)
+	})
+	t.Run("the caller's deadline is not Task.Timeout", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		defer cancel()
+		_, err := r.Run(ctx, runner.Task{Image: testenv.Image, Commands: script, Timeout: time.Minute})
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		assert.NotErrorIs(t, err, runner.ErrTimeout)
+		assert.Contains(t, err.Error(), "running")
+	})
+	t.Run("a deadline with a cause", func(t *testing.T) {
+		cause := errors.New("the workflow's deadline")
+		ctx, cancel := context.WithTimeoutCause(t.Context(), time.Second, cause)
+		defer cancel()
+		_, err := r.Run(ctx, runner.Task{Image: testenv.Image, Commands: script})
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		require.ErrorIs(t, err, cause)
+		assert.NotErrorIs(t, err, runner.ErrTimeout)
+		assert.Contains(t, err.Error(), "the workflow's deadline")
+	})
+	t.Run("a plain cancel says what was running", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		res, err := r.Run(ctx, runner.Task{Image: testenv.Image, Commands: script, OnLine: func(runner.Line) { cancel() }})
+		require.ErrorIs(t, err, context.Canceled)
+		assert.Contains(t, err.Error(), details(t, res).ContainerID[:12])
+		assert.Contains(t, err.Error(), testenv.Image)
+		assert.Contains(t, err.Error(), "running")
+	})
+}
+
+// TestInvalidTaskWhateverTheContext: an invalid task is reported as invalid
+// even when ctx is done, or ends while Run looks at the task.
+func TestInvalidTaskWhateverTheContext(t *testing.T) {
+	r, _ := newRunner(t, docker.Config{MaxConcurrency: 1})
+	invalid := []runner.Task{
+		{Image: testenv.Image, Commands: []string{"echo {{ undefinedVariable }}"}},
+		{Image: testenv.Image, Commands: []string{"true"}, Env: map[string]string{"A": "{{ nope }}"}},
+		{Image: testenv.Image, Commands: []string{"true"}, OutputFiles: []string{"{{ missing }}/*.txt"}},
+		{Image: "", Commands: []string{"true"}},
+	}
+	ctx, cancel := context.WithCancelCause(t.Context())
+	cancel(errors.New("shutting down"))
+	for _, task := range invalid {
+		_, err := r.Run(ctx, task)
+		require.ErrorIs(t, err, runner.ErrInvalidTask)
+		assert.NotErrorIs(t, err, context.Canceled, "not hidden behind the cancel: %v", err)
+		assert.NotContains(t, err.Error(), "context canceled")
+	}
 }

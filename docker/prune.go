@@ -7,10 +7,10 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
-	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 )
 
@@ -45,12 +45,16 @@ type PruneResult struct {
 // the host program crashed: containers and volumes that carry
 // [LabelManaged], were created more than OlderThan ago, and are not in use.
 //
-// A container is in use, and kept, while it runs and the process that
-// created it may still be alive: a process on another host, or a process on
-// this host that still exists. A running container whose creator on this
-// host is gone is removed, as is any container that is no longer running.
-// Containers and volumes without lading's label are never touched. Prune is
-// safe to call while runs are in progress, from any number of processes.
+// A container or volume is in use, and kept, whatever its state (created,
+// running, exited...), while its owner may still be at work on it: for a run
+// of this process, while its Run call is in progress (of any Runner), or,
+// with [Config.Wait] false, while this process lives; for a process on this
+// host, while that process exists; for a process on another host, always
+// (lading cannot tell). So a container a run of this process left behind
+// (an engine that stopped answering, or went away) is removed once the run
+// has returned, and one of a crashed process at once. Containers and volumes
+// without lading's label are never touched. Prune is safe to call while runs
+// are in progress, from any number of processes.
 func (r *Runner) Prune(ctx context.Context, opts PruneOptions) (PruneResult, error) {
 	var res PruneResult
 	var errs []error
@@ -68,10 +72,8 @@ func (r *Runner) Prune(ctx context.Context, opts PruneOptions) (PruneResult, err
 		if !createdBefore(c.Labels, time.Unix(c.Created, 0), cutoff) {
 			continue
 		}
-		if c.State == container.StateRunning || c.State == container.StatePaused || c.State == container.StateRestarting {
-			if ownerMayBeAlive(c.Labels) {
-				continue
-			}
+		if ownerMayBeAlive(c.Labels) {
+			continue
 		}
 		if !opts.DryRun {
 			_, err := r.cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
@@ -89,7 +91,7 @@ func (r *Runner) Prune(ctx context.Context, opts PruneOptions) (PruneResult, err
 	}
 	for _, v := range vols.Items {
 		created, _ := time.Parse(time.RFC3339, v.CreatedAt)
-		if !createdBefore(v.Labels, created, cutoff) {
+		if !createdBefore(v.Labels, created, cutoff) || ownerMayBeAlive(v.Labels) {
 			continue
 		}
 		if !opts.DryRun {
@@ -119,6 +121,40 @@ func createdBefore(labels map[string]string, engineCreated, cutoff time.Time) bo
 	return !created.After(cutoff)
 }
 
+// liveRuns holds the ids of the runs in progress in this process, those of
+// every Runner: Prune and Resume tell by it a container a live run of this
+// process is working on (only created while its files are copied in, or
+// exited while its files are collected) from one a finished run left
+// behind. It is lading's one piece of package state: which runs are live is
+// a fact about the process, not about one Runner.
+var liveRuns = runSet{ids: map[string]int{}}
+
+// runSet is a set of run ids, safe for concurrent use.
+type runSet struct {
+	mu  sync.Mutex
+	ids map[string]int // id -> number of Run calls holding it
+}
+
+// add puts id in the set and returns the function that takes it out.
+func (s *runSet) add(id string) func() {
+	s.mu.Lock()
+	s.ids[id]++
+	s.mu.Unlock()
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.ids[id]--; s.ids[id] <= 0 {
+			delete(s.ids, id)
+		}
+	}
+}
+
+func (s *runSet) has(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ids[id] > 0
+}
+
 // ownerLabels returns the labels that identify this process.
 func ownerLabels() map[string]string {
 	host, _ := os.Hostname()
@@ -129,9 +165,10 @@ func ownerLabels() map[string]string {
 	return labels
 }
 
-// ownerMayBeAlive reports whether the process that created a resource may
-// still be running: it is on another host, or it is on this host and a
-// process with its pid (and start time, where known) exists.
+// ownerMayBeAlive reports whether the owner of a resource may still be at
+// work on it: a process on another host; a process on this host with its
+// pid (and start time, where known); or, for this very process, a run still
+// in progress, or a run that handed its container over ([LabelDetached]).
 func ownerMayBeAlive(labels map[string]string) bool {
 	if !onThisHost(labels) {
 		return true
@@ -141,7 +178,10 @@ func ownerMayBeAlive(labels map[string]string) bool {
 		return true // no owner recorded: assume the worst
 	}
 	if pid == os.Getpid() {
-		return labels[LabelOwnerBoot] == processStart(pid)
+		if labels[LabelOwnerBoot] != processStart(pid) {
+			return false // an earlier process that had this pid
+		}
+		return labels[LabelDetached] == "true" || labels[LabelRun] == "" || liveRuns.has(labels[LabelRun])
 	}
 	start := processStart(pid)
 	if start == "" {

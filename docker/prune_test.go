@@ -5,6 +5,7 @@ import (
 	"maps"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/lading-dev/lading/docker"
+	"github.com/lading-dev/lading/files"
 	"github.com/lading-dev/lading/internal/testenv"
 	"github.com/lading-dev/lading/runner"
 )
@@ -95,5 +97,41 @@ func TestPrune(t *testing.T) {
 	for _, kept := range []string{runningElsewhere, notOurs, live} {
 		_, err := cli.ContainerInspect(t.Context(), kept, client.ContainerInspectOptions{})
 		require.NoError(t, err, "kept: %s", kept)
+	}
+}
+
+// TestPruneSparesLiveRuns calls Prune, from another Runner, while a run's
+// container is only created (its input files being copied in) and while it
+// has exited (its output files being collected): the run's container and
+// volume are kept and the run succeeds.
+func TestPruneSparesLiveRuns(t *testing.T) {
+	for _, stage := range []runner.Stage{runner.StageStaging, runner.StageCollecting} {
+		t.Run(string(stage), func(t *testing.T) {
+			scope := map[string]string{"lading.test": "prune-live-" + strconv.Itoa(os.Getpid())}
+			r, _ := newRunner(t, docker.Config{Labels: scope})
+			sweeper, _ := newRunner(t, docker.Config{})
+			var swept docker.PruneResult
+			var pruneErr error
+			dir := t.TempDir()
+			res, err := r.Run(t.Context(), runner.Task{
+				Image: testenv.Image, WorkingDir: dir,
+				InputFiles:  map[string]runner.Source{"in.txt": files.String("in")},
+				OutputFiles: []string{"out.txt"},
+				Commands:    []string{"cat in.txt > out.txt", `echo x > "$OUTPUT_DIR/o.txt"`},
+				OnEvent: func(e runner.Event) {
+					if e.Stage == stage {
+						swept, pruneErr = sweeper.Prune(t.Context(), docker.PruneOptions{Labels: scope})
+					}
+				},
+			})
+			require.NoError(t, err)
+			require.NoError(t, pruneErr)
+			assert.Empty(t, swept.Containers, "a live run's container is not pruned")
+			assert.Empty(t, swept.Volumes, "a live run's volume is not pruned")
+			assert.Equal(t, map[string]string{
+				"out.txt": filepath.Join(dir, "out.txt"),
+				"o.txt":   filepath.Join(dir, "outputs-"+details(t, res).RunID, "o.txt"),
+			}, res.OutputFiles, "the run brought its files back")
+		})
 	}
 }

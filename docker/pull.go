@@ -67,10 +67,11 @@ func (run *run) noteImage(inspected client.ImageInspectResult) {
 
 // pull pulls image, retrying transient failures with exponential backoff.
 func (r *Runner) pull(ctx context.Context, run *run, image string) error {
+	var own error // the pull's own cause, told from the run's by identity
 	if r.cfg.PullTimeout > 0 {
+		own = fmt.Errorf("pull %s: %w: pullTimeout %s reached", image, context.DeadlineExceeded, r.cfg.PullTimeout)
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, time.Duration(r.cfg.PullTimeout),
-			fmt.Errorf("pull %s: %w: pullTimeout %s reached", image, context.DeadlineExceeded, r.cfg.PullTimeout))
+		ctx, cancel = context.WithTimeoutCause(ctx, time.Duration(r.cfg.PullTimeout), own)
 		defer cancel()
 	}
 	retries := r.cfg.PullRetries
@@ -87,7 +88,7 @@ func (r *Runner) pull(ctx context.Context, run *run, image string) error {
 	}
 	run.log.Debug("pull credentials", "auth", auth)
 	for attempt := 0; ; attempt++ {
-		err = r.pullOnce(ctx, run, image, auth, header)
+		err = r.pullOnce(ctx, run, image, auth, header, own)
 		if err == nil || attempt >= retries || !transient(err) || ctx.Err() != nil {
 			break
 		}
@@ -96,7 +97,7 @@ func (r *Runner) pull(ctx context.Context, run *run, image string) error {
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():
-			return fmt.Errorf("docker: pull %s: %w (after: %w)", image, context.Cause(ctx), err)
+			return fmt.Errorf("docker: pull %s: %w (after: %w)", image, pullCancelled(ctx, own), err)
 		}
 	}
 	return err
@@ -104,7 +105,7 @@ func (r *Runner) pull(ctx context.Context, run *run, image string) error {
 
 // pullOnce runs one pull and reads its progress stream to the end: the
 // engine reports most failures inside the stream, not in the status.
-func (r *Runner) pullOnce(ctx context.Context, run *run, image string, auth credentials.Auth, header string) error {
+func (r *Runner) pullOnce(ctx context.Context, run *run, image string, auth credentials.Auth, header string, own error) error {
 	stall := time.Duration(r.cfg.PullStallTimeout)
 	if stall == 0 {
 		stall = DefaultPullStallTimeout
@@ -120,16 +121,16 @@ func (r *Runner) pullOnce(ctx context.Context, run *run, image string, auth cred
 	}
 	resp, err := r.cli.ImagePull(ctx, image, opts)
 	if err != nil {
-		return r.pullError(ctx, image, auth, err, stall)
+		return r.pullError(ctx, image, auth, err, stall, own)
 	}
 	defer resp.Close()
 	for msg, err := range resp.JSONMessages(ctx) {
 		if err != nil {
-			return r.pullError(ctx, image, auth, err, stall)
+			return r.pullError(ctx, image, auth, err, stall, own)
 		}
 		watchdog.Reset(stall)
 		if msg.Error != nil {
-			return r.pullError(ctx, image, auth, streamError(msg.Error), stall)
+			return r.pullError(ctx, image, auth, streamError(msg.Error), stall, own)
 		}
 		if run.task.OnPull != nil && msg.Status != "" {
 			p := runner.PullProgress{Layer: msg.ID, Status: msg.Status}
@@ -157,14 +158,26 @@ func streamError(e *jsonstream.Error) error {
 	return err
 }
 
-// pullError classifies a pull failure.
-func (r *Runner) pullError(ctx context.Context, image string, auth credentials.Auth, err error, stall time.Duration) error {
+// pullCancelled returns why the pull's ctx ended: its own cause (own, the
+// pullTimeout) as it is; the run's context error otherwise, which Run's
+// error completes with the caller's cause. A caller's cause is not wrapped
+// here: what it carries (a sibling's timeout) is not this pull's.
+func pullCancelled(ctx context.Context, own error) error {
+	if cause := context.Cause(ctx); own != nil && cause == own {
+		return cause
+	}
+	return ctx.Err()
+}
+
+// pullError classifies a pull failure. own is the cause the pull's own
+// timeout sets, nil without one.
+func (r *Runner) pullError(ctx context.Context, image string, auth credentials.Auth, err error, stall time.Duration, own error) error {
 	msg := strings.ToLower(err.Error())
 	switch {
-	case errors.Is(context.Cause(ctx), errPullStalled):
+	case context.Cause(ctx) == errPullStalled:
 		return fmt.Errorf("docker: pull %s: %w: no progress for %s (pullStallTimeout)", image, errPullStalled, stall)
 	case ctx.Err() != nil:
-		return fmt.Errorf("docker: pull %s: %w", image, context.Cause(ctx))
+		return fmt.Errorf("docker: pull %s: %w", image, pullCancelled(ctx, own))
 	case client.IsErrConnectionFailed(err):
 		return engineError(r, "pull "+image, err)
 	case cerrdefs.IsUnauthorized(err) || cerrdefs.IsPermissionDenied(err) ||

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -185,5 +186,180 @@ func TestSoak(t *testing.T) {
 	t.Logf("%d runs: %v", *soakRuns, outcomes)
 	for kind := range outcomes {
 		assert.Contains(t, []string{"ok", "cancelled"}, kind)
+	}
+}
+
+// runAsync runs task on r in a goroutine and returns a channel that gets
+// its result.
+func runAsync(ctx context.Context, r *docker.Runner, task runner.Task) <-chan runOutcome {
+	done := make(chan runOutcome, 1)
+	go func() {
+		res, err := r.Run(ctx, task)
+		done <- runOutcome{res, err}
+	}()
+	return done
+}
+
+type runOutcome struct {
+	res *runner.Result
+	err error
+}
+
+// TestFrozenEngine freezes a second engine (SIGSTOP of its dockerd) during a
+// run and cancels the run: Run must come back, within the kill grace period
+// and docker.EngineTimeout of the cancel, saying the engine did not answer,
+// and leave the container for Prune.
+func TestFrozenEngine(t *testing.T) {
+	tests := []struct {
+		name  string
+		grace time.Duration
+		// freeze returns the task's callbacks that freeze the engine and
+		// cancel the run at the moment the case is about.
+		freeze func(e *testenv.SecondEngine, cancel context.CancelFunc) runner.Task
+	}{
+		// The first line may come before the engine answers the start
+		// call: the freeze comes a second later, when the start call has
+		// returned long ago.
+		{"after start", 0, func(e *testenv.SecondEngine, cancel context.CancelFunc) runner.Task {
+			var once sync.Once
+			return runner.Task{Commands: []string{"echo ready", "sleep 60"}, OnLine: func(l runner.Line) {
+				once.Do(func() { time.AfterFunc(time.Second, func() { e.Freeze(t); cancel() }) })
+			}}
+		}},
+		{"after start, with a kill grace period", 2 * time.Second, func(e *testenv.SecondEngine, cancel context.CancelFunc) runner.Task {
+			var once sync.Once
+			return runner.Task{Commands: []string{"echo ready", "sleep 60"}, OnLine: func(l runner.Line) {
+				once.Do(func() { time.AfterFunc(time.Second, func() { e.Freeze(t); cancel() }) })
+			}}
+		}},
+		{"before start: the start call is pending", 0, func(e *testenv.SecondEngine, cancel context.CancelFunc) runner.Task {
+			// StageRunning is reported just before the start call.
+			return runner.Task{Commands: []string{"echo ready", "sleep 60"}, OnEvent: func(ev runner.Event) {
+				if ev.Stage == runner.StageRunning {
+					e.Freeze(t)
+					time.AfterFunc(500*time.Millisecond, cancel)
+				}
+			}}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := testenv.StartSecondEngine(t)
+			scope := map[string]string{"lading.test": "frozen-" + strconv.Itoa(os.Getpid())}
+			r, err := docker.New(docker.Config{Host: e.Host, Labels: scope, KillGracePeriod: docker.Duration(tt.grace)})
+			require.NoError(t, err)
+			defer r.Close()
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			task := tt.freeze(e, cancel)
+			task.Image = testenv.Image
+			cancelled := make(chan time.Time, 1)
+			context.AfterFunc(ctx, func() { cancelled <- time.Now() })
+			done := runAsync(ctx, r, task)
+			var out runOutcome
+			select {
+			case out = <-done:
+			case <-time.After(tt.grace + docker.EngineTimeout + 30*time.Second):
+				e.Thaw(t)
+				<-done
+				t.Fatal("Run did not return while the engine was frozen; it returned once the engine resumed")
+			}
+			t.Logf("Run returned %s after the cancel: %v", time.Since(<-cancelled).Round(time.Millisecond), out.err)
+			require.ErrorIs(t, out.err, runner.ErrEngineUnresponsive)
+			require.ErrorIs(t, out.err, context.Canceled)
+			assert.NotErrorIs(t, out.err, runner.ErrEngineUnreachable)
+			assert.Contains(t, out.err.Error(), "did not answer")
+			assert.Contains(t, out.err.Error(), "Prune")
+
+			// The container is left on the engine, and Prune (of another
+			// Runner of this process) sweeps it once the engine answers.
+			e.Thaw(t)
+			list, err := e.Client.ContainerList(t.Context(), client.ContainerListOptions{All: true,
+				Filters: make(client.Filters).Add("label", docker.LabelManaged+"=true")})
+			require.NoError(t, err)
+			require.Len(t, list.Items, 1, "the container is left for Prune")
+			sweeper, err := docker.New(docker.Config{Host: e.Host})
+			require.NoError(t, err)
+			defer sweeper.Close()
+			swept, err := sweeper.Prune(t.Context(), docker.PruneOptions{Labels: scope})
+			require.NoError(t, err)
+			assert.Equal(t, []string{list.Items[0].ID}, swept.Containers)
+		})
+	}
+}
+
+// blockingWriter blocks its first Write until release is closed, and counts
+// the Write calls made after Run returned.
+type blockingWriter struct {
+	entered  chan struct{}
+	release  chan struct{}
+	once     sync.Once
+	returned atomic.Bool // Run has returned
+	late     atomic.Int32
+}
+
+func newBlockingWriter(t *testing.T) *blockingWriter {
+	w := &blockingWriter{entered: make(chan struct{}), release: make(chan struct{})}
+	t.Cleanup(w.Release)
+	return w
+}
+
+func (w *blockingWriter) Release() {
+	select {
+	case <-w.release:
+	default:
+		close(w.release)
+	}
+}
+
+func (w *blockingWriter) Write(p []byte) (int, error) {
+	if w.returned.Load() {
+		w.late.Add(1)
+	}
+	w.once.Do(func() { close(w.entered) })
+	<-w.release
+	return len(p), nil
+}
+
+func TestBlockedWriter(t *testing.T) {
+	tests := []struct {
+		name    string
+		timeout time.Duration
+		match   []error
+	}{
+		{"the script exits on its own", 0, []error{runner.ErrOutputBlocked}},
+		{"the task times out", 2 * time.Second, []error{runner.ErrOutputBlocked, runner.ErrTimeout, context.DeadlineExceeded}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, cli := newRunner(t, docker.Config{})
+			w := newBlockingWriter(t)
+			script := []string{"echo one", "echo two", "echo three"}
+			if tt.timeout > 0 {
+				script = append(script, "sleep 60")
+			}
+			done := runAsync(t.Context(), r, runner.Task{Image: testenv.Image, Commands: script, Stdout: w, Timeout: tt.timeout})
+			var out runOutcome
+			select {
+			case out = <-done:
+			case <-time.After(tt.timeout + docker.OutputWaitDelay + 40*time.Second):
+				w.Release()
+				<-done
+				t.Fatal("Run did not return while the Stdout writer was blocked; it returned once the writer was released")
+			}
+			w.returned.Store(true)
+			for _, target := range tt.match {
+				require.ErrorIs(t, out.err, target)
+			}
+			assert.Contains(t, out.err.Error(), "still being written")
+			require.NotNil(t, out.res, "the script ran")
+			requireRemoved(t, cli, details(t, out.res).ContainerID)
+
+			// The blocked Write returns when released; nothing is written
+			// after Run returned.
+			w.Release()
+			time.Sleep(200 * time.Millisecond)
+			assert.Zero(t, w.late.Load(), "writes after Run returned")
+		})
 	}
 }

@@ -23,6 +23,16 @@ var (
 	// ErrEngineUnreachable: the container engine could not be reached. The
 	// message says where lading looked and how to point it elsewhere.
 	ErrEngineUnreachable = errors.New("container engine unreachable")
+	// ErrEngineUnresponsive: the engine took the request but did not answer
+	// within the runner's bound (a frozen or overloaded engine) while a run
+	// was being stopped or cleaned up. Run returned without waiting longer;
+	// the container may be left on the engine for a sweep.
+	ErrEngineUnresponsive = errors.New("container engine unresponsive")
+	// ErrOutputBlocked: the container had exited, but the task's Stdout or
+	// Stderr writer or its OnLine callback did not return within the
+	// runner's delay (like os/exec's ErrWaitDelay). Run returned without
+	// waiting for it; output from then on is missing from the Result.
+	ErrOutputBlocked = errors.New("output still being written")
 	// ErrTimeout: [Task.Timeout] was reached. Errors matching it also match
 	// [context.DeadlineExceeded].
 	ErrTimeout = errors.New("task timed out")
