@@ -126,6 +126,54 @@
 // (default SIGTERM) and killed after KillGracePeriod. Run returns once the
 // container has stopped, with the output read up to then.
 //
+// Once ctx is done, Run's error matches both ctx.Err() ([context.Canceled]
+// or [context.DeadlineExceeded]) and [context.Cause](ctx) with [errors.Is],
+// and says what the run was doing: its name, image, container and stage
+// ("docker: run lading-<id> (image busybox, container 3f2a...) stopped while
+// running: context canceled: <cause>: container stopped, exit code 137").
+// It matches [runner.ErrTimeout] only when the task's own Timeout was
+// reached: not for a deadline of the caller's ctx, nor for a caller's cause
+// that carries a timeout of its own (an errgroup passing on a sibling
+// step's error): a caller's cause is matched itself, not what it wraps. A
+// connection error seen after ctx is done is the cancel's doing and never
+// matches [runner.ErrEngineUnreachable]. An invalid task or configuration
+// is reported as such whatever ctx does: the task is rendered before Run
+// waits on anything.
+//
+// # Bounded waits
+//
+// Like os/exec's Cmd.WaitDelay, no wait of Run after a cancel is left to
+// the engine or to the host's writers:
+//
+//   - Every engine call made once ctx is done, and those under way then
+//     that are not cancelled half-way (a create, a start), is bounded: the
+//     stop gets KillGracePeriod + [EngineTimeout], the others (the wait for
+//     the exit, the inspect, the removal) [EngineTimeout] (10 s). When one
+//     goes unanswered (a frozen or overloaded engine), Run makes no further
+//     call and returns an error matching [runner.ErrEngineUnresponsive]
+//     that says which call was not answered; the container, and its
+//     output files, are left on the engine for [Runner.Prune]. So with a
+//     frozen engine Run returns within KillGracePeriod + EngineTimeout of
+//     the cancel, with the output read until then.
+//   - Once the container has exited, Run waits for its output to reach
+//     Task.Stdout, Task.Stderr and Task.OnLine as long as bytes move; when
+//     a writer or the callback has not returned for [OutputWaitDelay]
+//     (5 s), Run returns an error matching [runner.ErrOutputBlocked],
+//     without the outputs and line counts that write was holding. The call
+//     under way returns when the writer does; nothing reaches the writers
+//     or the callback after Run has returned.
+//
+// # Prune
+//
+// [Runner.Prune] removes the containers and volumes lading runs left
+// behind. It never removes those of a run still in progress, whatever the
+// container's state (only created while files are copied in, exited while
+// they are collected): in this process it knows which runs are in progress
+// (of every Runner); for another process on this host it keeps everything
+// while that process lives; for another host, always. A container of a run
+// with Wait false ([LabelDetached]) is the caller's: kept while the process
+// that created it lives.
+//
 // # Example
 //
 //	r, err := docker.New(docker.Config{PullPolicy: docker.PullIfNotPresent})

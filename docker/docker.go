@@ -145,8 +145,10 @@ func (r *Runner) Close() error { return r.cli.Close() }
 // See [runner.Runner] for the meaning of the result and the errors. When ctx
 // is cancelled or [runner.Task.Timeout] is reached, the container is stopped
 // as [Config.KillGracePeriod] says, its output up to then is kept in the
-// returned Result, and the error wraps [context.Canceled] or
-// [runner.ErrTimeout] with [context.DeadlineExceeded].
+// returned Result, and the error matches ctx.Err() and context.Cause(ctx)
+// ([runner.ErrTimeout] with [context.DeadlineExceeded] for the task's own
+// timeout) and says what the run was doing. Every wait after a cancel is
+// bounded: see [EngineTimeout] and [OutputWaitDelay].
 func (r *Runner) Run(ctx context.Context, task runner.Task) (res *runner.Result, err error) {
 	// The masker comes first, so that no error Run returns quotes a secret,
 	// not even one about an image or env name that holds it by accident.

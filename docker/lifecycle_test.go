@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -341,6 +343,18 @@ func TestCancelAndDeadlines(t *testing.T) {
 		require.ErrorIs(t, err, cause)
 		assert.NotErrorIs(t, err, runner.ErrTimeout)
 		assert.Contains(t, err.Error(), "the workflow's deadline")
+	})
+	t.Run("signal.NotifyContext", func(t *testing.T) {
+		ctx, stop := signal.NotifyContext(t.Context(), syscall.SIGUSR1)
+		defer stop()
+		var once sync.Once
+		_, err := r.Run(ctx, runner.Task{Image: testenv.Image, Commands: script, OnLine: func(runner.Line) {
+			once.Do(func() { _ = syscall.Kill(os.Getpid(), syscall.SIGUSR1) })
+		}})
+		require.ErrorIs(t, err, context.Canceled)
+		require.ErrorIs(t, err, context.Cause(ctx), "the signal is in the error")
+		assert.Contains(t, err.Error(), context.Cause(ctx).Error())
+		assert.Contains(t, err.Error(), "running")
 	})
 	t.Run("a plain cancel says what was running", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())

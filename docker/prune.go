@@ -77,6 +77,9 @@ func (r *Runner) Prune(ctx context.Context, opts PruneOptions) (PruneResult, err
 		}
 		if !opts.DryRun {
 			_, err := r.cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
+			if cerrdefs.IsConflict(err) {
+				continue // its removal is already in progress
+			}
 			if err != nil && !cerrdefs.IsNotFound(err) {
 				errs = append(errs, engineError(r, "remove container "+c.ID, err))
 				continue

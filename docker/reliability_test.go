@@ -131,8 +131,8 @@ func TestEngineDisappearsMidRun(t *testing.T) {
 		t.Fatal("Run hung after the engine went away")
 	}
 
-	// What the run could not clean up, the sweep does once the container
-	// has exited.
+	// What the run could not clean up, the sweep of another Runner of this
+	// process does once the run has returned.
 	sweeper, cli := newRunner(t, docker.Config{})
 	scope := map[string]string{"lading.test": "disappear-" + strconv.Itoa(os.Getpid())}
 	require.Eventually(t, func() bool {
@@ -211,8 +211,9 @@ type runOutcome struct {
 // and leave the container for Prune.
 func TestFrozenEngine(t *testing.T) {
 	tests := []struct {
-		name  string
-		grace time.Duration
+		name    string
+		grace   time.Duration
+		started bool // the start call returned before the freeze
 		// freeze returns the task's callbacks that freeze the engine and
 		// cancel the run at the moment the case is about.
 		freeze func(e *testenv.SecondEngine, cancel context.CancelFunc) runner.Task
@@ -220,19 +221,19 @@ func TestFrozenEngine(t *testing.T) {
 		// The first line may come before the engine answers the start
 		// call: the freeze comes a second later, when the start call has
 		// returned long ago.
-		{"after start", 0, func(e *testenv.SecondEngine, cancel context.CancelFunc) runner.Task {
+		{"after start", 0, true, func(e *testenv.SecondEngine, cancel context.CancelFunc) runner.Task {
 			var once sync.Once
 			return runner.Task{Commands: []string{"echo ready", "sleep 60"}, OnLine: func(l runner.Line) {
 				once.Do(func() { time.AfterFunc(time.Second, func() { e.Freeze(t); cancel() }) })
 			}}
 		}},
-		{"after start, with a kill grace period", 2 * time.Second, func(e *testenv.SecondEngine, cancel context.CancelFunc) runner.Task {
+		{"after start, with a kill grace period", 2 * time.Second, true, func(e *testenv.SecondEngine, cancel context.CancelFunc) runner.Task {
 			var once sync.Once
 			return runner.Task{Commands: []string{"echo ready", "sleep 60"}, OnLine: func(l runner.Line) {
 				once.Do(func() { time.AfterFunc(time.Second, func() { e.Freeze(t); cancel() }) })
 			}}
 		}},
-		{"before start: the start call is pending", 0, func(e *testenv.SecondEngine, cancel context.CancelFunc) runner.Task {
+		{"before start: the start call is pending", 0, false, func(e *testenv.SecondEngine, cancel context.CancelFunc) runner.Task {
 			// StageRunning is reported just before the start call.
 			return runner.Task{Commands: []string{"echo ready", "sleep 60"}, OnEvent: func(ev runner.Event) {
 				if ev.Stage == runner.StageRunning {
@@ -267,6 +268,11 @@ func TestFrozenEngine(t *testing.T) {
 			t.Logf("Run returned %s after the cancel: %v", time.Since(<-cancelled).Round(time.Millisecond), out.err)
 			require.ErrorIs(t, out.err, runner.ErrEngineUnresponsive)
 			require.ErrorIs(t, out.err, context.Canceled)
+			if tt.started {
+				require.NotNil(t, out.res, "the script ran: a Result with the output read until the freeze")
+				assert.Equal(t, -1, out.res.ExitCode, "the exit code is unknown")
+				assert.Equal(t, 1, out.res.StdoutLines)
+			}
 			assert.NotErrorIs(t, out.err, runner.ErrEngineUnreachable)
 			assert.Contains(t, out.err.Error(), "did not answer")
 			assert.Contains(t, out.err.Error(), "Prune")
@@ -326,9 +332,11 @@ func TestBlockedWriter(t *testing.T) {
 		name    string
 		timeout time.Duration
 		match   []error
+		onLine  bool // the OnLine callback blocks, not Stdout
 	}{
-		{"the script exits on its own", 0, []error{runner.ErrOutputBlocked}},
-		{"the task times out", 2 * time.Second, []error{runner.ErrOutputBlocked, runner.ErrTimeout, context.DeadlineExceeded}},
+		{"the script exits on its own", 0, []error{runner.ErrOutputBlocked}, false},
+		{"the task times out", 2 * time.Second, []error{runner.ErrOutputBlocked, runner.ErrTimeout, context.DeadlineExceeded}, false},
+		{"OnLine blocks", 0, []error{runner.ErrOutputBlocked}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -338,7 +346,12 @@ func TestBlockedWriter(t *testing.T) {
 			if tt.timeout > 0 {
 				script = append(script, "sleep 60")
 			}
-			done := runAsync(t.Context(), r, runner.Task{Image: testenv.Image, Commands: script, Stdout: w, Timeout: tt.timeout})
+			task := runner.Task{Image: testenv.Image, Commands: script, Stdout: w, Timeout: tt.timeout}
+			if tt.onLine {
+				task.Stdout = nil
+				task.OnLine = func(l runner.Line) { _, _ = w.Write([]byte(l.Text)) }
+			}
+			done := runAsync(t.Context(), r, task)
 			var out runOutcome
 			select {
 			case out = <-done:

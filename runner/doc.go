@@ -41,9 +41,11 @@
 // [*ExitError], so outputs printed before the failure are kept. Other
 // failures match a sentinel with [errors.Is]: [ErrInvalidTask] and
 // [ErrInvalidConfig] (as a [*FieldError] naming the field and value),
-// [ErrImageNotFound], [ErrUnauthorized], [ErrEngineUnreachable] and
-// [ErrTimeout] (which also matches [context.DeadlineExceeded]). A cancelled
-// context gives an error matching [context.Canceled].
+// [ErrImageNotFound], [ErrUnauthorized], [ErrEngineUnreachable],
+// [ErrEngineUnresponsive], [ErrOutputBlocked] and [ErrTimeout] (the task's
+// own Timeout; it also matches [context.DeadlineExceeded]). Once the context
+// is done, the error matches both its Err ([context.Canceled] or
+// [context.DeadlineExceeded]) and its [context.Cause].
 //
 // # Example
 //
