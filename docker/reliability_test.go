@@ -376,3 +376,24 @@ func TestBlockedWriter(t *testing.T) {
 		})
 	}
 }
+
+// TestKilledEngine kills a second engine's dockerd mid-run, as a crash
+// would: Run returns at once, saying the engine is unreachable.
+func TestKilledEngine(t *testing.T) {
+	e := testenv.StartSecondEngine(t)
+	r, err := docker.New(docker.Config{Host: e.Host})
+	require.NoError(t, err)
+	defer r.Close()
+	var once sync.Once
+	done := runAsync(t.Context(), r, runner.Task{Image: testenv.Image, Commands: []string{"echo ready", "sleep 60"},
+		OnLine: func(runner.Line) { once.Do(func() { go e.Kill(t) }) }})
+	select {
+	case out := <-done:
+		t.Logf("error: %v", out.err)
+		require.ErrorIs(t, out.err, runner.ErrEngineUnreachable)
+		assert.NotErrorIs(t, out.err, runner.ErrEngineUnresponsive)
+		assert.Contains(t, out.err.Error(), "start the engine")
+	case <-time.After(60 * time.Second):
+		t.Fatal("Run hung after the engine was killed")
+	}
+}
