@@ -68,10 +68,6 @@ const EngineTimeout = 10 * time.Second
 // within that delay of the exit is closed, with a warning.
 const OutputWaitDelay = 5 * time.Second
 
-// drainTimeout bounds how long Run waits for the log stream to end after the
-// container has exited; the engine closes it at once in practice.
-const drainTimeout = 30 * time.Second
-
 // Runner runs tasks in containers on a Docker Engine (or any engine that
 // serves the Docker API, such as Podman). It is safe for concurrent use; call
 // Close when done with it.
@@ -219,6 +215,7 @@ func (r *Runner) Run(ctx context.Context, task runner.Task) (res *runner.Result,
 
 	cleanup := r.cfg.deletes() && (r.cfg.waits() || resumed)
 	if !resumed {
+		run.doing = "looking for the image"
 		if err := r.ensureImage(ctx, run); err != nil {
 			return nil, run.stopped(ctx, err)
 		}
@@ -532,7 +529,11 @@ func (run *run) follow(ctx, following context.Context, res *runner.Result, strea
 	if blocked {
 		// A task writer holds the sink: its lines and outputs cannot be
 		// read without waiting for it.
-		return res, errors.Join(outputBlockedError{}, stopErr, run.stoppedErr(stopped, res))
+		var exitErr error
+		if !stopped && res.ExitCode != 0 {
+			exitErr = &runner.ExitError{ExitCode: res.ExitCode}
+		}
+		return res, errors.Join(outputBlockedError{}, stopErr, run.stoppedErr(stopped, res), exitErr)
 	}
 	if drainErr != nil && ctx.Err() == nil {
 		res.Warnings = append(res.Warnings, "reading the container's output: "+drainErr.Error())
