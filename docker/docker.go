@@ -14,6 +14,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -189,6 +190,8 @@ func (r *Runner) Run(ctx context.Context, task runner.Task) (res *runner.Result,
 		ctx, cancel = context.WithTimeoutCause(ctx, task.Timeout, run.timeout)
 		defer cancel()
 	}
+	// A connection error seen once ctx is done is the cancel's doing.
+	defer context.AfterFunc(ctx, func() { now := time.Now(); run.doneAt.Store(&now) })()
 
 	var resumed bool
 	if r.cfg.Resume && task.ID != "" {
@@ -288,9 +291,10 @@ type run struct {
 	imageUser      string // the image's configured user, when imageUserKnown
 	imageUserKnown bool
 
-	timeout      *runner.TimeoutError // the cause set when Task.Timeout is reached, nil without one
-	doing        string               // what the run is doing, for errors: "pulling", "running", ...
-	unresponsive bool                 // an engine call went unanswered: make no more
+	timeout      *runner.TimeoutError      // the cause set when Task.Timeout is reached, nil without one
+	doing        string                    // what the run is doing, for errors: "pulling", "running", ...
+	unresponsive bool                      // an engine call went unanswered: make no more
+	doneAt       atomic.Pointer[time.Time] // when ctx was done, nil before
 }
 
 func (run *run) name() string { return "lading-" + run.id }

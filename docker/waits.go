@@ -64,6 +64,7 @@ type engineErr struct {
 	doing string
 	host  string // set when the engine could not be reached at all
 	err   error
+	seen  time.Time // when the call failed
 	// interrupted: the run's context was done and err is its doing (the
 	// HTTP client reports a cancel with a cause as a failed connection), so
 	// it says nothing about the engine.
@@ -100,8 +101,10 @@ func (run *run) stopped(ctx context.Context, err error) error {
 		return err
 	}
 	ctxErr, cause := ctx.Err(), context.Cause(ctx)
+	doneAt := run.doneAt.Load()
 	walk(err, func(e error) {
-		if ee, ok := e.(*engineErr); ok && (errors.Is(ee.err, ctxErr) || errors.Is(ee.err, cause)) {
+		ee, ok := e.(*engineErr)
+		if ok && (errors.Is(ee.err, ctxErr) || errors.Is(ee.err, cause) || (doneAt != nil && !ee.seen.Before(*doneAt))) {
 			ee.interrupted = true
 		}
 	})
@@ -300,7 +303,7 @@ func (f *flow) drain(drained <-chan error, closeStream func()) (err error, warni
 // and with [runner.ErrEngineUnreachable] and a hint when the engine could not
 // be reached at all.
 func engineError(r *Runner, doing string, err error) error {
-	e := &engineErr{doing: doing, err: err}
+	e := &engineErr{doing: doing, err: err, seen: time.Now()}
 	if client.IsErrConnectionFailed(err) {
 		e.host = r.cli.DaemonHost()
 	}
