@@ -214,6 +214,9 @@ func TestFrozenEngine(t *testing.T) {
 		name    string
 		grace   time.Duration
 		started bool // the start call returned before the freeze
+		// removalPending: the call the engine did not answer is the
+		// removal, which it may carry out when it resumes.
+		removalPending bool
 		// freeze returns the task's callbacks that freeze the engine and
 		// cancel the run at the moment the case is about.
 		freeze func(e *testenv.SecondEngine, cancel context.CancelFunc) runner.Task
@@ -221,19 +224,19 @@ func TestFrozenEngine(t *testing.T) {
 		// The first line may come before the engine answers the start
 		// call: the freeze comes a second later, when the start call has
 		// returned long ago.
-		{"after start", 0, true, func(e *testenv.SecondEngine, cancel context.CancelFunc) runner.Task {
+		{"after start", 0, true, false, func(e *testenv.SecondEngine, cancel context.CancelFunc) runner.Task {
 			var once sync.Once
 			return runner.Task{Commands: []string{"echo ready", "sleep 60"}, OnLine: func(l runner.Line) {
 				once.Do(func() { time.AfterFunc(time.Second, func() { e.Freeze(t); cancel() }) })
 			}}
 		}},
-		{"after start, with a kill grace period", 2 * time.Second, true, func(e *testenv.SecondEngine, cancel context.CancelFunc) runner.Task {
+		{"after start, with a kill grace period", 2 * time.Second, true, false, func(e *testenv.SecondEngine, cancel context.CancelFunc) runner.Task {
 			var once sync.Once
 			return runner.Task{Commands: []string{"echo ready", "sleep 60"}, OnLine: func(l runner.Line) {
 				once.Do(func() { time.AfterFunc(time.Second, func() { e.Freeze(t); cancel() }) })
 			}}
 		}},
-		{"before start: the start call is pending", 0, false, func(e *testenv.SecondEngine, cancel context.CancelFunc) runner.Task {
+		{"before start: the start call is pending", 0, false, false, func(e *testenv.SecondEngine, cancel context.CancelFunc) runner.Task {
 			// StageRunning is reported just before the start call.
 			return runner.Task{Commands: []string{"echo ready", "sleep 60"}, OnEvent: func(ev runner.Event) {
 				if ev.Stage == runner.StageRunning {
@@ -241,6 +244,17 @@ func TestFrozenEngine(t *testing.T) {
 					time.AfterFunc(500*time.Millisecond, cancel)
 				}
 			}}
+		}},
+		{"copy-in: the removal after the cancel", 0, false, true, func(e *testenv.SecondEngine, cancel context.CancelFunc) runner.Task {
+			// The copy-in is cancelled with ctx; the removal that follows
+			// is the call the frozen engine does not answer.
+			return runner.Task{Commands: []string{"true"}, InputFiles: map[string]runner.Source{"in.txt": files.String("in")},
+				OnEvent: func(ev runner.Event) {
+					if ev.Stage == runner.StageStaging {
+						e.Freeze(t)
+						time.AfterFunc(500*time.Millisecond, cancel)
+					}
+				}}
 		}},
 	}
 	for _, tt := range tests {
@@ -278,18 +292,32 @@ func TestFrozenEngine(t *testing.T) {
 			assert.Contains(t, out.err.Error(), "Prune")
 
 			// The container is left on the engine, and Prune (of another
-			// Runner of this process) sweeps it once the engine answers.
+			// Runner of this process) sweeps it once the engine answers. A
+			// removal the frozen engine had not answered may be carried
+			// out when it resumes: then the sweep finds nothing.
 			e.Thaw(t)
-			list, err := e.Client.ContainerList(t.Context(), client.ContainerListOptions{All: true,
-				Filters: make(client.Filters).Add("label", docker.LabelManaged+"=true")})
-			require.NoError(t, err)
-			require.Len(t, list.Items, 1, "the container is left for Prune")
 			sweeper, err := docker.New(docker.Config{Host: e.Host})
 			require.NoError(t, err)
 			defer sweeper.Close()
-			swept, err := sweeper.Prune(t.Context(), docker.PruneOptions{Labels: scope})
+			list, err := e.Client.ContainerList(t.Context(), client.ContainerListOptions{All: true,
+				Filters: make(client.Filters).Add("label", docker.LabelManaged+"=true")})
 			require.NoError(t, err)
-			assert.Equal(t, []string{list.Items[0].ID}, swept.Containers)
+			if tt.removalPending {
+				require.LessOrEqual(t, len(list.Items), 1)
+			} else {
+				require.Len(t, list.Items, 1, "the container is left for Prune")
+				swept, err := sweeper.Prune(t.Context(), docker.PruneOptions{Labels: scope})
+				require.NoError(t, err)
+				assert.Equal(t, []string{list.Items[0].ID}, swept.Containers)
+			}
+			require.Eventually(t, func() bool {
+				_, err := sweeper.Prune(t.Context(), docker.PruneOptions{Labels: scope})
+				require.NoError(t, err)
+				list, err := e.Client.ContainerList(t.Context(), client.ContainerListOptions{All: true,
+					Filters: make(client.Filters).Add("label", docker.LabelManaged+"=true")})
+				require.NoError(t, err)
+				return len(list.Items) == 0
+			}, 30*time.Second, 200*time.Millisecond, "nothing left once the engine answers")
 		})
 	}
 }
