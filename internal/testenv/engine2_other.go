@@ -12,9 +12,9 @@ import (
 // version. Elsewhere there is none: [StartSecondEngine] skips the test, or
 // fails it when CI is set.
 type SecondEngine struct {
-	Host   string
-	Client *client.Client
-	PID    int
+	Host   string         // the engine's socket
+	Client *client.Client // a client for it
+	PID    int            // its dockerd
 }
 
 // StartSecondEngine needs Linux (unshare, dockerd).
