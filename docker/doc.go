@@ -137,8 +137,9 @@
 // step's error): a caller's cause is matched itself, not what it wraps. A
 // connection error seen after ctx is done is the cancel's doing and never
 // matches [runner.ErrEngineUnreachable]. An invalid task or configuration
-// is reported as such whatever ctx does: the task is rendered before Run
-// waits on anything.
+// is reported as such whatever ctx does: when ctx ends before the task
+// was rendered, or cuts the rendering short, the task is rendered once
+// more on a context of its own, for at most a second, to find out.
 //
 // # Bounded waits
 //
