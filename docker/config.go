@@ -163,11 +163,12 @@ type Config struct {
 	// form; see [Allow].
 	Allow Allow `json:"-"`
 
-	// MaxOutputBytes and MaxOutputFiles bound what is copied back from the
-	// container; going over fails the run's collection with
-	// [files.ErrLimit] and removes the partial output. Zero means
-	// [files.DefaultMaxBytes] (10 GiB) and [files.DefaultMaxFiles]
-	// (100,000).
+	// MaxOutputBytes and MaxOutputFiles bound what a run hands back, under
+	// both strategies (a sparse file counts by its size); going over fails
+	// the run's collection with [files.ErrLimit] and removes the partial
+	// output (under MOUNT, what the run created: see the package doc,
+	// Output files). Zero means [files.DefaultMaxBytes] (10 GiB) and
+	// [files.DefaultMaxFiles] (100,000).
 	MaxOutputBytes int64 `json:"maxOutputBytes,omitempty"`
 	MaxOutputFiles int   `json:"maxOutputFiles,omitempty"`
 

@@ -174,6 +174,75 @@
 // while that process lives; for another host, always. A container of a run
 // with Wait false ([LabelDetached]) is the caller's: kept while the process
 // that created it lives.
+// # Output files
+//
+// [runner.Result.OutputFiles] lists only the files the run produced: those
+// its script created or changed that the output globs match, and everything
+// it wrote under the output directory. A file that was in the working
+// directory before the start and that the script left alone is not an
+// output, even when a glob matches it. A glob that matched none of them adds
+// a warning naming it to [runner.Result.Warnings].
+//
+// Under VOLUME, lading records what it copies in (each file's size,
+// modification time and mode) and asks the engine which paths the
+// container's file system holds (GET /containers/{id}/changes); it then
+// copies out only the changed paths the globs match, so a file nobody asked
+// for is not read (on an engine without that list it copies the directories
+// the globs start from, and drops the rest while reading). A staged file
+// comes back only if the container changed it: its size, time or mode
+// differ from what was sent, or, when those are the same, its content does
+// (compared while reading; an identical file is not rewritten).
+//
+// Under MOUNT the container writes into the host directory itself. Before
+// the start, lading notes the files the globs can match (size, times, inode);
+// afterwards a match counts as the run's when it is new or any of those
+// changed.
+//
+// [Config.MaxOutputBytes] and [Config.MaxOutputFiles] bound what a run
+// hands back under both strategies (a sparse file counts by its size): going
+// over fails Run with an error matching [files.ErrLimit] and an empty
+// OutputFiles. Under VOLUME nothing of the collection is left on the host
+// (files it replaced are put back). Under MOUNT, where the files are already
+// on the host, lading removes the output directory and the new files the
+// globs match; files that existed before the run and were changed in place
+// are left as the script left them (removing them would destroy the
+// caller's files), and the error says how many. Under MOUNT the file count
+// is of the files handed back; under VOLUME it also counts the directories
+// the copy makes.
+//
+// Collection runs under the run's context and [runner.Task.Timeout]. Once
+// they are done (the run was stopped, or the deadline came during the
+// collection), it goes on for at most [CollectGracePeriod], so a stopped run
+// still gets the files it made up to then; a collection still going on then
+// is cut off, its partial output removed, and Run's error matches the
+// cause ([runner.ErrTimeout] and [context.DeadlineExceeded], or
+// [context.Canceled]).
+//
+// # Concurrent runs on one working directory
+//
+// Runs may share a [runner.Task.WorkingDir] at the same time. What they may
+// expect:
+//
+//   - Under VOLUME, each run works on its own copy, taken when it starts; it
+//     does not see what the others write until they have collected, and they
+//     do not see its writes until it has.
+//   - A run never writes back a file it did not change: a stale copy never
+//     overwrites another run's newer file.
+//   - Under VOLUME, a run never overwrites a host file that changed (or
+//     appeared) since it staged the working directory. When its container
+//     changed that file too, both changed it: the host's version is kept,
+//     the run's is not collected, and a warning names the file. Decide which
+//     step owns which files; lading does not merge them.
+//   - Under VOLUME, a run's OutputFiles lists only what it wrote back, never
+//     what another run brought back.
+//   - Under MOUNT, all runs write into the same directory at once: no copies,
+//     no lost writes, but no isolation either. lading sees only the directory
+//     before the start and after the exit, so a file that another run (or any
+//     other process) created or changed in between counts as this run's and
+//     is listed in its OutputFiles. Give concurrent MOUNT runs different
+//     output globs, or use their output directories, which are per run.
+//   - Under both, the check and the write are not atomic: a host file changed
+//     in the instant between them can still be replaced.
 //
 // # Example
 //

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -39,10 +38,6 @@ const (
 // container; {{ workingDir }} and WORKING_DIR name it.
 const ContainerWorkingDir = "/lading/work"
 
-// collectTimeout bounds the copy of output files after the run, which uses a
-// fresh context so that a stopped run still gets its files back.
-const collectTimeout = 10 * time.Minute
-
 // workspace is a run's working directory on the host and in the container.
 type workspace struct {
 	hostDir   string
@@ -55,6 +50,10 @@ type workspace struct {
 	outputMod time.Time // the output directory's modification time before the start (VOLUME), zero if unknown
 	made      []string  // what staging made, for a non-root user under MOUNT (see mount.go)
 	grant     *grant    // what the container's user was given under MOUNT, until given back
+
+	staging     staging         // what was copied in and what came back (VOLUME)
+	snapshot    *files.Snapshot // the files the globs can match before the start (MOUNT), nil without globs
+	snapshotErr error           // why there is no snapshot (MOUNT)
 }
 
 func (ws *workspace) outputDir() string {
@@ -237,24 +236,39 @@ func parseVolume(v string) (mount.Mount, error) {
 // that the engine sees the host directory.
 func (run *run) copyIn(ctx context.Context, ws *workspace) error {
 	if run.r.strategy() == FileHandlingMount {
-		return run.checkMount(ctx, ws)
+		if err := run.checkMount(ctx, ws); err != nil {
+			return err
+		}
+		if !ws.matcher.Empty() {
+			// What is there before the start is not the run's output.
+			ws.snapshot, ws.snapshotErr = files.TakeSnapshot(ctx, ws.hostDir, ws.matcher)
+		}
+		return nil
 	}
 	root := run.runsAsRoot()
+	ws.staging.known = true
+	ws.staging.files = map[string]files.StagedFile{}
 	if !ws.empty || !root {
 		run.event(runner.StageStaging, ws.hostDir)
 		pr, pw := io.Pipe()
+		written := make(chan struct{})
 		go func() {
+			defer close(written)
 			var extra []string
 			if ws.outputRel != "" {
 				extra = []string{ws.outputRel}
 			}
-			pw.CloseWithError(files.WriteTar(ctx, pw, ws.hostDir, files.TarOptions{Prefix: path.Base(ContainerWorkingDir) + "/", ExtraDirs: extra, Shared: !root}))
+			pw.CloseWithError(files.WriteTar(ctx, pw, ws.hostDir, files.TarOptions{
+				Prefix: path.Base(ContainerWorkingDir) + "/", ExtraDirs: extra, Shared: !root,
+				OnFile: func(rel string, f files.StagedFile) { ws.staging.files[rel] = f },
+			}))
 		}()
 		_, err := run.r.cli.CopyToContainer(ctx, run.containerID, client.CopyToContainerOptions{
 			DestinationPath: path.Dir(ContainerWorkingDir),
 			Content:         pr,
 		})
 		pr.CloseWithError(err) // unblocks the writer if the engine stopped reading
+		<-written
 		if err != nil {
 			return engineError(run.r, "copy input files into the container", err)
 		}
@@ -310,73 +324,111 @@ func (run *run) checkMount(ctx context.Context, ws *workspace) error {
 
 // collect brings the output files back into the host working directory
 // (VOLUME) and lists them in res. It copies only what was asked: the output
-// directory, and the working directory when there are output globs.
+// directory, and what the globs match among the paths the container
+// created or changed. It runs under ctx, and for at most
+// [CollectGracePeriod] once ctx is done.
 func (run *run) collect(ctx context.Context, ws *workspace, res *runner.Result) error {
 	res.WorkingDir = ws.hostDir
-	if err := run.tidy(ctx, ws, res); err != nil {
-		return err
-	}
+	ctx, done := collectContext(ctx)
+	defer done()
+	var err error
 	if run.r.strategy() == FileHandlingVolume {
-		if err := run.copyOut(ctx, ws, res); err != nil {
-			return err
-		}
+		err = run.copyOut(ctx, ws, res)
 	}
-	out, err := files.Collect(ws.hostDir, ws.matcher, ws.outputRel)
-	if err != nil {
-		return err
+	if err == nil {
+		// Under MOUNT, before tidy gives back what the container's user
+		// was granted: that changes modes and change times, which the
+		// snapshot taken after the grant would take for the script's.
+		err = run.listOutputs(ctx, ws, res)
 	}
-	res.OutputFiles = out
-	return nil
+	return errors.Join(err, run.tidy(ctx, ws, res))
 }
 
 // copyOut copies back into the host directory (VOLUME) the files the globs
-// match and, when the script wrote into it, the output directory. One copy
-// of the working directory serves both on engines whose archives take in
-// the output volume mounted inside it (Docker); when that copy brought no
-// output file (Podman leaves mounts out), a second one copies the output
-// directory itself. The output limits hold for both together.
-func (run *run) copyOut(ctx context.Context, ws *workspace, res *runner.Result) error {
+// match among those the container created or changed and, when the script
+// wrote into it, the output directory. The engine's list of changes
+// ([changedPaths]) says which paths to ask for, so files nobody asked for
+// are not read; without it, the roots of the globs are copied. A copy of
+// the whole working directory also brings the output directory on engines
+// whose archives take in the output volume mounted inside it (Docker); when
+// none did (Podman leaves mounts out), another copy takes the output
+// directory itself. The output limits hold for all copies together, and
+// they succeed or fail together: on error, nothing they wrote is left.
+func (run *run) copyOut(ctx context.Context, ws *workspace, res *runner.Result) (err error) {
 	globs := !ws.matcher.Empty()
 	wantOutput := ws.outputRel != "" && run.outputDirWritten(ctx, ws)
 	if !globs && !wantOutput {
 		return nil
 	}
 	run.event(runner.StageCollecting, ws.hostDir)
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), collectTimeout)
-	defer cancel()
-	left := outputLimits{bytes: run.r.cfg.MaxOutputBytes, files: run.r.cfg.MaxOutputFiles}
-	if left.bytes <= 0 {
-		left.bytes = files.DefaultMaxBytes
+	left := run.outputLimits()
+	hostRoot, err := os.OpenRoot(ws.hostDir)
+	if err != nil {
+		return fmt.Errorf("docker: collect output files: %w", err)
 	}
-	if left.files <= 0 {
-		left.files = files.DefaultMaxFiles
-	}
-	if globs {
-		sawOutput := false
-		opts := files.ExtractOptions{StripPrefix: path.Base(ContainerWorkingDir) + "/", Filter: func(rel string) bool {
-			if ws.outputRel != "" && strings.HasPrefix(rel, ws.outputRel+"/") {
-				sawOutput = true
-				return true
+	defer hostRoot.Close()
+	decide := ws.staging.decide(hostRoot, ws.outputRel)
+
+	var done []*files.Extraction
+	var written []string // host paths relative to the working directory
+	defer func() {
+		if err != nil {
+			for i := len(done) - 1; i >= 0; i-- {
+				err = errors.Join(err, done[i].Rollback())
 			}
-			return ws.matcher.Match(rel)
-		}}
-		if err := run.extract(ctx, ContainerWorkingDir, ws.hostDir, opts, &left, res); err != nil {
-			return err
 		}
-		wantOutput = wantOutput && !sawOutput
+	}()
+	sawOutput := false
+	if globs {
+		changed, ok := run.changedPaths(ctx, ws)
+		roots := ws.matcher.Roots()
+		if ok {
+			roots = planCopies(changed, ws.matcher)
+		}
+		for _, rel := range roots {
+			x, paths, err := run.copyRoot(ctx, ws, rel, changed, decide, &left, res, &sawOutput)
+			if err != nil {
+				return err
+			}
+			if x != nil {
+				done = append(done, x)
+				written = append(written, paths...)
+			}
+		}
 	}
-	if wantOutput {
+	if wantOutput && !sawOutput {
 		// "dir/." gives entries relative to dir on every engine; "dir"
 		// gives absolute names on Podman when dir is a mount.
-		dest := filepath.Join(ws.hostDir, ws.outputRel)
-		if err := os.Mkdir(dest, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("docker: collect output files: %w", err)
+		x, paths, err := run.extract(ctx, ws.outputDir()+"/.", ws.hostDir, files.ExtractOptions{Under: ws.outputRel}, &left, res)
+		if err != nil {
+			return err
 		}
-		if fi, err := os.Lstat(dest); err != nil || !fi.IsDir() {
-			return fmt.Errorf("docker: collect output files: %s is not a directory", dest)
+		if x != nil {
+			done = append(done, x)
+			written = append(written, paths...)
 		}
-		return run.extract(ctx, ws.outputDir()+"/.", dest, files.ExtractOptions{}, &left, res)
 	}
+	var errs []error
+	for _, x := range done {
+		errs = append(errs, x.Commit())
+	}
+	done = nil
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("docker: collect output files: %w", err)
+	}
+	outputs := map[string]string{}
+	fromOutput := map[string]bool{}
+	for _, rel := range written {
+		if key, ok := strings.CutPrefix(rel, ws.outputRel+"/"); ws.outputRel != "" && ok {
+			outputs[key], fromOutput[key] = ws.hostPath(rel), true
+			continue
+		}
+		ws.staging.globbed = append(ws.staging.globbed, rel)
+		if !fromOutput[rel] {
+			outputs[rel] = ws.hostPath(rel)
+		}
+	}
+	ws.staging.outputs = outputs
 	return nil
 }
 
@@ -387,18 +439,26 @@ type outputLimits struct {
 }
 
 // extract copies src out of the container into dest within the limits
-// left, and takes what it wrote off them.
-func (run *run) extract(ctx context.Context, src, dest string, opts files.ExtractOptions, left *outputLimits, res *runner.Result) error {
+// left, and takes what it wrote off them. It returns the pending
+// extraction (nil when src is not in the container) and the paths it
+// wrote, relative to dest.
+func (run *run) extract(ctx context.Context, src, dest string, opts files.ExtractOptions, left *outputLimits, res *runner.Result) (*files.Extraction, []string, error) {
 	if left.bytes <= 0 || left.files <= 0 {
-		return fmt.Errorf("docker: collect output files: %w: nothing left for %s", files.ErrLimit, src)
+		return nil, nil, fmt.Errorf("docker: collect output files: %w: nothing left for %s", files.ErrLimit, src)
 	}
-	opts.Overwrite = true // inputs the script changed come back over the staged ones
+	opts.Overwrite = true // inputs the script changed come back over the staged ones (Decide says which)
 	opts.MaxBytes, opts.MaxFiles = left.bytes, left.files
 	copied, err := run.r.cli.CopyFromContainer(ctx, run.containerID, client.CopyFromContainerOptions{SourcePath: src})
-	if err != nil {
-		return engineError(run.r, "copy output files from the container", err)
+	if isNotFound(err) {
+		return nil, nil, nil // a glob root the script did not make
 	}
-	stats, err := files.Extract(ctx, copied.Content, dest, opts)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, nil, collectError(ctx, err)
+		}
+		return nil, nil, engineError(run.r, "copy output files from the container", err)
+	}
+	x, stats, err := files.ExtractPending(ctx, copied.Content, dest, opts)
 	copied.Content.Close()
 	left.bytes -= stats.Bytes
 	left.files -= len(stats.Files)
@@ -406,9 +466,9 @@ func (run *run) extract(ctx context.Context, src, dest string, opts files.Extrac
 		res.Warnings = append(res.Warnings, "output "+s)
 	}
 	if err != nil {
-		return fmt.Errorf("docker: collect output files: %w", err)
+		return nil, nil, collectError(ctx, err)
 	}
-	return nil
+	return x, stats.Files, nil
 }
 
 // outputDirWritten reports whether the script may have written into the
@@ -420,8 +480,6 @@ func (run *run) outputDirWritten(ctx context.Context, ws *workspace) bool {
 	if ws.outputMod.IsZero() {
 		return true
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-	defer cancel()
 	st, err := run.r.cli.ContainerStatPath(ctx, run.containerID, client.ContainerStatPathOptions{Path: ws.outputDir()})
 	return err != nil || !st.Stat.Mtime.Equal(ws.outputMod)
 }

@@ -82,6 +82,16 @@
 // [*runner.FieldError] for "outputFiles". [Collect] walks the working
 // directory without following symbolic links and returns the regular files
 // the globs match, plus every regular file under the output directory.
+// [CollectChanged] keeps only the matches created or changed since a
+// [TakeSnapshot], within limits.
+//
+// # Changed files
+//
+// [WriteTar] reports what it sends of each file ([TarOptions.OnFile]), and
+// [ExtractOptions.Decide] lets the caller drop an entry or write it only
+// when its content differs from the file already in dest, so that a copy
+// back brings only what a container changed. [ExtractPending] lets several
+// extractions succeed or fail together.
 //
 // # Example
 //

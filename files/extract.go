@@ -2,6 +2,7 @@ package files
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // Limits [Extract] applies when [ExtractOptions] leaves them zero.
@@ -63,7 +65,37 @@ type ExtractOptions struct {
 	// Overwrite such an entry is an error matching [fs.ErrExist]. A
 	// directory in the way is always an error.
 	Overwrite bool
+	// Under, when set, is a directory of dest (a local, slash-separated
+	// path) that the entries are written under, after StripPrefix: it lets
+	// the archive of one container path ("a/b/c", whose entries the Engine
+	// names "c", "c/...") land where that path belongs. Filter, Decide and
+	// the stats see paths that include it. Its missing parts are created
+	// like the entries' own directories (counted, removed on error).
+	Under string
+	// Decide, when set, is asked about each regular file that Filter
+	// selected, before anything is written, with its path and header:
+	// [Write] writes it as the other options say, [Skip] drops it (its
+	// content is not written; it is listed nowhere), and [WriteIfChanged]
+	// writes it unless a regular file with the same content is already at
+	// its path, which is then left as it was (compared while reading, so
+	// an identical file is never written, and counted in
+	// [ExtractStats.Unchanged]); a differing file is replaced as with
+	// Overwrite.
+	Decide func(rel string, hdr *tar.Header) Decision
 }
+
+// Decision is what [ExtractOptions.Decide] says to do with an entry.
+type Decision int
+
+const (
+	// Write writes the entry.
+	Write Decision = iota
+	// Skip drops the entry.
+	Skip
+	// WriteIfChanged writes the entry unless dest already holds a regular
+	// file with the same content at its path.
+	WriteIfChanged
+)
 
 // ExtractStats says what [Extract] did. After an error, Files is empty (what
 // was written has been removed) and Bytes says how much had been written.
@@ -81,6 +113,9 @@ type ExtractStats struct {
 	// At most 1,000 are listed; MoreSkipped counts the others.
 	Skipped     []string
 	MoreSkipped int
+	// Unchanged counts the entries [WriteIfChanged] left alone because
+	// dest already held the same content.
+	Unchanged int
 }
 
 func (s *ExtractStats) skip(name, reason string) {
@@ -117,6 +152,28 @@ func (s *ExtractStats) skip(name, reason string) {
 // container has exited): the Root still keeps every write inside dest, but
 // the rollback could then miss something.
 func Extract(ctx context.Context, r io.Reader, dest string, opts ExtractOptions) (ExtractStats, error) {
+	e, stats, err := ExtractPending(ctx, r, dest, opts)
+	if err != nil {
+		return stats, err
+	}
+	return stats, e.Commit()
+}
+
+// Extraction is an extraction whose files are written but not yet final:
+// what it replaced is still set aside and the modes of the directories it
+// made are not yet applied. [Extraction.Commit] makes it final,
+// [Extraction.Rollback] undoes it. It lets a caller extract several
+// streams and keep all of them or none.
+type Extraction struct {
+	x    *extractor
+	done bool
+}
+
+// ExtractPending is [Extract] without the final step: on success it
+// returns an [Extraction] that the caller must Commit or Rollback (dest
+// stays open until then). On error it has already undone what it did, as
+// Extract does, and returns a nil Extraction.
+func ExtractPending(ctx context.Context, r io.Reader, dest string, opts ExtractOptions) (*Extraction, ExtractStats, error) {
 	x := &extractor{
 		opts:     opts,
 		maxBytes: opts.MaxBytes,
@@ -139,20 +196,50 @@ func Extract(ctx context.Context, r io.Reader, dest string, opts ExtractOptions)
 			x.prefix, x.stripRoot = "", ""
 		}
 	}
+	if opts.Under != "" {
+		under, ok := LocalPath(strings.TrimSuffix(opts.Under, "/"))
+		if !ok {
+			return nil, ExtractStats{}, fmt.Errorf("files: extract into %s: Under %q is not a local path", dest, opts.Under)
+		}
+		x.under = under
+	}
 	root, err := os.OpenRoot(dest)
 	if err != nil {
-		return ExtractStats{}, fmt.Errorf("files: extract into %s: %w", dest, err)
+		return nil, ExtractStats{}, fmt.Errorf("files: extract into %s: %w", dest, err)
 	}
-	defer root.Close()
 	x.root = root
 
 	err = x.run(ctx, r)
 	if err != nil {
 		err = errors.Join(err, x.rollback())
+		root.Close()
 		x.stats.Files = nil
-		return x.stats, err
+		return nil, x.stats, err
 	}
-	return x.stats, x.commit()
+	return &Extraction{x: x}, x.stats, nil
+}
+
+// Commit makes the extraction final: the directories it made get the modes
+// of their entries and what it replaced is removed. Later calls do nothing.
+func (e *Extraction) Commit() error {
+	if e == nil || e.done {
+		return nil
+	}
+	e.done = true
+	defer e.x.root.Close()
+	return e.x.commit()
+}
+
+// Rollback removes the files and directories the extraction created and
+// puts back what it replaced, so dest is as it was. Later calls, and calls
+// after Commit, do nothing.
+func (e *Extraction) Rollback() error {
+	if e == nil || e.done {
+		return nil
+	}
+	e.done = true
+	defer e.x.root.Close()
+	return e.x.rollback()
 }
 
 type extractor struct {
@@ -161,6 +248,7 @@ type extractor struct {
 	maxBytes          int64
 	maxFiles          int
 	prefix, stripRoot string
+	under             string // ExtractOptions.Under, cleaned
 	stats             ExtractStats
 	created           int                    // files written and directories made, for MaxFiles
 	dirs              map[string]bool        // directories known to be real, in dest
@@ -169,6 +257,7 @@ type extractor struct {
 	files             map[string]bool        // files this call wrote
 	backups           []backup               // entries renamed aside, in order
 	buf               []byte
+	cmp               []byte // second buffer for WriteIfChanged, made when first needed
 }
 
 // backup is a file or link that was in dest, renamed aside for an entry.
@@ -247,6 +336,9 @@ func (x *extractor) entry(ctx context.Context, tr *tar.Reader, hdr *tar.Header) 
 	if !ok {
 		return unsafeEntry(hdr.Name, nameProblem(name))
 	}
+	if x.under != "" {
+		rel = x.under + "/" + rel
+	}
 	switch hdr.Typeflag {
 	case tar.TypeReg, tar.TypeGNUSparse: // a sparse file reads as its full, expanded content
 	case tar.TypeDir:
@@ -272,6 +364,13 @@ func (x *extractor) entry(ctx context.Context, tr *tar.Reader, hdr *tar.Header) 
 	if !x.wanted(rel) {
 		return nil
 	}
+	decision := Write
+	if x.opts.Decide != nil {
+		decision = x.opts.Decide(rel, hdr)
+		if decision == Skip {
+			return nil
+		}
+	}
 	if hdr.Size < 0 {
 		return fmt.Errorf("files: tar entry %q: negative size", hdr.Name)
 	}
@@ -281,7 +380,7 @@ func (x *extractor) entry(ctx context.Context, tr *tar.Reader, hdr *tar.Header) 
 	if err := x.mkdirs(hdr.Name, path.Dir(rel)); err != nil {
 		return err
 	}
-	return x.write(ctx, tr, hdr, rel)
+	return x.write(ctx, tr, hdr, rel, decision)
 }
 
 func (x *extractor) wanted(rel string) bool {
@@ -329,7 +428,7 @@ func (x *extractor) mkdirs(entry, dir string) error {
 
 // write creates rel with O_EXCL, after moving aside (Overwrite) or removing
 // (an earlier entry of this stream) what is there, and copies the content.
-func (x *extractor) write(ctx context.Context, tr *tar.Reader, hdr *tar.Header, rel string) error {
+func (x *extractor) write(ctx context.Context, tr *tar.Reader, hdr *tar.Header, rel string, decision Decision) error {
 	fi, err := x.root.Lstat(rel)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -341,7 +440,9 @@ func (x *extractor) write(ctx context.Context, tr *tar.Reader, hdr *tar.Header, 
 		if err := x.root.Remove(rel); err != nil {
 			return fmt.Errorf("files: tar entry %q: replace the earlier entry: %w", hdr.Name, err)
 		}
-	case !x.opts.Overwrite:
+	case decision == WriteIfChanged && fi.Mode().IsRegular():
+		return x.writeIfChanged(ctx, tr, hdr, rel)
+	case !x.opts.Overwrite && decision != WriteIfChanged:
 		return fmt.Errorf("files: tar entry %q: %q exists in the destination (Overwrite is off): %w", hdr.Name, rel, fs.ErrExist)
 	default:
 		if err := x.count(); err != nil {
@@ -358,8 +459,75 @@ func (x *extractor) write(ctx context.Context, tr *tar.Reader, hdr *tar.Header, 
 	return x.create(ctx, tr, hdr, rel)
 }
 
+// writeIfChanged compares the entry's content with the regular file at rel
+// while reading it, and replaces the file only from the first difference
+// on: the new file gets the bytes compared so far from the old one, then
+// the rest of the entry.
+func (x *extractor) writeIfChanged(ctx context.Context, tr *tar.Reader, hdr *tar.Header, rel string) error {
+	old, err := x.root.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return fmt.Errorf("files: tar entry %q: %w", hdr.Name, err)
+	}
+	defer old.Close()
+	if fi, err := old.Stat(); err != nil || !fi.Mode().IsRegular() || fi.Size() != hdr.Size {
+		return x.replace(ctx, tr, hdr, rel, nil) // not what was compared: replace
+	}
+	if x.cmp == nil {
+		x.cmp = make([]byte, copyBufferSize)
+	}
+	var same int64
+	in := ctxReader{ctx, tr}
+	for {
+		n, rerr := io.ReadFull(in, x.cmp)
+		if n > 0 {
+			m, _ := io.ReadFull(old, x.buf[:n])
+			if m != n || !bytes.Equal(x.cmp[:n], x.buf[:n]) {
+				pending := io.MultiReader(io.NewSectionReader(old, 0, same), bytes.NewReader(x.cmp[:n]), in)
+				return x.replace(ctx, tr, hdr, rel, pending)
+			}
+			same += int64(n)
+		}
+		if errors.Is(rerr, io.EOF) || errors.Is(rerr, io.ErrUnexpectedEOF) {
+			break
+		}
+		if rerr != nil {
+			return fmt.Errorf("files: tar entry %q: %w", hdr.Name, rerr)
+		}
+	}
+	if same != hdr.Size {
+		return fmt.Errorf("files: tar entry %q: %d bytes of %d: %w", hdr.Name, same, hdr.Size, io.ErrUnexpectedEOF)
+	}
+	if n, _ := old.Read(x.buf[:1]); n > 0 { // the old file grew meanwhile
+		return x.replace(ctx, tr, hdr, rel, io.NewSectionReader(old, 0, same))
+	}
+	x.stats.Unchanged++
+	return nil
+}
+
+// replace moves the file at rel aside and writes the entry in its place,
+// from content when set (what is left of the entry, preceded by what was
+// already read of it), else from tr.
+func (x *extractor) replace(ctx context.Context, tr *tar.Reader, hdr *tar.Header, rel string, content io.Reader) error {
+	if err := x.count(); err != nil {
+		return err
+	}
+	if err := x.moveAside(rel); err != nil {
+		return fmt.Errorf("files: tar entry %q: %w", hdr.Name, err)
+	}
+	if content == nil {
+		return x.create(ctx, tr, hdr, rel)
+	}
+	return x.createFrom(content, hdr, rel)
+}
+
 // create makes rel, which is free, and copies the entry's content into it.
 func (x *extractor) create(ctx context.Context, tr *tar.Reader, hdr *tar.Header, rel string) error {
+	return x.createFrom(ctxReader{ctx, tr}, hdr, rel)
+}
+
+// createFrom makes rel, which is free, and copies the entry's content,
+// read from src, into it.
+func (x *extractor) createFrom(src io.Reader, hdr *tar.Header, rel string) error {
 	mode := fs.FileMode(hdr.Mode).Perm()&0o755 | 0o600
 	f, err := x.root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
 	if err != nil {
@@ -371,7 +539,7 @@ func (x *extractor) create(ctx context.Context, tr *tar.Reader, hdr *tar.Header,
 	}
 	// Read at most one byte past what is left, whatever the header says.
 	left := x.maxBytes - x.stats.Bytes
-	n, err := io.CopyBuffer(writerOnly{f}, io.LimitReader(ctxReader{ctx, tr}, left+1), x.buf)
+	n, err := io.CopyBuffer(writerOnly{f}, io.LimitReader(src, left+1), x.buf)
 	x.stats.Bytes += n
 	err = errors.Join(err, f.Close())
 	switch {

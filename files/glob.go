@@ -1,11 +1,13 @@
 package files
 
 import (
+	"context"
 	"fmt"
 	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/bmatcuk/doublestar/v4"
@@ -132,6 +134,65 @@ func (m *Matcher) Prefixes() []string {
 	return out
 }
 
+// Patterns returns the cleaned patterns, in the order given to
+// [NewMatcher] (one per pattern given).
+func (m *Matcher) Patterns() []string {
+	if m == nil {
+		return nil
+	}
+	return slices.Clone(m.patterns)
+}
+
+// Unmatched returns the indexes of the patterns that match none of rels, in
+// order.
+func (m *Matcher) Unmatched(rels []string) []int {
+	if m == nil {
+		return nil
+	}
+	left := make([]int, 0, len(m.patterns))
+	for i := range m.patterns {
+		left = append(left, i)
+	}
+	for _, rel := range rels {
+		if len(left) == 0 {
+			break
+		}
+		left = slices.DeleteFunc(left, func(i int) bool { return doublestar.MatchUnvalidated(m.patterns[i], rel) })
+	}
+	return left
+}
+
+// Roots returns the fewest paths (relative, slash-separated, "" for the
+// whole directory) whose trees hold every path the patterns can match: a
+// literal pattern is its own root ("a/b.txt"), another one the directory
+// before its first metacharacter ("out" for "out/**/*.csv"). No root is
+// under another.
+func (m *Matcher) Roots() []string {
+	if m == nil {
+		return nil
+	}
+	var roots []string
+	for _, p := range m.patterns {
+		root := p
+		if strings.ContainsAny(p, `*?[{\`) {
+			root, _ = doublestar.SplitPattern(p)
+			if root == "." {
+				root = ""
+			}
+		}
+		roots = append(roots, root)
+	}
+	slices.Sort(roots)
+	out := roots[:0]
+	for _, r := range roots {
+		if len(out) > 0 && (out[len(out)-1] == "" || r == out[len(out)-1] || strings.HasPrefix(r, out[len(out)-1]+"/")) {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
 // Collect walks dir without following symbolic links and returns the
 // regular files to hand back, as a map from a slash-separated relative path
 // to an absolute host path:
@@ -148,55 +209,122 @@ func (m *Matcher) Prefixes() []string {
 // links, directories, devices, FIFOs and sockets are never returned; an
 // under directory that is itself a symbolic link is not followed. dir itself
 // may be a symbolic link. An under directory that does not exist yields
-// nothing; one that is not a local path is an error.
+// nothing; one that is not a local path is an error. [CollectChanged] does
+// the same with a snapshot and limits.
 func Collect(dir string, m *Matcher, under ...string) (map[string]string, error) {
+	c, err := CollectChanged(context.Background(), dir, m, CollectOptions{Under: under})
+	return c.Files, err
+}
+
+// CollectOptions controls [CollectChanged]. The zero value collects as
+// [Collect] does.
+type CollectOptions struct {
+	// Under are the output directories, as for [Collect].
+	Under []string
+	// Since, when set, keeps only the glob matches that were created or
+	// changed since the snapshot was taken (files under the Under
+	// directories are always kept).
+	Since *Snapshot
+	// MaxBytes and MaxFiles, when positive, cap the total size (a sparse
+	// file counts by its size) and the number of the files collected; going
+	// past them is an error matching [ErrLimit], returned with the whole
+	// [Collected] so the caller can remove what it will not hand back.
+	MaxBytes int64
+	MaxFiles int
+}
+
+// Collected is what [CollectChanged] found.
+type Collected struct {
+	// Files maps keys to absolute host paths, as [Collect] returns.
+	Files map[string]string
+	// Globbed are the paths (relative to dir) of the files in Files that
+	// came from the globs, not from an output directory.
+	Globbed []string
+	// Created are the paths (relative to dir) of the files in Files that
+	// did not exist when Since was taken: every file from an output
+	// directory, and the glob matches absent from Since (all of them when
+	// Since is nil).
+	Created []string
+	// Bytes is the total size of Files.
+	Bytes int64
+}
+
+// CollectChanged is [Collect] with options: only what changed since a
+// [Snapshot], and limits. ctx is checked during the walk.
+func CollectChanged(ctx context.Context, dir string, m *Matcher, opts CollectOptions) (Collected, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
-		return nil, fmt.Errorf("files: collect outputs in %s: %w", dir, err)
+		return Collected{}, fmt.Errorf("files: collect outputs in %s: %w", dir, err)
 	}
 	var prefixes []string // "out-1/"
-	for _, u := range under {
+	for _, u := range opts.Under {
 		if u == "" {
 			continue
 		}
 		clean, ok := LocalPath(strings.TrimSuffix(u, "/"))
 		if !ok {
-			return nil, fmt.Errorf("files: collect outputs in %s: output directory %q is not a local path", dir, u)
+			return Collected{}, fmt.Errorf("files: collect outputs in %s: output directory %q is not a local path", dir, u)
 		}
 		prefixes = append(prefixes, clean+"/")
 	}
 	out := map[string]string{}
 	if m.Empty() && len(prefixes) == 0 {
-		return out, nil
+		return Collected{Files: out}, nil
 	}
 	root, err := os.OpenRoot(abs)
 	if err != nil {
-		return nil, fmt.Errorf("files: collect outputs in %s: %w", dir, err)
+		return Collected{}, fmt.Errorf("files: collect outputs in %s: %w", dir, err)
 	}
 	defer root.Close()
 
-	rank := map[string]int{} // key -> index of the under directory it came from; glob matches are absent
+	type found struct {
+		rel     string
+		size    int64
+		created bool
+	}
+	fromUnder := map[string]int{} // key -> index of the under directory it came from
+	entries := map[string]found{} // key -> the file it maps to
 	visit := func(rel string, d fs.DirEntry, err error) error {
 		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
 			return err
 		}
 		if !d.Type().IsRegular() {
 			return nil // directories are walked, links never followed
 		}
-		host := filepath.Join(abs, filepath.FromSlash(rel))
 		for i, prefix := range prefixes {
 			if key, ok := strings.CutPrefix(rel, prefix); ok {
-				if r, fromUnder := rank[key]; !fromUnder || i < r {
-					out[key], rank[key] = host, i
+				if r, seen := fromUnder[key]; !seen || i < r {
+					info, err := d.Info()
+					if err != nil {
+						return err
+					}
+					entries[key], fromUnder[key] = found{rel: rel, size: info.Size(), created: true}, i
 				}
 				return nil
 			}
 		}
-		if m.Match(rel) {
-			if _, fromUnder := rank[rel]; !fromUnder {
-				out[rel] = host
-			}
+		if !m.Match(rel) {
+			return nil
 		}
+		if _, seen := fromUnder[rel]; seen {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		created := true
+		if opts.Since != nil {
+			before, ok := opts.Since.files[rel]
+			if ok && before == stateOf(info) {
+				return nil // there before, and unchanged
+			}
+			created = !ok
+		}
+		entries[rel] = found{rel: rel, size: info.Size(), created: created}
 		return nil
 	}
 	if !m.Empty() {
@@ -213,9 +341,85 @@ func Collect(dir string, m *Matcher, under ...string) (map[string]string, error)
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("files: collect outputs in %s: %w", dir, err)
+		return Collected{}, fmt.Errorf("files: collect outputs in %s: %w", dir, err)
 	}
-	return out, nil
+	c := Collected{Files: out}
+	for key, f := range entries {
+		out[key] = filepath.Join(abs, filepath.FromSlash(f.rel))
+		c.Bytes += f.size
+		if _, under := fromUnder[key]; !under {
+			c.Globbed = append(c.Globbed, f.rel)
+		}
+		if f.created {
+			c.Created = append(c.Created, f.rel)
+		}
+	}
+	slices.Sort(c.Globbed)
+	slices.Sort(c.Created)
+	switch {
+	case opts.MaxFiles > 0 && len(out) > opts.MaxFiles:
+		return c, fmt.Errorf("files: collect outputs in %s: %w: %d files, more than %d", dir, ErrLimit, len(out), opts.MaxFiles)
+	case opts.MaxBytes > 0 && c.Bytes > opts.MaxBytes:
+		return c, fmt.Errorf("files: collect outputs in %s: %w: %d bytes, more than %d", dir, ErrLimit, c.Bytes, opts.MaxBytes)
+	}
+	return c, nil
+}
+
+// Snapshot records the regular files under a directory at one moment (size,
+// modification and change times, inode), so that [CollectChanged] can tell
+// which were created or changed since. A file rewritten within the
+// resolution of the file system's timestamps with the same size, in place,
+// looks unchanged only if its change time did not move either, which a
+// write always moves on Linux.
+type Snapshot struct {
+	files map[string]fileState
+}
+
+// Len returns the number of files recorded.
+func (s *Snapshot) Len() int { return len(s.files) }
+
+// TakeSnapshot records the regular files under dir that m can match (it
+// walks only the directories of [Matcher.Roots]), without following
+// symbolic links.
+func TakeSnapshot(ctx context.Context, dir string, m *Matcher) (*Snapshot, error) {
+	s := &Snapshot{files: map[string]fileState{}}
+	if m.Empty() {
+		return s, nil
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("files: snapshot %s: %w", dir, err)
+	}
+	defer root.Close()
+	for _, r := range m.Roots() {
+		start := r
+		if start == "" {
+			start = "."
+		} else if fi, err := root.Lstat(start); err != nil || (!fi.IsDir() && !fi.Mode().IsRegular()) || !realDir(root, path.Dir(start)) {
+			continue
+		}
+		err := fs.WalkDir(root.FS(), start, func(rel string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if !d.Type().IsRegular() {
+				return nil
+			}
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			s.files[rel] = stateOf(info)
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("files: snapshot %s: %w", dir, err)
+		}
+	}
+	return s, nil
 }
 
 // realDir reports whether rel and each of its parents is a directory in

@@ -40,6 +40,23 @@ type TarOptions struct {
 	// owner may execute it, for a container user who does not own the
 	// files.
 	Shared bool
+	// OnFile, when set, is called once for each regular file written, with
+	// its path relative to dir (slash-separated, without Prefix) and what
+	// was sent of it, so a caller can tell later whether the container
+	// changed it ([ExtractOptions.Decide]). It is called from WriteTar's
+	// goroutine, before WriteTar returns.
+	OnFile func(rel string, f StagedFile)
+}
+
+// StagedFile is what [WriteTar] sent of one regular file.
+type StagedFile struct {
+	// Size is the number of bytes sent.
+	Size int64
+	// ModTime is the host file's modification time when it was opened, at
+	// full precision; the tar carries it rounded to the second.
+	ModTime time.Time
+	// Mode is the permission bits written in the header.
+	Mode fs.FileMode
 }
 
 // WriteTar streams the tree under dir to w as an uncompressed tar, the form
@@ -218,6 +235,9 @@ func (t *tarWriter) file(ctx context.Context, rel string) error {
 	hdr := t.fileHeader(info, rel, "")
 	if err := t.tw.WriteHeader(hdr); err != nil {
 		return err
+	}
+	if t.opts.OnFile != nil {
+		t.opts.OnFile(rel, StagedFile{Size: hdr.Size, ModTime: info.ModTime(), Mode: fs.FileMode(hdr.Mode).Perm()})
 	}
 	n, err := io.CopyBuffer(t.tw, io.LimitReader(ctxReader{ctx, f}, hdr.Size), t.buf)
 	if err == nil && n != hdr.Size {

@@ -343,7 +343,10 @@ type Result struct {
 	// OutputFiles maps each collected file to its absolute path on the
 	// host: files matched by [Task.OutputFiles] by their path relative to
 	// the working directory, files from the output directory by their path
-	// relative to it (as Kestra names them).
+	// relative to it (as Kestra names them). It lists only files the run
+	// created or changed: a file that was in the working directory before
+	// and that the script left alone is not an output. A glob that matched
+	// none adds a warning naming it.
 	OutputFiles map[string]string
 
 	// Details holds runner-specific facts; the docker runner stores a

@@ -1,0 +1,374 @@
+package docker
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
+
+	"github.com/lading-dev/lading/files"
+	"github.com/lading-dev/lading/runner"
+)
+
+// CollectGracePeriod is how long the collection of output files may go on
+// once the run's context is done (the caller cancelled, or
+// [runner.Task.Timeout] was reached), whether that happened while the
+// script ran (a stopped run still gets the files it made up to then) or
+// during the collection itself. Collection that is still going on then is
+// cut off: what it had copied is removed and Run's error matches the
+// context's cause. Before the context is done, collection is bounded by it
+// alone.
+const CollectGracePeriod = 10 * time.Second
+
+// maxCopies bounds the archive calls of one collection (each costs tens of
+// milliseconds whatever it carries): past it, paths that share a directory
+// are copied as that directory, and the entries of it that are not wanted
+// are read and dropped.
+const maxCopies = 8
+
+// maxConflictWarnings bounds the warnings about files changed on the host
+// while the run ran; the rest are counted.
+const maxConflictWarnings = 100
+
+// collectContext returns the context collection runs under: it ends
+// CollectGracePeriod after ctx is done, with ctx's cause. Call done when
+// collection is over.
+func collectContext(ctx context.Context) (cctx context.Context, done func()) {
+	cctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	var mu sync.Mutex
+	var timer *time.Timer
+	finished := false
+	stopWatching := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if finished {
+			return
+		}
+		timer = time.AfterFunc(CollectGracePeriod, func() {
+			cancel(fmt.Errorf("collection of output files cut off %s after the run's end: %w", CollectGracePeriod, context.Cause(ctx)))
+		})
+	})
+	return cctx, func() {
+		stopWatching()
+		mu.Lock()
+		finished = true
+		if timer != nil {
+			timer.Stop()
+		}
+		mu.Unlock()
+		cancel(context.Canceled)
+	}
+}
+
+// collectError wraps err, an error met while collecting, with the cause of
+// cctx when cctx is done, so a cut-off collection matches the run's cause.
+func collectError(cctx context.Context, err error) error {
+	if cause := context.Cause(cctx); cause != nil && !errors.Is(err, cause) {
+		return fmt.Errorf("docker: collect output files: %w (%w)", cause, err)
+	}
+	return fmt.Errorf("docker: collect output files: %w", err)
+}
+
+// changedPaths asks the engine which paths of the working directory the
+// container's own file system holds (added or modified since the image),
+// relative to the working directory; the output directory, a volume, is
+// left out. ok is false when the engine cannot say (no such endpoint, an
+// error, or a list that does not hold the working directory, which the
+// engine made): the caller then copies the glob roots.
+func (run *run) changedPaths(ctx context.Context, ws *workspace) (paths map[string]bool, ok bool) {
+	diff, err := run.r.cli.ContainerDiff(ctx, run.containerID, client.ContainerDiffOptions{})
+	if err != nil {
+		run.log.Debug("container changes unavailable; copying the glob roots", "error", err)
+		return nil, false
+	}
+	paths = map[string]bool{}
+	sawWork := false
+	for _, c := range diff.Changes {
+		if c.Kind == container.ChangeDelete {
+			continue
+		}
+		if c.Path == ContainerWorkingDir {
+			sawWork = true
+			continue
+		}
+		rel, under := strings.CutPrefix(c.Path, ContainerWorkingDir+"/")
+		if !under {
+			continue
+		}
+		rel, valid := files.LocalPath(rel)
+		if !valid || (ws.outputRel != "" && (rel == ws.outputRel || strings.HasPrefix(rel, ws.outputRel+"/"))) {
+			continue
+		}
+		paths[rel] = true
+	}
+	if !sawWork {
+		return nil, false
+	}
+	return paths, true
+}
+
+// planCopies returns the paths of the working directory to copy out so
+// that every changed path the matcher wants comes back and, as far as
+// maxCopies allows, nothing else is read: a directory whose changed
+// entries are all wanted is copied whole, one with an unwanted entry is
+// split. "" is the whole working directory.
+func planCopies(changed map[string]bool, m *files.Matcher) []string {
+	dirs := map[string]bool{}
+	for p := range changed {
+		for d := path.Dir(p); d != "."; d = path.Dir(d) {
+			dirs[d] = true
+		}
+	}
+	dirty, wanted := map[string]bool{}, map[string]bool{}
+	mark := func(set map[string]bool, p string) {
+		for set[p] = true; p != ""; {
+			if p = path.Dir(p); p == "." {
+				p = ""
+			}
+			set[p] = true
+		}
+	}
+	for p := range changed {
+		if dirs[p] {
+			continue
+		}
+		if m.Match(p) {
+			mark(wanted, p)
+		} else {
+			mark(dirty, p)
+		}
+	}
+	if !wanted[""] {
+		return nil
+	}
+	if !dirty[""] {
+		return []string{""}
+	}
+	var roots []string
+	for p := range wanted {
+		parent := path.Dir(p)
+		if parent == "." {
+			parent = ""
+		}
+		if p != "" && !dirty[p] && dirty[parent] {
+			roots = append(roots, p)
+		}
+	}
+	slices.Sort(roots)
+	for len(roots) > maxCopies {
+		// Merge the roots of the parent that has the most of them.
+		count := map[string]int{}
+		best := ""
+		for _, r := range roots {
+			parent := path.Dir(r)
+			if parent == "." {
+				parent = ""
+			}
+			count[parent]++
+			if count[parent] > count[best] || (count[parent] == count[best] && len(parent) > len(best)) {
+				best = parent
+			}
+		}
+		merged := []string{best}
+		for _, r := range roots {
+			if best != "" && r != best && !strings.HasPrefix(r, best+"/") {
+				merged = append(merged, r)
+			}
+		}
+		slices.Sort(merged)
+		roots = merged
+	}
+	return roots
+}
+
+// staging is what the run sent into the container and what collection
+// brings back (VOLUME).
+type staging struct {
+	known    bool                        // the run staged what is in files (false for a resumed run)
+	files    map[string]files.StagedFile // path relative to the working directory -> what was sent
+	outputs  map[string]string           // key -> host path, what the collection wrote
+	globbed  []string                    // paths (relative to the working directory) written for the globs
+	warnings []string
+	more     int // conflict warnings not listed
+}
+
+func (s *staging) conflict(rel, what string) {
+	if len(s.warnings) < maxConflictWarnings {
+		s.warnings = append(s.warnings, fmt.Sprintf("output %s: %s while the run ran (another run on the same working directory?); the host's file is kept and this run's is not collected", rel, what))
+	} else {
+		s.more++
+	}
+}
+
+// decide returns the [files.ExtractOptions.Decide] of a VOLUME collection:
+// a file comes back only when the container created or changed it, and
+// never over a host file that changed since it was staged. The output
+// directory is the run's own: everything in it comes back. hostRoot is the
+// host working directory.
+func (s *staging) decide(hostRoot *os.Root, outputRel string) func(rel string, hdr *tar.Header) files.Decision {
+	return func(rel string, hdr *tar.Header) files.Decision {
+		if !s.known || (outputRel != "" && strings.HasPrefix(rel, outputRel+"/")) {
+			return files.Write
+		}
+		sent, wasStaged := s.files[rel]
+		host, err := hostRoot.Lstat(rel)
+		if !wasStaged {
+			if errors.Is(err, fs.ErrNotExist) {
+				return files.Write // the container made it, and the host has none
+			}
+			s.conflict(rel, "a file was created on the host")
+			return files.Skip
+		}
+		hostSame := err == nil && host.Mode().IsRegular() && host.Size() == sent.Size && host.ModTime().Equal(sent.ModTime)
+		// The tar carries whole seconds: a time within a second of the one
+		// sent is the one sent, and the content decides.
+		entrySame := hdr.Size == sent.Size && hdr.ModTime.Sub(sent.ModTime).Abs() < time.Second &&
+			fs.FileMode(hdr.Mode).Perm() == sent.Mode
+		switch {
+		case !hostSame && entrySame:
+			return files.Skip // the container left it as staged; the host's is newer
+		case !hostSame:
+			s.conflict(rel, "the file was also changed on the host")
+			return files.Skip
+		case entrySame:
+			return files.WriteIfChanged
+		}
+		return files.Write
+	}
+}
+
+// copyRoot copies one path of the working directory (rel, "" for all of
+// it) out of the container into the host working directory.
+func (run *run) copyRoot(ctx context.Context, ws *workspace, rel string, changed map[string]bool, decide func(string, *tar.Header) files.Decision,
+	left *outputLimits, res *runner.Result, sawOutput *bool) (*files.Extraction, []string, error) {
+	opts := files.ExtractOptions{Decide: decide, Filter: func(p string) bool {
+		if ws.outputRel != "" && strings.HasPrefix(p, ws.outputRel+"/") {
+			*sawOutput = true
+			return rel == "" // the output volume inside a copy of the whole working directory (Docker)
+		}
+		if rel != "" && p != rel && !strings.HasPrefix(p, rel+"/") {
+			return false
+		}
+		if changed != nil && !changed[p] {
+			return false
+		}
+		return ws.matcher.Match(p)
+	}}
+	src := ContainerWorkingDir
+	if rel == "" {
+		opts.StripPrefix = path.Base(ContainerWorkingDir) + "/"
+	} else {
+		src += "/" + rel
+		if under := path.Dir(rel); under != "." {
+			opts.Under = under
+		}
+	}
+	return run.extract(ctx, src, ws.hostDir, opts, left, res)
+}
+
+// listOutputs fills res.OutputFiles with what the run produced: under
+// VOLUME what the collection wrote, under MOUNT what the snapshot taken
+// before the start says was created or changed, within the output limits.
+// It warns about each glob that matched none of it.
+func (run *run) listOutputs(ctx context.Context, ws *workspace, res *runner.Result) error {
+	var globbed []string
+	if run.r.strategy() == FileHandlingVolume {
+		res.OutputFiles = ws.staging.outputs
+		if res.OutputFiles == nil {
+			res.OutputFiles = map[string]string{}
+		}
+		globbed = ws.staging.globbed
+		res.Warnings = append(res.Warnings, ws.staging.warnings...)
+		if ws.staging.more > 0 {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("%d more output files changed on the host while the run ran were not collected", ws.staging.more))
+		}
+	} else {
+		if ws.snapshotErr != nil {
+			res.Warnings = append(res.Warnings, "no snapshot of the working directory before the start ("+ws.snapshotErr.Error()+"): every file the globs match counts as the run's")
+		}
+		left := run.outputLimits()
+		c, err := files.CollectChanged(ctx, ws.hostDir, ws.matcher, files.CollectOptions{
+			Under: []string{ws.outputRel}, Since: ws.snapshot, MaxBytes: left.bytes, MaxFiles: left.files})
+		if errors.Is(err, files.ErrLimit) {
+			return collectError(ctx, errors.Join(err, run.removeOverLimit(ws, c)))
+		}
+		if err != nil {
+			return collectError(ctx, err)
+		}
+		res.OutputFiles, globbed = c.Files, c.Globbed
+	}
+	patterns := ws.matcher.Patterns()
+	for _, i := range ws.matcher.Unmatched(globbed) {
+		glob := fmt.Sprintf("%q", run.task.OutputFiles[i])
+		if patterns[i] != run.task.OutputFiles[i] {
+			glob += fmt.Sprintf(" (%q)", patterns[i])
+		}
+		res.Warnings = append(res.Warnings, "output glob "+glob+" matched no file the run created or changed")
+	}
+	return nil
+}
+
+// removeOverLimit removes, under MOUNT, what a collection over the output
+// limits would have handed back and the run created: the output directory
+// and the new files the globs match. Files that were there before the run
+// and were changed in place are left: removing them would destroy the
+// caller's files.
+func (run *run) removeOverLimit(ws *workspace, c files.Collected) error {
+	root, err := os.OpenRoot(ws.hostDir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	var errs []error
+	for _, rel := range c.Created {
+		if ws.outputRel != "" && strings.HasPrefix(rel, ws.outputRel+"/") {
+			continue
+		}
+		if err := root.Remove(rel); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	if ws.outputRel != "" {
+		if err := root.RemoveAll(ws.outputRel); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if kept := len(c.Files) - len(c.Created); kept > 0 {
+		errs = append(errs, fmt.Errorf("removed the files the run created; %d files that existed before the run and were changed in place are left as the script left them", kept))
+	}
+	return errors.Join(errs...)
+}
+
+// outputLimits returns the configured output limits, defaults applied.
+func (run *run) outputLimits() outputLimits {
+	left := outputLimits{bytes: run.r.cfg.MaxOutputBytes, files: run.r.cfg.MaxOutputFiles}
+	if left.bytes <= 0 {
+		left.bytes = files.DefaultMaxBytes
+	}
+	if left.files <= 0 {
+		left.files = files.DefaultMaxFiles
+	}
+	return left
+}
+
+// isNotFound reports whether err is the engine's answer for a path that is
+// not in the container.
+func isNotFound(err error) bool { return cerrdefs.IsNotFound(err) }
+
+// hostPath is the host path of rel, a path relative to the working
+// directory.
+func (ws *workspace) hostPath(rel string) string {
+	return filepath.Join(ws.hostDir, filepath.FromSlash(rel))
+}
