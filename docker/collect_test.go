@@ -37,6 +37,7 @@ type engineProxy struct {
 	calls        map[string]int
 	archiveBytes atomic.Int64
 	throttle     atomic.Int64 // bytes per second for archive bodies, 0: none
+	noChanges    atomic.Bool  // answer GET /containers/{id}/changes with 501, as an engine without it would
 }
 
 var (
@@ -95,6 +96,10 @@ func newEngineProxy(t *testing.T) *engineProxy {
 		p.mu.Lock()
 		p.calls[kind]++
 		p.mu.Unlock()
+		if p.noChanges.Load() && strings.HasSuffix(kind, "/changes") {
+			http.Error(w, `{"message":"not implemented"}`, http.StatusNotImplemented)
+			return
+		}
 		rp.ServeHTTP(w, r)
 	})}
 	go func() { _ = srv.Serve(l) }()
@@ -219,6 +224,43 @@ func TestCollectionReadsOnlyWhatIsAsked(t *testing.T) {
 			t.Cleanup(func() { _ = os.RemoveAll(res.WorkingDir) })
 			assert.Equal(t, []string{"a.txt"}, outputKeys(res))
 			assert.Less(t, p.archiveBytes.Load(), int64(1<<20), "archive bytes read from the engine")
+		})
+	}
+}
+
+// TestCollectionWithoutTheChangesList: on an engine that cannot list a
+// container's changes, the roots of the globs are copied: a literal glob
+// still reads only its file, and what comes back is the same.
+func TestCollectionWithoutTheChangesList(t *testing.T) {
+	p := newEngineProxy(t)
+	p.noChanges.Store(true)
+	r, _ := newRunner(t, docker.Config{Host: p.host})
+	cases := []struct {
+		globs []string
+		want  []string
+		small bool // the unmatched big file is not read
+	}{
+		{[]string{"a.txt"}, []string{"a.txt"}, true},
+		{[]string{"sub/**"}, []string{"sub/b.txt"}, true},
+		{[]string{"*.txt", "sub/*.txt"}, []string{"a.txt", "sub/b.txt"}, false},
+		{[]string{"nothing/here.txt"}, nil, true},
+	}
+	for _, tc := range cases {
+		t.Run(strings.Join(tc.globs, ","), func(t *testing.T) {
+			p.reset()
+			res, err := r.Run(t.Context(), runner.Task{
+				Image: testenv.Image, OutputFiles: tc.globs,
+				InputFiles: map[string]runner.Source{"in.txt": files.String("staged")},
+				Commands:   []string{"truncate -s 256M big.bin", "mkdir sub && echo b > sub/b.txt", "echo hi > a.txt"},
+			})
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = os.RemoveAll(res.WorkingDir) })
+			assert.Equal(t, tc.want, outputKeys(res))
+			calls, _ := p.counts()
+			assert.Equal(t, 1, calls["GET /containers/{id}/changes"], "asked once")
+			if tc.small {
+				assert.Less(t, p.archiveBytes.Load(), int64(1<<20), "archive bytes read from the engine")
+			}
 		})
 	}
 }
