@@ -239,6 +239,9 @@ func (s *staging) decide(hostRoot *os.Root, outputRel string) func(rel string, h
 		switch {
 		case !hostSame && entrySame:
 			return files.Skip // the container left it as staged; the host's is newer
+		case !hostSame && errors.Is(err, fs.ErrNotExist):
+			s.conflict(rel, "the file was removed from the host")
+			return files.Skip
 		case !hostSame:
 			s.conflict(rel, "the file was also changed on the host")
 			return files.Skip

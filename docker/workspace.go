@@ -232,8 +232,11 @@ func parseVolume(v string) (mount.Mount, error) {
 // readable and writable by all, so that user can work there (the engine's
 // own ownership mapping only knows user names in the image's passwd file,
 // not "uid:gid"). A root script with nothing to copy in skips the copy: the
-// engine made both directories, owned by root. With MOUNT it checks instead
-// that the engine sees the host directory.
+// engine made both directories, owned by root. It records what it sent of
+// each file, so that collection brings back only what the container
+// changed. With MOUNT it checks instead that the engine sees the host
+// directory, and notes the files the output globs can match, so that those
+// there before the start are not taken for the run's.
 func (run *run) copyIn(ctx context.Context, ws *workspace) error {
 	if run.r.strategy() == FileHandlingMount {
 		if err := run.checkMount(ctx, ws); err != nil {

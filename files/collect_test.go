@@ -142,7 +142,7 @@ func TestCollectChanged(t *testing.T) {
 	require.NoError(t, err)
 	snap, err := files.TakeSnapshot(t.Context(), dir, m)
 	require.NoError(t, err)
-	assert.Equal(t, 4, snap.Len(), "out-1/o.txt is under the root too")
+	assert.Equal(t, 3, snap.Len(), "*.txt matches at the top only: out-1 is not walked")
 
 	// Same size, same modification time, in place: the change time moves.
 	fi, err := os.Stat(filepath.Join(dir, "changed.txt"))
@@ -180,4 +180,30 @@ func TestCollectChanged(t *testing.T) {
 		_, err := files.CollectChanged(ctx, dir, m, files.CollectOptions{})
 		require.ErrorIs(t, err, context.Canceled)
 	})
+}
+
+func TestCollectDepth(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"a.txt": "a", "d/b.txt": "b", "d/e/c.txt": "c", "out-1/x/y/z.txt": "z"})
+	for _, tt := range []struct {
+		globs []string
+		want  []string // keys; z.txt from the output directory
+		snap  int
+	}{
+		{[]string{"*.txt"}, []string{"a.txt", "x/y/z.txt"}, 1},
+		{[]string{"*/*.txt"}, []string{"d/b.txt", "x/y/z.txt"}, 2},
+		{[]string{"{a,d/e/c}.txt"}, []string{"a.txt", "d/e/c.txt", "x/y/z.txt"}, 3},
+		{[]string{"**/c.txt"}, []string{"d/e/c.txt", "x/y/z.txt"}, 4},
+	} {
+		t.Run(strings.Join(tt.globs, ","), func(t *testing.T) {
+			m, err := files.NewMatcher(tt.globs)
+			require.NoError(t, err)
+			c, err := files.CollectChanged(t.Context(), dir, m, files.CollectOptions{Under: []string{"out-1"}})
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, sortedKeys(c.Files))
+			snap, err := files.TakeSnapshot(t.Context(), dir, m)
+			require.NoError(t, err)
+			assert.Equal(t, tt.snap, snap.Len(), "files the snapshot walked to")
+		})
+	}
 }

@@ -162,6 +162,27 @@ func (m *Matcher) Unmatched(rels []string) []int {
 	return left
 }
 
+// maxDepth returns how many path elements a match can have at most, or -1
+// when a pattern has "**" (any depth). Every "/" of a pattern counts, those
+// of all brace alternatives together, so it is an upper bound.
+func (m *Matcher) maxDepth() int {
+	depth := 0
+	for _, p := range m.patterns {
+		if strings.Contains(p, "**") {
+			return -1
+		}
+		depth = max(depth, strings.Count(p, "/")+1)
+	}
+	return depth
+}
+
+// tooDeep reports whether no match of m can be under the directory rel
+// (relative to the walk's root, "." for it).
+func (m *Matcher) tooDeep(rel string) bool {
+	limit := m.maxDepth()
+	return limit >= 0 && rel != "." && strings.Count(rel, "/")+1 >= limit
+}
+
 // Roots returns the fewest paths (relative, slash-separated, "" for the
 // whole directory) whose trees hold every path the patterns can match: a
 // literal pattern is its own root ("a/b.txt"), another one the directory
@@ -277,6 +298,7 @@ func CollectChanged(ctx context.Context, dir string, m *Matcher, opts CollectOpt
 	}
 	defer root.Close()
 
+	walkingGlobs := !m.Empty()
 	type found struct {
 		rel     string
 		size    int64
@@ -290,6 +312,11 @@ func CollectChanged(ctx context.Context, dir string, m *Matcher, opts CollectOpt
 		}
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if d.IsDir() && walkingGlobs && m.tooDeep(rel) && !slices.ContainsFunc(prefixes, func(p string) bool {
+			return strings.HasPrefix(rel+"/", p) || strings.HasPrefix(p, rel+"/")
+		}) {
+			return fs.SkipDir // no glob can match below, and no output directory is there
 		}
 		if !d.Type().IsRegular() {
 			return nil // directories are walked, links never followed
@@ -327,7 +354,7 @@ func CollectChanged(ctx context.Context, dir string, m *Matcher, opts CollectOpt
 		entries[rel] = found{rel: rel, size: info.Size(), created: created}
 		return nil
 	}
-	if !m.Empty() {
+	if walkingGlobs {
 		err = fs.WalkDir(root.FS(), ".", visit)
 	} else {
 		for _, prefix := range prefixes {
@@ -404,6 +431,9 @@ func TakeSnapshot(ctx context.Context, dir string, m *Matcher) (*Snapshot, error
 			}
 			if err := ctx.Err(); err != nil {
 				return err
+			}
+			if d.IsDir() && m.tooDeep(rel) {
+				return fs.SkipDir
 			}
 			if !d.Type().IsRegular() {
 				return nil
