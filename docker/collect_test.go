@@ -314,6 +314,25 @@ func TestCollectionHonoursTheDeadline(t *testing.T) {
 		assert.Contains(t, got.err.Error(), "cut off")
 		assert.NoFileExists(t, filepath.Join(dir, "big.txt"), "the partial copy is removed")
 	})
+	t.Run("cancelled while collecting", func(t *testing.T) {
+		p := newEngineProxy(t)
+		p.throttle.Store(2 << 20)
+		r, _ := newRunner(t, docker.Config{Host: p.host, MaxOutputBytes: 64 << 30})
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		start := time.Now()
+		res, err := r.Run(ctx, runner.Task{Image: testenv.Image, OutputFiles: []string{"*.txt"}, Commands: []string{"truncate -s 8G big.txt"},
+			OnEvent: func(e runner.Event) {
+				if e.Stage == runner.StageCollecting {
+					cancel()
+				}
+			}})
+		t.Logf("Run returned after %s", time.Since(start).Round(time.Second))
+		require.ErrorIs(t, err, context.Canceled)
+		assert.NotErrorIs(t, err, runner.ErrTimeout)
+		require.NotNil(t, res, "the run itself finished")
+		_ = os.RemoveAll(res.WorkingDir)
+	})
 	for _, strategy := range strategies {
 		t.Run(string(strategy)+"/a stopped run gets its files", func(t *testing.T) {
 			r, _ := newRunner(t, docker.Config{FileHandlingStrategy: strategy})
