@@ -82,6 +82,7 @@ func fuzzDest(t *testing.T, dest, victim string) {
 	require.NoError(t, os.Mkdir(filepath.Join(dest, "sub"), 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(dest, "sub", "old"), []byte("old"), 0o644))
 	require.NoError(t, os.Symlink("sub", filepath.Join(dest, "in")))
+	require.NoError(t, os.WriteFile(filepath.Join(dest, "x"), []byte("xxx"), 0o644)) // what an entry "x" of 3 bytes says
 }
 
 // FuzzExtract feeds Extract streams built from fuzz input (first byte even:
@@ -136,6 +137,11 @@ func FuzzExtract(f *testing.F) {
 	f.Add(append([]byte{0}, raw.Bytes()...))
 	f.Add(append([]byte{2}, sparseTar("s", 4096).Bytes()...))
 	f.Add(append([]byte{4}, sparseTar("lnk/s", 4096).Bytes()...))
+	ifChanged := func(flags byte, seed []byte) []byte { return append([]byte{flags}, seed[1:]...) }
+	f.Add(ifChanged(1|8, seedEntries(entry(tar.TypeReg, []string{"x"}, nil, 3), entry(tar.TypeReg, []string{"file"}, nil, 2), entry(tar.TypeReg, []string{"hl"}, nil, 3))))
+	f.Add(ifChanged(1|8|16, seedEntries(entry(tar.TypeReg, []string{"x"}, nil, 3), entry(tar.TypeReg, []string{"..", "/", "x"}, nil, 1))))
+	f.Add(ifChanged(1|32, seedEntries(entry(tar.TypeReg, []string{"x"}, nil, 3))))
+	f.Add(ifChanged(1|2|64, seedEntries(entry(tar.TypeReg, []string{"x"}, nil, 2), entry(tar.TypeReg, []string{"sub", "/", "old"}, nil, 3))))
 
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) == 0 {
@@ -152,7 +158,29 @@ func FuzzExtract(f *testing.F) {
 		if data[0]&4 != 0 {
 			opts.StripPrefix = "work/"
 		}
-		stats, err := files.Extract(context.Background(), bytes.NewReader(in), dest, opts)
+		if data[0]&8 != 0 { // Write, Skip or WriteIfChanged, by the name
+			opts.Decide = func(rel string, _ *tar.Header) files.Decision { return files.Decision(len(rel) % 3) }
+		}
+		switch data[0] & 48 {
+		case 16:
+			opts.Under = "sub/u"
+		case 32:
+			opts.Under = "in/u" // through a link: refused
+		}
+		var stats files.ExtractStats
+		var err error
+		if data[0]&64 != 0 { // extracted, then undone
+			var x *files.Extraction
+			x, stats, err = files.ExtractPending(context.Background(), bytes.NewReader(in), dest, opts)
+			if err == nil {
+				require.NoError(t, x.Rollback())
+				unchanged()
+				require.Equal(t, before, snapshot(t, dest), "after Rollback dest is as it was")
+				return
+			}
+		} else {
+			stats, err = files.Extract(context.Background(), bytes.NewReader(in), dest, opts)
+		}
 
 		unchanged()
 		after := snapshot(t, dest)
