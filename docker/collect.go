@@ -119,6 +119,85 @@ func (run *run) changedPaths(ctx context.Context, ws *workspace) (paths map[stri
 	return paths, true
 }
 
+// rootsWithoutLinks keeps the roots whose parents in the container are all
+// real directories. The engine's archive follows symbolic links in the
+// parent part of a path (only the last element is taken as it is), so a
+// root under a link would bring back what the link points to; one stat per
+// directory, from the working directory down, finds the links. A root under
+// a link holds no match, since links are never followed.
+func (run *run) rootsWithoutLinks(ctx context.Context, roots []string) []string {
+	real := map[string]bool{}
+	realDir := func(dir string) bool {
+		ok, known := real[dir]
+		if !known {
+			st, err := run.r.cli.ContainerStatPath(ctx, run.containerID, client.ContainerStatPathOptions{Path: path.Join(ContainerWorkingDir, dir)})
+			ok = err == nil && st.Stat.Mode.IsDir() && st.Stat.LinkTarget == ""
+			real[dir] = ok
+		}
+		return ok
+	}
+	var out []string
+	for _, root := range roots {
+		if root == "" { // the working directory itself is taken as it is
+			out = append(out, root)
+			continue
+		}
+		ok := realDir("")
+		if parent := path.Dir(root); ok && parent != "." {
+			d := ""
+			for _, part := range strings.Split(parent, "/") {
+				if d = path.Join(d, part); !realDir(d) {
+					ok = false
+					break
+				}
+			}
+		}
+		if ok {
+			out = append(out, root)
+		}
+	}
+	return out
+}
+
+// wantedLeaves returns the changed paths that are not directories (no other
+// changed path is under them) and that m matches: the files a collection
+// expects.
+func wantedLeaves(changed map[string]bool, m *files.Matcher) map[string]bool {
+	dirs := map[string]bool{}
+	for p := range changed {
+		for d := path.Dir(p); d != "."; d = path.Dir(d) {
+			dirs[d] = true
+		}
+	}
+	want := map[string]bool{}
+	for p := range changed {
+		if !dirs[p] && m.Match(p) {
+			want[p] = true
+		}
+	}
+	return want
+}
+
+// stopWhenDone returns an [files.ExtractOptions.Stop] for a copy of root
+// ("" for the whole working directory) that ends it once every path of
+// want under root has gone by: the rest of the stream holds nothing wanted.
+func stopWhenDone(root string, want map[string]bool) func(string) bool {
+	expected := 0
+	for p := range want {
+		if root == "" || p == root || strings.HasPrefix(p, root+"/") {
+			expected++
+		}
+	}
+	seen := 0
+	return func(rel string) bool {
+		if want[rel] {
+			seen++
+			return false
+		}
+		return seen >= expected
+	}
+}
+
 // planCopies returns the paths of the working directory to copy out so
 // that every changed path the matcher wants comes back and, as far as
 // maxCopies allows, nothing else is read: a directory whose changed
@@ -254,9 +333,10 @@ func (s *staging) decide(hostRoot *os.Root, outputRel string) func(rel string, h
 
 // copyRoot copies one path of the working directory (rel, "" for all of
 // it) out of the container into the host working directory.
+// stop, when set, ends the copy early ([files.ExtractOptions.Stop]).
 func (run *run) copyRoot(ctx context.Context, ws *workspace, rel string, changed map[string]bool, decide func(string, *tar.Header) files.Decision,
-	left *outputLimits, res *runner.Result, sawOutput *bool) (*files.Extraction, []string, error) {
-	opts := files.ExtractOptions{Decide: decide, Filter: func(p string) bool {
+	stop func(string) bool, left *outputLimits, res *runner.Result, sawOutput *bool) (*files.Extraction, []string, error) {
+	opts := files.ExtractOptions{Decide: decide, Stop: stop, Filter: func(p string) bool {
 		if ws.outputRel != "" && strings.HasPrefix(p, ws.outputRel+"/") {
 			*sawOutput = true
 			return rel == "" // the output volume inside a copy of the whole working directory (Docker)

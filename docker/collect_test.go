@@ -226,6 +226,26 @@ func TestCollectionReadsOnlyWhatIsAsked(t *testing.T) {
 			assert.Less(t, p.archiveBytes.Load(), int64(1<<20), "archive bytes read from the engine")
 		})
 	}
+	t.Run("a literal glob naming a directory", func(t *testing.T) {
+		p.reset()
+		res, err := r.Run(t.Context(), runner.Task{Image: testenv.Image, OutputFiles: []string{"sub"},
+			Commands: []string{"mkdir sub && truncate -s 1G sub/big.bin"}})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = os.RemoveAll(res.WorkingDir) })
+		assert.Empty(t, res.OutputFiles)
+		assert.Less(t, p.archiveBytes.Load(), int64(1<<20), "archive bytes read from the engine")
+	})
+	t.Run("more places than copies: the copy ends after the last match", func(t *testing.T) {
+		p.reset()
+		res, err := r.Run(t.Context(), runner.Task{Image: testenv.Image, OutputFiles: []string{"*.txt"}, DisableOutputDir: true,
+			Commands: []string{"for i in 0 1 2 3 4 5 6 7 8 9; do echo $i > a$i.txt; echo x > a$i.log; done", "truncate -s 1G zz.bin"}})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = os.RemoveAll(res.WorkingDir) })
+		assert.Len(t, res.OutputFiles, 10)
+		assert.Less(t, p.archiveBytes.Load(), int64(1<<20), "archive bytes read from the engine")
+		calls, _ := p.counts()
+		t.Logf("calls: %v", calls)
+	})
 }
 
 // TestCollectionWithoutTheChangesList: on an engine that cannot list a
@@ -244,6 +264,7 @@ func TestCollectionWithoutTheChangesList(t *testing.T) {
 		{[]string{"sub/**"}, []string{"sub/b.txt"}, true},
 		{[]string{"*.txt", "sub/*.txt"}, []string{"a.txt", "sub/b.txt"}, false},
 		{[]string{"nothing/here.txt"}, nil, true},
+		{[]string{"lnk/passwd"}, nil, true}, // the engine would follow lnk
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.globs, ","), func(t *testing.T) {
@@ -251,7 +272,7 @@ func TestCollectionWithoutTheChangesList(t *testing.T) {
 			res, err := r.Run(t.Context(), runner.Task{
 				Image: testenv.Image, OutputFiles: tc.globs,
 				InputFiles: map[string]runner.Source{"in.txt": files.String("staged")},
-				Commands:   []string{"truncate -s 256M big.bin", "mkdir sub && echo b > sub/b.txt", "echo hi > a.txt"},
+				Commands:   []string{"truncate -s 256M big.bin", "mkdir sub && echo b > sub/b.txt", "echo hi > a.txt", "ln -s /etc lnk"},
 			})
 			require.NoError(t, err)
 			t.Cleanup(func() { _ = os.RemoveAll(res.WorkingDir) })

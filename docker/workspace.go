@@ -383,13 +383,22 @@ func (run *run) copyOut(ctx context.Context, ws *workspace, res *runner.Result) 
 	}()
 	sawOutput := false
 	if globs {
+		var roots []string
+		var want map[string]bool
 		changed, ok := run.changedPaths(ctx, ws)
-		roots := ws.matcher.Roots()
 		if ok {
-			roots = planCopies(changed, ws.matcher)
+			roots, want = planCopies(changed, ws.matcher), wantedLeaves(changed, ws.matcher)
+		} else {
+			roots = run.rootsWithoutLinks(ctx, ws.matcher.Roots())
 		}
 		for _, rel := range roots {
-			x, paths, err := run.copyRoot(ctx, ws, rel, changed, decide, &left, res, &sawOutput)
+			var stop func(string) bool
+			if want != nil && (rel != "" || !wantOutput) {
+				// (A copy of the whole working directory may carry the
+				// output directory's files, which the list leaves out.)
+				stop = stopWhenDone(rel, want)
+			}
+			x, paths, err := run.copyRoot(ctx, ws, rel, changed, decide, stop, &left, res, &sawOutput)
 			if err != nil {
 				return err
 			}

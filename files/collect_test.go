@@ -207,3 +207,15 @@ func TestCollectDepth(t *testing.T) {
 		})
 	}
 }
+
+func TestExtractStop(t *testing.T) {
+	dest := t.TempDir()
+	var asked []string
+	stats, err := files.Extract(t.Context(), tarOf(t, reg("a", "1"), reg("b", "2"), reg("c", "3")), dest, files.ExtractOptions{
+		Stop: func(rel string) bool { asked = append(asked, rel); return rel == "b" }})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"a", "b"}, asked, "nothing read past the stop")
+	assert.Equal(t, []string{"a"}, stats.Files)
+	assert.Equal(t, map[string]string{"a": "1"}, tree(t, dest))
+
+}

@@ -82,6 +82,12 @@ type ExtractOptions struct {
 	// [ExtractStats.Unchanged]); a differing file is replaced as with
 	// Overwrite.
 	Decide func(rel string, hdr *tar.Header) Decision
+	// Stop, when set, is asked about each entry, with its path (after
+	// StripPrefix and Under), before it is handled: true ends the
+	// extraction there as if the stream had ended, so the rest of it is
+	// not read. It lets a caller that knows nothing more can match stop
+	// early.
+	Stop func(rel string) bool
 }
 
 // Decision is what [ExtractOptions.Decide] says to do with an entry.
@@ -260,6 +266,9 @@ type extractor struct {
 	cmp               []byte // second buffer for WriteIfChanged, made when first needed
 }
 
+// errStop ends an extraction that [ExtractOptions.Stop] stopped.
+var errStop = errors.New("stopped")
+
 // backup is a file or link that was in dest, renamed aside for an entry.
 type backup struct{ rel, aside string }
 
@@ -285,6 +294,9 @@ func (x *extractor) run(ctx context.Context, r io.Reader) error {
 			return fmt.Errorf("files: read tar: %w", err)
 		}
 		if err := x.entry(ctx, tr, hdr); err != nil {
+			if errors.Is(err, errStop) {
+				return nil
+			}
 			return err
 		}
 	}
@@ -338,6 +350,9 @@ func (x *extractor) entry(ctx context.Context, tr *tar.Reader, hdr *tar.Header) 
 	}
 	if x.under != "" {
 		rel = x.under + "/" + rel
+	}
+	if x.opts.Stop != nil && x.opts.Stop(rel) {
+		return errStop
 	}
 	switch hdr.Typeflag {
 	case tar.TypeReg, tar.TypeGNUSparse: // a sparse file reads as its full, expanded content
