@@ -208,6 +208,31 @@ func TestOutputLimitsHoldUnderBothStrategies(t *testing.T) {
 	}
 }
 
+// TestMountOverLimitKeepsFilesChangedInPlace: under MOUNT a file that was
+// there before the run and grew past the limit in place is left, and the
+// error says so; under VOLUME the host's copy is untouched.
+func TestMountOverLimitKeepsFilesChangedInPlace(t *testing.T) {
+	for _, strategy := range strategies {
+		t.Run(string(strategy), func(t *testing.T) {
+			r, _ := newRunner(t, docker.Config{FileHandlingStrategy: strategy, MaxOutputBytes: 1 << 30})
+			dir := t.TempDir()
+			require.NoError(t, os.WriteFile(filepath.Join(dir, "keep.bin"), []byte("mine"), 0o666))
+			_, err := r.Run(t.Context(), runner.Task{Image: testenv.Image, WorkingDir: dir, OutputFiles: []string{"*.bin"},
+				Commands: []string{"truncate -s 5G keep.bin", "echo new > new.bin"}})
+			require.ErrorIs(t, err, files.ErrLimit)
+			assert.NoFileExists(t, filepath.Join(dir, "new.bin"))
+			fi, statErr := os.Stat(filepath.Join(dir, "keep.bin"))
+			require.NoError(t, statErr)
+			if strategy == docker.FileHandlingMount {
+				assert.Contains(t, err.Error(), "1 files that existed before the run and were changed in place are left")
+				assert.Equal(t, int64(5<<30), fi.Size())
+			} else {
+				assert.Equal(t, "mine", readFile(t, filepath.Join(dir, "keep.bin")))
+			}
+		})
+	}
+}
+
 // TestCollectionReadsOnlyWhatIsAsked: a file nobody asked for is not read
 // out of the container, whether the glob is a wildcard or a literal path.
 func TestCollectionReadsOnlyWhatIsAsked(t *testing.T) {
