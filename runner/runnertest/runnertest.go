@@ -304,6 +304,7 @@ func Cases() []Case {
 	cases = append(cases, outputsMoreCases()...)
 	cases = append(cases, templateCases()...)
 	cases = append(cases, modeCases()...)
+	cases = append(cases, producedCases()...)
 	return append(cases, fileCases()...)
 }
 
