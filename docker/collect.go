@@ -3,9 +3,14 @@ package docker
 import (
 	"archive/tar"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -88,14 +93,14 @@ func collectError(cctx context.Context, err error) error {
 // error, or a list that does not hold the working directory, which the
 // engine made): the caller then copies the glob roots.
 func (run *run) changedPaths(ctx context.Context, ws *workspace) (paths map[string]bool, ok bool) {
-	diff, err := run.r.cli.ContainerDiff(ctx, run.containerID, client.ContainerDiffOptions{})
+	changes, err := run.changes(ctx)
 	if err != nil {
 		run.log.Debug("container changes unavailable; copying the glob roots", "error", err)
 		return nil, false
 	}
 	paths = map[string]bool{}
 	sawWork := false
-	for _, c := range diff.Changes {
+	for _, c := range changes {
 		if c.Kind == container.ChangeDelete {
 			continue
 		}
@@ -117,6 +122,69 @@ func (run *run) changedPaths(ctx context.Context, ws *workspace) (paths map[stri
 		return nil, false
 	}
 	return paths, true
+}
+
+// maxChangesBytes bounds the list of a container's changes lading reads:
+// it is as long as the script made it (every path it changed, anywhere).
+// Past it, collection copies the glob roots.
+const maxChangesBytes = 32 << 20
+
+// changes returns the container's changes under the working directory.
+// On a unix socket it streams the list and keeps only those, so a script
+// that changed millions of paths elsewhere costs no memory; elsewhere the
+// client reads the list whole.
+func (run *run) changes(ctx context.Context) ([]container.FilesystemChange, error) {
+	sock, local := strings.CutPrefix(run.r.cli.DaemonHost(), "unix://")
+	if !local {
+		diff, err := run.r.cli.ContainerDiff(ctx, run.containerID, client.ContainerDiffOptions{})
+		return diff.Changes, err
+	}
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}
+	defer tr.CloseIdleConnections()
+	u := "http://engine/containers/" + url.PathEscape(run.containerID) + "/changes"
+	if v := run.r.cli.ClientVersion(); v != "" {
+		u = "http://engine/v" + v + "/containers/" + url.PathEscape(run.containerID) + "/changes"
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", req.URL.Path, resp.Status)
+	}
+	body := &io.LimitedReader{R: resp.Body, N: maxChangesBytes + 1}
+	dec := json.NewDecoder(body)
+	if tok, err := dec.Token(); err != nil {
+		return nil, err
+	} else if tok == nil {
+		return nil, nil // null: no changes
+	} else if tok != json.Delim('[') {
+		return nil, fmt.Errorf("GET %s: not a list", req.URL.Path)
+	}
+	var out []container.FilesystemChange
+	for dec.More() {
+		var c container.FilesystemChange
+		if err := dec.Decode(&c); err != nil {
+			if body.N <= 0 {
+				return nil, fmt.Errorf("the list of the container's changes is longer than %d bytes", maxChangesBytes)
+			}
+			return nil, err
+		}
+		if c.Path == ContainerWorkingDir || strings.HasPrefix(c.Path, ContainerWorkingDir+"/") {
+			out = append(out, c)
+		}
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // rootsWithoutLinks keeps the roots whose parents in the container are all

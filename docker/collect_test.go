@@ -2,6 +2,7 @@ package docker_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"maps"
 	"net"
@@ -306,6 +307,40 @@ func TestCollectionWithoutTheChangesList(t *testing.T) {
 			assert.Equal(t, 1, calls["GET /containers/{id}/changes"], "asked once")
 			if tc.small {
 				assert.Less(t, p.archiveBytes.Load(), int64(1<<20), "archive bytes read from the engine")
+			}
+		})
+	}
+}
+
+// TestLongChangesList: a container that changed many paths outside the
+// working directory (here 4,500 or 9,000 paths of 3,800 bytes under /tmp:
+// a list of 17 or 34 MB) still gets its outputs: from the list, read as a
+// stream, when it is within 32 MiB; past that, from a copy of the glob
+// roots.
+func TestLongChangesList(t *testing.T) {
+	p := newEngineProxy(t)
+	r, _ := newRunner(t, docker.Config{Host: p.host})
+	for _, tc := range []struct {
+		n        int
+		fallback bool
+	}{{4500, false}, {9000, true}} {
+		t.Run(fmt.Sprint(tc.n), func(t *testing.T) {
+			p.reset()
+			res, err := r.Run(t.Context(), runner.Task{Image: testenv.Image, OutputFiles: []string{"sub/*.txt"}, DisableOutputDir: true,
+				Commands: []string{
+					`n=$(printf "%0250d" 0); d=/tmp; for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do d=$d/$n; done; mkdir -p $d`,
+					fmt.Sprintf(`(cd $d && i=0; while [ $i -lt %d ]; do : > f$i; i=$((i+1)); done)`, tc.n),
+					"mkdir sub && echo b > sub/b.txt",
+				}})
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = os.RemoveAll(res.WorkingDir) })
+			assert.Equal(t, []string{"sub/b.txt"}, outputKeys(res))
+			calls, _ := p.counts()
+			assert.Equal(t, 1, calls["GET /containers/{id}/changes"])
+			if tc.fallback {
+				assert.Equal(t, 1, calls["HEAD /containers/{id}/archive?path"], "the fallback checked the parent of sub, the working directory, for a link")
+			} else {
+				assert.Zero(t, calls["HEAD /containers/{id}/archive?path"], "no fallback")
 			}
 		})
 	}
