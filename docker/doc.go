@@ -187,8 +187,12 @@
 // modification time and mode) and asks the engine which paths the
 // container's file system holds (GET /containers/{id}/changes); it then
 // copies out only the changed paths the globs match, so a file nobody asked
-// for is not read (on an engine without that list it copies the directories
-// the globs start from, and drops the rest while reading). A staged file
+// for is not read. On an engine without that list, or when it is longer
+// than 32 MiB (a script can change any number of paths), lading copies the
+// directories the globs start from and drops the rest while reading. Past
+// 8 separate places to copy, those that share a directory are copied as
+// that directory: its unwanted files are read and dropped, up to the last
+// wanted one. A staged file
 // comes back only if the container changed it: its size, time or mode
 // differ from what was sent, or, when those are the same, its content does
 // (compared while reading; an identical file is not rewritten).
