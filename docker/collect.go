@@ -497,7 +497,7 @@ func (run *run) removeOverLimit(ws *workspace, c files.Collected) error {
 		}
 	}
 	if kept := len(c.Files) - len(c.Created); kept > 0 {
-		errs = append(errs, fmt.Errorf("removed the files the run created; %d files that existed before the run and were changed in place are left as the script left them", kept))
+		errs = append(errs, fmt.Errorf("removed the files the run created; left as the script left them, files that existed before the run and were changed in place: %d", kept))
 	}
 	return errors.Join(errs...)
 }

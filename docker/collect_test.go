@@ -225,7 +225,7 @@ func TestMountOverLimitKeepsFilesChangedInPlace(t *testing.T) {
 			fi, statErr := os.Stat(filepath.Join(dir, "keep.bin"))
 			require.NoError(t, statErr)
 			if strategy == docker.FileHandlingMount {
-				assert.Contains(t, err.Error(), "1 files that existed before the run and were changed in place are left")
+				assert.Contains(t, err.Error(), "files that existed before the run and were changed in place: 1")
 				assert.Equal(t, int64(5<<30), fi.Size())
 			} else {
 				assert.Equal(t, "mine", readFile(t, filepath.Join(dir, "keep.bin")))
