@@ -148,7 +148,6 @@ func (b *countingBody) Read(buf []byte) (int, error) {
 	return n, err
 }
 
-
 // outputKeys returns the sorted keys of res.OutputFiles.
 func outputKeys(res *runner.Result) []string {
 	if res == nil {
