@@ -432,9 +432,9 @@ func (run *run) copyRoot(ctx context.Context, ws *workspace, rel string, changed
 // listOutputs fills res.OutputFiles with what the run produced: under
 // VOLUME what the collection wrote, under MOUNT what the snapshot taken
 // before the start says was created or changed, within the output limits.
-// It warns about each glob that matched none of it.
-func (run *run) listOutputs(ctx context.Context, ws *workspace, res *runner.Result) error {
-	var globbed []string
+// It returns the paths (relative to the working directory) that came from
+// the globs.
+func (run *run) listOutputs(ctx context.Context, ws *workspace, res *runner.Result) (globbed []string, err error) {
 	if run.r.strategy() == FileHandlingVolume {
 		res.OutputFiles = ws.staging.outputs
 		if res.OutputFiles == nil {
@@ -453,13 +453,34 @@ func (run *run) listOutputs(ctx context.Context, ws *workspace, res *runner.Resu
 		c, err := files.CollectChanged(ctx, ws.hostDir, ws.matcher, files.CollectOptions{
 			Under: []string{ws.outputRel}, Since: ws.snapshot, MaxBytes: left.bytes, MaxFiles: left.files})
 		if errors.Is(err, files.ErrLimit) {
-			return collectError(ctx, errors.Join(err, run.removeOverLimit(ws, c)))
+			return nil, collectError(ctx, errors.Join(err, run.removeOverLimit(ws, c)))
 		}
 		if err != nil {
-			return collectError(ctx, err)
+			return nil, collectError(ctx, err)
 		}
 		res.OutputFiles, globbed = c.Files, c.Globbed
 	}
+	return globbed, nil
+}
+
+// dropRemoved takes out of res.OutputFiles, and of globbed, the files that
+// are no longer regular files on the host: the hygiene step (tidy) removes
+// what it cannot make safe. It returns what is left of globbed.
+func dropRemoved(ws *workspace, res *runner.Result, globbed []string) []string {
+	for key, p := range res.OutputFiles {
+		if fi, err := os.Lstat(p); err != nil || !fi.Mode().IsRegular() {
+			delete(res.OutputFiles, key)
+		}
+	}
+	return slices.DeleteFunc(globbed, func(rel string) bool {
+		fi, err := os.Lstat(ws.hostPath(rel))
+		return err != nil || !fi.Mode().IsRegular()
+	})
+}
+
+// warnUnmatched adds a warning for each output glob that matched none of
+// globbed, the files the run produced.
+func (run *run) warnUnmatched(ws *workspace, globbed []string, res *runner.Result) {
 	patterns := ws.matcher.Patterns()
 	for _, i := range ws.matcher.Unmatched(globbed) {
 		glob := fmt.Sprintf("%q", run.task.OutputFiles[i])
@@ -468,7 +489,6 @@ func (run *run) listOutputs(ctx context.Context, ws *workspace, res *runner.Resu
 		}
 		res.Warnings = append(res.Warnings, "output glob "+glob+" matched no file the run created or changed")
 	}
-	return nil
 }
 
 // removeOverLimit removes, under MOUNT, what a collection over the output

@@ -335,6 +335,7 @@ func (run *run) collect(ctx context.Context, ws *workspace, res *runner.Result) 
 	ctx, done := collectContext(ctx)
 	defer done()
 	var err error
+	var globbed []string
 	if run.r.strategy() == FileHandlingVolume {
 		err = run.copyOut(ctx, ws, res)
 	}
@@ -342,9 +343,13 @@ func (run *run) collect(ctx context.Context, ws *workspace, res *runner.Result) 
 		// Under MOUNT, before tidy gives back what the container's user
 		// was granted: that changes modes and change times, which the
 		// snapshot taken after the grant would take for the script's.
-		err = run.listOutputs(ctx, ws, res)
+		globbed, err = run.listOutputs(ctx, ws, res)
 	}
-	return errors.Join(err, run.tidy(ctx, ws, res))
+	if err = errors.Join(err, run.tidy(ctx, ws, res)); err != nil {
+		return err
+	}
+	run.warnUnmatched(ws, dropRemoved(ws, res, globbed), res)
+	return nil
 }
 
 // copyOut copies back into the host directory (VOLUME) the files the globs
