@@ -114,8 +114,11 @@ type ExtractStats struct {
 	Bytes int64
 	// Skipped lists entries not written, each as "name: reason" (the name
 	// after StripPrefix, or the entry's whole name when outside it):
-	// symbolic and hard links, entries outside StripPrefix, unsupported
-	// types. Files dropped by Filter and directory entries are not listed.
+	// symbolic and hard links, devices and FIFOs, entries outside
+	// StripPrefix, unsupported types; and files written without the setuid
+	// or setgid bits their entry asked for ("name: written without its
+	// setuid/setgid bits"). Files dropped by Filter and directory entries
+	// are not listed.
 	// At most 1,000 are listed; MoreSkipped counts the others.
 	Skipped     []string
 	MoreSkipped int
@@ -368,10 +371,10 @@ func (x *extractor) entry(ctx context.Context, tr *tar.Reader, hdr *tar.Header) 
 		x.stats.skip(rel, "hard link not extracted")
 		return nil
 	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
-		if !x.wanted(rel) {
-			return nil
+		if x.wanted(rel) {
+			x.stats.skip(rel, "device or FIFO not extracted")
 		}
-		return unsafeEntry(hdr.Name, "is a device or FIFO")
+		return nil
 	default:
 		x.stats.skip(rel, fmt.Sprintf("entry of type %q not extracted", hdr.Typeflag))
 		return nil
@@ -547,6 +550,9 @@ func (x *extractor) createFrom(src io.Reader, hdr *tar.Header, rel string) error
 	f, err := x.root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
 	if err != nil {
 		return fmt.Errorf("files: tar entry %q: %w", hdr.Name, err)
+	}
+	if hdr.Mode&0o6000 != 0 {
+		x.stats.skip(rel, "written without its setuid/setgid bits")
 	}
 	if !x.files[rel] {
 		x.files[rel] = true
