@@ -22,14 +22,25 @@
 // all such lines are merged into [Result.Outputs]: a later value for a key
 // replaces an earlier one and a JSON null is kept. {"metrics":[...]} entries
 // land in [Result.Metrics], and {"logs":[{"level":...,"message":...}]}
-// entries are re-emitted to OnLine as lines with a Level. Like Kestra, lading
-// counts these lines and passes them on to Stdout and OnLine like any other
-// line. Numbers keep their type (an integer is an int64), and secrets are
+// entries are re-emitted to OnLine as lines of Kind [LineLog] with the
+// entry's level. Numbers keep their type (an integer is an int64), and secrets are
 // masked in values of every type. Each part of a line, and each metric and
 // log entry, is read on its own: a ::{...}:: line that is not valid JSON, or
 // an entry that cannot be read, is passed on and noted in [Result.Warnings],
 // and the rest of the line is kept. Outputs are bounded (10,000 keys, 1 MiB)
 // and so are warnings (100, then a count): see [Result].
+//
+// # Lines and Kestra's log
+//
+// Kestra does not log ::{...}:: lines; it logs stdout at INFO and stderr at
+// ERROR, and the text between a "##kestra:log:debug##" line and a
+// "##kestra:log:info##" line (both left out) at DEBUG. lading hides
+// nothing: every line reaches Stdout, Stderr and OnLine and is counted in
+// [Result]. Each [Line] says what Kestra would do with it (its [LineKind],
+// and its Level as an [log/slog.Level]), so that a host logs as Kestra does
+// with one line in OnLine:
+//
+//	if l.Logged() { logger.Log(ctx, l.Level, l.Text) }
 //
 // Lines end at "\n", "\r\n" or a lone "\r" (progress bars); a last line
 // without a terminator is delivered at the end. A line longer than 1 MiB is

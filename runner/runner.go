@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"maps"
 	"slices"
 	"strings"
@@ -263,16 +264,91 @@ func (s Stream) String() string {
 }
 
 // Line is one line of output, without its terminator.
+//
+// Kind and Level say what Kestra would do with the line, so that a host
+// program can log a task's output as Kestra logs it in one line of code:
+//
+//	OnLine: func(l runner.Line) { if l.Logged() { logger.Log(ctx, l.Level, l.Text) } },
+//
+// lading itself hides nothing: every line, ::{...}:: lines and markers
+// included, reaches Stdout, Stderr and OnLine and is counted in
+// [Result.StdoutLines] and [Result.StderrLines].
 type Line struct {
 	Stream Stream
 	// Text is the line without its terminator ("\n", "\r\n" or "\r").
+	// For a [LineLog] line it is the log entry's message.
 	Text string
 	// Time is when lading received the line.
 	Time time.Time
-	// Level is empty for a line the script printed. For a line re-emitted
-	// from a Kestra-style {"logs":[...]} entry it holds the entry's level
-	// (for example "INFO" or "ERROR") and Text holds its message.
-	Level string
+	// Kind says what the line is: text the script printed, a ::{...}::
+	// line, a log entry re-emitted from one, or a log-level marker.
+	Kind LineKind
+	// Level is the level Kestra logs the line at:
+	//
+	//   - a [LineText] line: [slog.LevelInfo] on stdout, [slog.LevelError]
+	//     on stderr (as Kestra's PluginUtilsService.parseOut does), and
+	//     [slog.LevelDebug] on both streams between a
+	//     "##kestra:log:debug##" line and the next "##kestra:log:info##"
+	//     line (Kestra's DefaultLogConsumer);
+	//   - a [LineLog] line: the entry's level, Kestra's (SLF4J's) TRACE,
+	//     DEBUG, INFO, WARN or ERROR, as [LevelTrace], [slog.LevelDebug],
+	//     [slog.LevelInfo], [slog.LevelWarn] or [slog.LevelError]. Kestra
+	//     reads only these five names, in capitals; lading reads them in
+	//     any case and gives an entry with no level, or another one,
+	//     [slog.LevelInfo] (with a warning in [Result.Warnings] for
+	//     another one) where Kestra drops the entry;
+	//   - a [LineProtocol] or [LineMarker] line, which Kestra does not log:
+	//     the level a LineText line would have on the same stream at the
+	//     same point (before the marker takes effect).
+	//
+	// Level is an [slog.Level], Go's own scale, so that it goes straight
+	// to a [*slog.Logger] and levels compare (l.Level >= slog.LevelWarn);
+	// its zero value is INFO, the level of ordinary output. Kestra's TRACE,
+	// below slog's DEBUG, is [LevelTrace], which slog prints "DEBUG-4".
+	Level slog.Level
+}
+
+// Logged reports whether Kestra logs the line: it does for [LineText] and
+// [LineLog] lines, and not for [LineProtocol] and [LineMarker] lines.
+func (l Line) Logged() bool { return l.Kind == LineText || l.Kind == LineLog }
+
+// LevelTrace is Kestra's TRACE level as an [slog.Level], one step (4)
+// below [slog.LevelDebug].
+const LevelTrace = slog.LevelDebug - 4
+
+// LineKind says what a [Line] is.
+type LineKind uint8
+
+const (
+	// LineText is a line the script printed that is none of the others.
+	LineText LineKind = iota
+	// LineProtocol is a ::{...}:: line (outputs, metrics and log entries
+	// for the runner, whether its JSON can be read or not). Kestra reads
+	// it and does not log it. lading also reads one with spaces around
+	// it, which Kestra would log as text.
+	LineProtocol
+	// LineLog is the message of an entry of a {"logs":[...]} ::{...}::
+	// line, re-emitted after that line with the entry's level.
+	LineLog
+	// LineMarker is a line that is exactly "##kestra:log:debug##" or
+	// "##kestra:log:info##": Kestra does not log or count it, and logs
+	// the text lines after the first at DEBUG until the second.
+	LineMarker
+)
+
+// String returns "text", "protocol", "log" or "marker".
+func (k LineKind) String() string {
+	switch k {
+	case LineText:
+		return "text"
+	case LineProtocol:
+		return "protocol"
+	case LineLog:
+		return "log"
+	case LineMarker:
+		return "marker"
+	}
+	return fmt.Sprintf("LineKind(%d)", uint8(k))
 }
 
 // Result is what a run produced. Fields are added over time; the zero value

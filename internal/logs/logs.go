@@ -17,12 +17,24 @@
 // [MaxOutputsBytes], 10,000 metrics, 100 warnings then a count), and masked
 // whatever its JSON type. The documentation of [runner.Result] says all
 // this to users.
+//
+// # Kinds and levels
+//
+// Each line gets the [runner.LineKind] and level Kestra would give it
+// (PluginUtilsService.parseOut and DefaultLogConsumer): a ::{...}:: line
+// is LineProtocol, a log entry LineLog at its SLF4J level, a line that is
+// exactly ##kestra:log:debug## or ##kestra:log:info## LineMarker, which
+// switches the level of the text lines after it, on both streams, to DEBUG
+// or back to INFO (stdout) and ERROR (stderr). Lines are classified before
+// they are masked. Unlike Kestra, the Sink passes every line on and counts
+// it; the doc of [runner.Line] says so to users.
 package logs
 
 import (
 	"bytes"
 	"fmt"
 	"io"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -43,6 +55,7 @@ type Sink struct {
 	mask    *mask.Masker
 	now     func() time.Time
 	streams [2]streamWriter
+	debug   bool // a ##kestra:log:debug## line was the last marker: text is DEBUG
 
 	outputs        map[string]output
 	outputsSize    int  // what the outputs kept count towards MaxOutputsBytes
@@ -213,10 +226,23 @@ func (w *streamWriter) buffer(p []byte) {
 }
 
 // emit handles one line: line is its text, raw (which starts with line) the
-// bytes to pass on.
+// bytes to pass on. The line is classified (::{...}:: line, level marker,
+// text) and given its level from its unmasked text.
 func (w *streamWriter) emit(line, raw []byte) {
 	w.lines++
 	s := w.sink
+	body, protocol := marker(line)
+	kind := runner.LineText
+	switch {
+	case protocol:
+		kind = runner.LineProtocol
+	case string(line) == debugMarker || string(line) == infoMarker:
+		kind = runner.LineMarker
+	}
+	level := s.textLevel(w.stream)
+	if kind == runner.LineMarker {
+		s.debug = string(line) == debugMarker
+	}
 	var text string // line as a string, made once
 	if s.mask != nil {
 		// Secrets are masked line by line: a secret split across writes or
@@ -228,9 +254,9 @@ func (w *streamWriter) emit(line, raw []byte) {
 		if !bytes.Equal(w.masked.b, raw) {
 			w.pass(w.masked.b)
 			if s.onLine != nil {
-				s.onLine(runner.Line{Stream: w.stream, Text: s.mask.String(string(line)), Time: s.now()})
+				s.onLine(runner.Line{Stream: w.stream, Text: s.mask.String(string(line)), Time: s.now(), Kind: kind, Level: level})
 			}
-			if body, ok := marker(line); ok {
+			if protocol {
 				s.parse(w.stream, body)
 			}
 			return
@@ -242,11 +268,30 @@ func (w *streamWriter) emit(line, raw []byte) {
 		if s.mask == nil {
 			text = string(line)
 		}
-		s.onLine(runner.Line{Stream: w.stream, Text: text, Time: s.now()})
+		s.onLine(runner.Line{Stream: w.stream, Text: text, Time: s.now(), Kind: kind, Level: level})
 	}
-	if body, ok := marker(line); ok {
+	if protocol {
 		s.parse(w.stream, body)
 	}
+}
+
+// The lines that switch the level of text lines, as Kestra's
+// DefaultLogConsumer reads them: exactly these, on either stream.
+const (
+	debugMarker = "##kestra:log:debug##"
+	infoMarker  = "##kestra:log:info##"
+)
+
+// textLevel is the level Kestra logs a text line of stream at now: DEBUG
+// after a debug marker, else INFO for stdout and ERROR for stderr.
+func (s *Sink) textLevel(stream runner.Stream) slog.Level {
+	switch {
+	case s.debug:
+		return slog.LevelDebug
+	case stream == runner.Stderr:
+		return slog.LevelError
+	}
+	return slog.LevelInfo
 }
 
 func (w *streamWriter) pass(raw []byte) {

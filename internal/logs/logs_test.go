@@ -3,6 +3,7 @@ package logs
 import (
 	"bytes"
 	"io"
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -98,12 +99,12 @@ func TestOutputs(t *testing.T) {
 
 	var logged []runner.Line
 	for _, l := range lines {
-		if l.Level != "" {
+		if l.Kind == runner.LineLog {
 			logged = append(logged, l)
 		}
 	}
 	require.Len(t, logged, 1)
-	assert.Equal(t, "WARN", logged[0].Level)
+	assert.Equal(t, slog.LevelWarn, logged[0].Level)
 	assert.Equal(t, "careful", logged[0].Text)
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"math"
 	"slices"
 	"strconv"
@@ -376,7 +377,8 @@ func isDecimal(s string) bool {
 }
 
 // parseLogs reads a logs array entry by entry and passes each entry on as a
-// line with its level (INFO when it has none).
+// line of kind LineLog with its level (INFO when it has none or one that
+// is not Kestra's).
 func (s *Sink) parseLogs(stream runner.Stream, raw json.RawMessage) {
 	var entries []json.RawMessage
 	if raw[0] != '[' || json.Unmarshal(raw, &entries) != nil {
@@ -389,15 +391,18 @@ func (s *Sink) parseLogs(stream runner.Stream, raw json.RawMessage) {
 			s.warn("%s: logs[%d]: not an object; entry ignored", stream, i)
 			continue
 		}
-		level := "INFO"
+		level := slog.LevelInfo
+		var unknown string // a level that is not one of Kestra's
 		if v, ok := f["level"]; ok && !isNull(v) {
 			var l string
 			if json.Unmarshal(v, &l) != nil {
 				s.warn("%s: logs[%d]: level %s is not a string; entry ignored", stream, i, s.shown(v))
 				continue
 			}
-			if l != "" {
-				level = l
+			if known, ok := kestraLevel(l); ok {
+				level = known
+			} else if l != "" {
+				unknown = l
 			}
 		}
 		var message string
@@ -409,8 +414,29 @@ func (s *Sink) parseLogs(stream runner.Stream, raw json.RawMessage) {
 			}
 			message = text
 		}
+		if unknown != "" {
+			s.warn("%s: logs[%d]: level %s is not one of TRACE, DEBUG, INFO, WARN, ERROR; logged at INFO", stream, i, s.quote(unknown))
+		}
 		if s.onLine != nil {
-			s.onLine(runner.Line{Stream: stream, Text: s.mask.String(message), Time: s.now(), Level: s.mask.String(level)})
+			s.onLine(runner.Line{Stream: stream, Text: s.mask.String(message), Time: s.now(), Kind: runner.LineLog, Level: level})
 		}
 	}
+}
+
+// kestraLevel reads the level of a log entry: one of SLF4J's levels, which
+// Kestra's entries hold, in any case and with spaces around it allowed.
+func kestraLevel(name string) (slog.Level, bool) {
+	switch strings.ToUpper(strings.TrimSpace(name)) {
+	case "TRACE":
+		return runner.LevelTrace, true
+	case "DEBUG":
+		return slog.LevelDebug, true
+	case "INFO":
+		return slog.LevelInfo, true
+	case "WARN":
+		return slog.LevelWarn, true
+	case "ERROR":
+		return slog.LevelError, true
+	}
+	return 0, false
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -16,12 +17,12 @@ import (
 )
 
 // feedMasked is feed with a masker: it returns the log entries re-emitted
-// (lines with a Level) and the result.
+// (lines of Kind LineLog) and the result.
 func feedMasked(t *testing.T, masker *mask.Masker, lines ...string) ([]runner.Line, *runner.Result) {
 	t.Helper()
 	var logged []runner.Line
 	s := New(io.Discard, nil, func(l runner.Line) {
-		if l.Level != "" {
+		if l.Kind == runner.LineLog {
 			logged = append(logged, l)
 		}
 	}, masker)
@@ -78,11 +79,11 @@ func TestMaskingEveryValueType(t *testing.T) {
 	assert.Equal(t, runner.Metric{Name: "****", Type: "counter", Value: 2}, res.Metrics[1])
 	require.Len(t, logged, 1)
 	assert.Equal(t, "****", logged[0].Text)
-	assert.Equal(t, "****", logged[0].Level)
+	assert.Equal(t, slog.LevelInfo, logged[0].Level, "a level that is not one of Kestra's is INFO")
 	all := fmt.Sprint(res.Outputs, res.Metrics, res.Warnings, logged)
 	assert.NotContains(t, all, num)
 	assert.NotContains(t, all, "hunter2hunter2")
-	assert.Len(t, res.Warnings, 3, "one per entry left out: %q", res.Warnings)
+	assert.Len(t, res.Warnings, 4, "one per entry left out, one for the level: %q", res.Warnings)
 }
 
 func TestMetricsReadLeniently(t *testing.T) {
@@ -147,7 +148,7 @@ func TestEachPartReadOnItsOwn(t *testing.T) {
 	assert.Equal(t, []runner.Metric{{Name: "a", Type: "counter", Value: 1}}, res.Metrics)
 	var got []string
 	for _, l := range logged {
-		got = append(got, l.Level+":"+l.Text)
+		got = append(got, l.Level.String()+":"+l.Text)
 	}
 	assert.Equal(t, []string{"INFO:m", "WARN:w", "INFO:5", "INFO:"}, got)
 	require.Len(t, res.Warnings, 6, "%q", res.Warnings)
@@ -306,7 +307,7 @@ func FuzzMarker(f *testing.F) {
 	m := mask.New("84213579", "secret-value")
 	f.Fuzz(func(t *testing.T, line string) {
 		var texts []string
-		s := New(io.Discard, nil, func(l runner.Line) { texts = append(texts, l.Text, l.Level) }, m)
+		s := New(io.Discard, nil, func(l runner.Line) { texts = append(texts, l.Text, l.Level.String(), l.Kind.String()) }, m)
 		_, _ = s.Writer(runner.Stdout).Write([]byte(line + "\n"))
 		_ = s.Close()
 		res := &runner.Result{}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -112,11 +113,11 @@ type Output struct {
 }
 
 // Texts returns the texts of the lines of one stream that the script printed
-// (not the re-emitted log entries, which have a Level).
+// (not the re-emitted log entries, of Kind [runner.LineLog]).
 func (o *Output) Texts(stream runner.Stream) []string {
 	var out []string
 	for _, l := range o.Lines {
-		if l.Stream == stream && l.Level == "" {
+		if l.Stream == stream && l.Kind != runner.LineLog {
 			out = append(out, l.Text)
 		}
 	}
@@ -305,6 +306,7 @@ func Cases() []Case {
 	cases = append(cases, templateCases()...)
 	cases = append(cases, modeCases()...)
 	cases = append(cases, producedCases()...)
+	cases = append(cases, lineCases()...)
 	return append(cases, fileCases()...)
 }
 
@@ -581,12 +583,12 @@ func outputCases() []Case {
 			out := s.Script(t, `echo '::{"logs":[{"level":"WARN","message":"careful"}]}::'`)
 			var logged []runner.Line
 			for _, l := range out.Lines {
-				if l.Level != "" {
+				if l.Kind == runner.LineLog {
 					logged = append(logged, l)
 				}
 			}
 			require.Len(t, logged, 1)
-			assert.Equal(t, "WARN", logged[0].Level)
+			assert.Equal(t, slog.LevelWarn, logged[0].Level)
 			assert.Equal(t, "careful", logged[0].Text)
 			assert.Equal(t, runner.Stdout, logged[0].Stream)
 		}},
