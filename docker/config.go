@@ -351,6 +351,37 @@ func ParseConfigAllowing(data []byte, allow Allow) (Config, error) {
 	return cfg, nil
 }
 
+// ParseConfigMap reads a taskRunner block that a YAML (or JSON) library
+// decoded into a map, as a workflow engine that reads YAML flows holds it,
+// and validates it, allowing nothing of [Allow]: it is
+// ParseConfigMapAllowing(block, Allow{}).
+func ParseConfigMap(block map[string]any) (Config, error) {
+	return ParseConfigMapAllowing(block, Allow{})
+}
+
+// ParseConfigMapAllowing reads a taskRunner block decoded into a map as
+// [ParseConfigAllowing] reads its JSON: the same exact names, the same
+// suggestions for unknown ones, the same errors, the same values read from
+// strings. A nil map is an empty block.
+//
+// The values may be what YAML and JSON libraries decode documents into
+// (go.yaml.in/yaml/v3, gopkg.in/yaml.v2 and encoding/json give nil, bool,
+// string, int, float64, json.Number, []any, map[string]any and map[any]any)
+// and, for blocks built in Go, any bool, string, integer or float type,
+// slices, arrays and maps of them, pointers to them, and time.Duration and
+// [Duration] (as their Go form, "5s"). A map key that is a number or a
+// boolean is its text, as Jackson reads YAML keys. A YAML number is a
+// number: quote it in the YAML to keep its spelling ("007"). Any other Go
+// value, a float that is NaN or infinite, and nesting deeper than 32
+// levels, are a [*runner.FieldError] naming the property.
+func ParseConfigMapAllowing(block map[string]any, allow Allow) (Config, error) {
+	data, err := blockJSON(block)
+	if err != nil {
+		return Config{}, err
+	}
+	return ParseConfigAllowing(data, allow)
+}
+
 // UnmarshalJSON reads a taskRunner block as [ParseConfigAllowing] does, onto
 // c: properties the block leaves out keep c's values, and the fields without
 // a JSON form (Allow, VolumesEnabled, Logger) are kept. It does not

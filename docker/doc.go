@@ -10,7 +10,9 @@
 // [Config] uses the property names and defaults of Kestra's Docker task
 // runner: pullPolicy IF_NOT_PRESENT, the image's entrypoint cleared, delete
 // and wait true, killGracePeriod 0 (kill at once). [ParseConfig] reads a
-// Kestra taskRunner block (as JSON). Property names match exactly, case
+// Kestra taskRunner block as JSON, [ParseConfigMap] one that a YAML (or
+// JSON) library decoded into a map[string]any, with the same checks and
+// errors; lading itself reads no YAML. Property names match exactly, case
 // included, at every level (cpu, memory, credentials, deviceRequests); an
 // unknown property is refused with the nearest name suggested
 // ("pullPolicyy: unknown property; did you mean pullPolicy?"). Every error is
@@ -19,6 +21,30 @@
 // quoted. A docker config given by path (the config property) must be a
 // regular file of at most [credentials.MaxConfigSize] (1 MiB); a named pipe,
 // a device or a directory is refused without being read.
+//
+// Values are read as Kestra's Jackson mapper reads rendered properties, so
+// a block whose values went through templates reads as it does in Kestra:
+//
+//   - a boolean (delete, wait, privileged, init, resume) takes true or
+//     false, or a string holding one in any case ("false", " TRUE ");
+//     Jackson takes only "true", "True" and "TRUE" (and false alike);
+//   - a whole number (pidsLimit, maxConcurrency, pullRetries,
+//     maxOutputBytes, maxOutputFiles, deviceRequests[].count) takes a
+//     number or a string holding one ("100"); 1.5 and "1e2" are refused
+//     where Jackson would cut 1.5 to 1;
+//   - a string (user, shmSize, stopSignal, labels and options values, list
+//     items, ...) takes a number or a boolean as its text (user: 1000 is
+//     "1000"; shmSize: 67108864 is that many bytes);
+//   - a duration (killGracePeriod, pullTimeout, pullStallTimeout,
+//     statsInterval) takes a Go or ISO-8601 duration or a number of
+//     seconds (5, "5", "1.5"), as Kestra's duration deserializer does;
+//   - cpu.cpus and the memory sizes take numbers or strings, see packages
+//     cpu and memory.
+//
+// Anything else is a [*runner.FieldError] naming the property and quoting
+// the value: "yes" and "1" are not booleans, and an empty string (a
+// template that rendered to nothing) is no value of any type, where Jackson
+// would read it as unset.
 //
 // # What a workflow author may ask for
 //

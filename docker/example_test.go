@@ -58,3 +58,27 @@ func ExampleParseConfig() {
 	fmt.Println(cfg.PullPolicy, cfg.CPU.CPUs, cfg.Memory.Memory, cfg.KillGracePeriod)
 	// Output: NEVER 1.5 512MiB 5s
 }
+
+// A taskRunner block of a YAML flow, as a YAML library decodes it into a
+// map (go.yaml.in/yaml/v3 gives these types), with values that went
+// through templates, configures a Runner.
+func ExampleParseConfigMap() {
+	block := map[string]any{ // taskRunner: {type: ..., delete: "false", pidsLimit: "100", cpu: {cpus: 1.5}, user: 1000}
+		"type":      "io.kestra.plugin.scripts.runner.docker.Docker",
+		"delete":    "false",
+		"pidsLimit": "100",
+		"cpu":       map[string]any{"cpus": 1.5},
+		"user":      1000,
+	}
+	cfg, err := docker.ParseConfigMap(block)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(*cfg.Delete, cfg.PidsLimit, cfg.CPU.CPUs, cfg.User)
+
+	_, err = docker.ParseConfigMap(map[string]any{"delete": "yes", "pullpolicy": "NEVER"})
+	fmt.Println(err)
+	// Output:
+	// false 100 1.5 1000
+	// invalid config: delete "yes": must be true or false
+}
