@@ -286,7 +286,8 @@ type Line struct {
 	// Level is the level Kestra logs the line at:
 	//
 	//   - a [LineText] line: [slog.LevelInfo] on stdout, [slog.LevelError]
-	//     on stderr (as Kestra's PluginUtilsService.parseOut does), and
+	//     on stderr (as Kestra's PluginUtilsService.parseOut does; earlier
+	//     releases logged stderr at WARN), and
 	//     [slog.LevelDebug] on both streams between a
 	//     "##kestra:log:debug##" line and the next "##kestra:log:info##"
 	//     line (Kestra's DefaultLogConsumer);
@@ -294,9 +295,10 @@ type Line struct {
 	//     DEBUG, INFO, WARN or ERROR, as [LevelTrace], [slog.LevelDebug],
 	//     [slog.LevelInfo], [slog.LevelWarn] or [slog.LevelError]. Kestra
 	//     reads only these five names, in capitals; lading reads them in
-	//     any case and gives an entry with no level, or another one,
-	//     [slog.LevelInfo] (with a warning in [Result.Warnings] for
-	//     another one) where Kestra drops the entry;
+	//     any case, and gives an entry with no level [slog.LevelInfo]
+	//     where Kestra drops the entry, and one with another level
+	//     [slog.LevelInfo] and a warning in [Result.Warnings] where
+	//     Kestra drops the whole ::{...}:: line, outputs included;
 	//   - a [LineProtocol] or [LineMarker] line, which Kestra does not log:
 	//     the level a LineText line would have on the same stream at the
 	//     same point (before the marker takes effect).
