@@ -283,7 +283,9 @@ const (
 )
 
 // textLevel is the level Kestra logs a text line of stream at now: DEBUG
-// after a debug marker, else INFO for stdout and ERROR for stderr.
+// after a debug marker, else INFO for stdout and ERROR for stderr. Kestra's
+// debug mode is one flag for both streams; its tests check stdout lines in
+// it, and lading gives stderr lines DEBUG there too.
 func (s *Sink) textLevel(stream runner.Stream) slog.Level {
 	switch {
 	case s.debug:
