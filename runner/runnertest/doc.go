@@ -45,7 +45,8 @@
 // Exit codes and [*runner.ExitError]; line splitting and counting (many
 // lines, long lines, "\r" and "\r\n", a last line without a newline); the
 // bytes passed to the Stdout and Stderr writers; Kestra's ::{...}:: outputs,
-// metrics and log entries; environment variables and masked secrets; the
+// metrics and log entries, and the Kind and Level of each line (what Kestra
+// logs, at which level, level markers); environment variables and masked secrets; the
 // interpreter and the joining of commands; task validation; timeouts and
 // cancellation; concurrent use of one runner; input and output files and
 // the working and output directories; and templates (values of every
