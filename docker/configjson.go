@@ -181,6 +181,9 @@ func decodeValue(raw []byte, v reflect.Value, path string, hidden bool) error {
 // ("yes", "1" for a boolean, 1.5 or "1e2" for a whole number, "" for
 // either) is refused: it returns the problem.
 func decodeScalar(raw []byte, v reflect.Value) string {
+	if len(raw) == 0 {
+		return "must be " + kindOf(v.Type())
+	}
 	problem := decodeScalarValue(raw, v)
 	if text, _ := jsontext.Read(raw); problem != "" && raw[0] == '"' && strings.TrimSpace(text) == "" {
 		problem += ", not an empty string (a template that rendered to nothing?)"
@@ -188,6 +191,7 @@ func decodeScalar(raw []byte, v reflect.Value) string {
 	return problem
 }
 
+// decodeScalarValue is decodeScalar for a non-empty raw.
 func decodeScalarValue(raw []byte, v reflect.Value) string {
 	text, kind := jsontext.Read(raw)
 	quoted := raw[0] == '"'
