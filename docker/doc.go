@@ -30,8 +30,8 @@
 //     Jackson takes only "true", "True" and "TRUE" (and false alike);
 //   - a whole number (pidsLimit, maxConcurrency, pullRetries,
 //     maxOutputBytes, maxOutputFiles, deviceRequests[].count) takes a
-//     number or a string holding one ("100"); 1.5 and "1e2" are refused
-//     where Jackson would cut 1.5 to 1;
+//     number or a string holding one ("100"); 1.5 and "1e2" are refused,
+//     as Kestra refuses them once rendered;
 //   - a string (user, shmSize, stopSignal, labels and options values, list
 //     items, ...) takes a number or a boolean as its text (user: 1000 is
 //     "1000"; shmSize: 67108864 is that many bytes);
