@@ -354,7 +354,13 @@ func ParseConfigAllowing(data []byte, allow Allow) (Config, error) {
 // ParseConfigMap reads a taskRunner block that a YAML (or JSON) library
 // decoded into a map, as a workflow engine that reads YAML flows holds it,
 // and validates it, allowing nothing of [Allow]: it is
-// ParseConfigMapAllowing(block, Allow{}).
+// ParseConfigMapAllowing(block, Allow{}). With go.yaml.in/yaml/v3:
+//
+//	var task struct {
+//		TaskRunner map[string]any `yaml:"taskRunner"`
+//	}
+//	if err := yaml.Unmarshal(data, &task); err != nil { ... }
+//	cfg, err := docker.ParseConfigMap(task.TaskRunner)
 func ParseConfigMap(block map[string]any) (Config, error) {
 	return ParseConfigMapAllowing(block, Allow{})
 }
