@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"maps"
+	"path"
 	"slices"
 	"strings"
 	"time"
@@ -56,8 +57,25 @@ type Task struct {
 	// as its last argument. Empty means /bin/sh -c.
 	Interpreter []string
 
-	// Commands are joined with newlines into one script.
+	// Commands are joined with newlines into one script (see [Task.Script]).
 	Commands []string
+
+	// BeforeCommands run before the commands, in the same script and so
+	// the same interpreter and shell (Kestra's beforeCommands), for
+	// example "pip install -r requirements.txt". They are templates like
+	// the commands, named beforeCommands[i] in errors.
+	BeforeCommands []string
+
+	// DisableFailFast turns off Kestra's failFast: by default a script run
+	// by a shell begins with the line "set -e", as Kestra's begins, so the
+	// first command that fails (a before command included) ends the
+	// script with its exit status: ["unknown", "echo 1"] exits 127 without
+	// printing 1. With DisableFailFast every command runs and the last
+	// one's status is the script's. The line is added only when
+	// [Task.FailFast] says the interpreter is a shell; other interpreters
+	// (python -c, node -e, ...) get the script as written, where Kestra
+	// would add "set -e" for every interpreter.
+	DisableFailFast bool
 
 	// Env holds environment variables for the script, on top of the image's.
 	Env map[string]string
@@ -101,11 +119,25 @@ type Task struct {
 	// variable and no {{ outputDir }} (Kestra's outputDirEnabled: false).
 	DisableOutputDir bool
 
-	// Vars are template variables for the commands, the env values and the
-	// output globs, e.g. {"inputs": {"file": "data.csv"}} for
-	// {{ inputs.file }}, next to the built-in {{ workingDir }} and
+	// Vars are template variables for the commands, the before commands,
+	// the env values, the output globs and the input files that are
+	// templates ([TemplateSource]), e.g. {"inputs": {"file": "data.csv"}}
+	// for {{ inputs.file }}, next to the built-in {{ workingDir }} and
 	// {{ outputDir }}. An undefined variable is an error.
 	Vars map[string]any
+
+	// DisableTemplates turns template rendering off for the whole task:
+	// the commands, before commands, env values and output globs reach the
+	// container byte for byte, so a CI script's own braces
+	// (docker inspect --format "{{ .State.Status }}", an env value
+	// "{{.ID}}") need no {% verbatim %}; an input file that is a
+	// [TemplateSource] is staged as its template text. Vars are then
+	// unused. There is no switch per field: a task that needs templates in
+	// some strings and literal braces in others keeps rendering on and
+	// writes those braces inside {% verbatim %}...{% endverbatim %} or as
+	// {{ "{{" }}. Kestra has no such switch (Pebble renders every
+	// property); it is for host programs whose tasks are not Kestra flows.
+	DisableTemplates bool
 
 	// Stdout and Stderr, when set, receive what the script writes to each
 	// stream, line by line and unchanged (line terminators included), lines
@@ -141,8 +173,71 @@ type Task struct {
 	Timeout time.Duration
 }
 
-// Script returns the commands joined into the script the interpreter runs.
-func (t Task) Script() string { return strings.Join(t.Commands, "\n") }
+// Script returns the script the interpreter runs, as Kestra builds it: the
+// line "set -e" when [Task.FailFast] holds, then the before commands, then
+// the commands, joined with newlines. The commands are as written; a runner
+// renders the templates in them first.
+func (t Task) Script() string {
+	return strings.Join(ScriptLines(t.FailFast(), t.BeforeCommands, t.Commands), "\n")
+}
+
+// ScriptLines returns the lines of a script as [Task.Script] joins them,
+// for a runner that renders the before commands and the commands first:
+// "set -e" when failFast, then before, then commands.
+func ScriptLines(failFast bool, before, commands []string) []string {
+	lines := make([]string, 0, 1+len(before)+len(commands))
+	if failFast {
+		lines = append(lines, FailFastLine)
+	}
+	lines = append(lines, before...)
+	return append(lines, commands...)
+}
+
+// FailFastLine is the line a script run by a shell begins with unless
+// [Task.DisableFailFast] is set: Kestra's exact line (set -e, without
+// pipefail: in a | b only b's status counts, as in Kestra).
+const FailFastLine = "set -e"
+
+// shells are the program names [Task.FailFast] takes for shells that know
+// set -e.
+var shells = map[string]bool{"sh": true, "bash": true, "ash": true, "dash": true, "zsh": true, "ksh": true, "mksh": true}
+
+// FailFast reports whether the script begins with [FailFastLine]: unless
+// [Task.DisableFailFast] is set, when the interpreter is a shell that takes
+// the script as its -c argument. That is the default /bin/sh -c, and an
+// interpreter whose program's base name is sh, bash, ash, dash, zsh, ksh or
+// mksh (also behind env or busybox: "/usr/bin/env bash -c", "busybox sh -c")
+// and whose last argument is -c or a cluster of short options ending in c
+// ("-ec", "-lc"). Any other interpreter (python -c, node -e, sh with a
+// script file) gets the script as written.
+func (t Task) FailFast() bool {
+	if t.DisableFailFast {
+		return false
+	}
+	interp := t.Interpreter
+	if len(interp) == 0 {
+		interp = defaultInterpreter
+	}
+	prog := 0
+	if base := path.Base(interp[0]); (base == "env" || base == "busybox") && len(interp) > 1 {
+		prog = 1
+	}
+	if !shells[path.Base(interp[prog])] || len(interp) < prog+2 {
+		return false
+	}
+	last := interp[len(interp)-1]
+	if len(last) < 2 || last[0] != '-' || last[len(last)-1] != 'c' {
+		return false
+	}
+	for _, r := range last[1:] {
+		if r < 'a' || r > 'z' {
+			if r < 'A' || r > 'Z' {
+				return false
+			}
+		}
+	}
+	return true
+}
 
 // Command returns the full command line: the interpreter followed by the
 // script.

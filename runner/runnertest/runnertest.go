@@ -307,6 +307,7 @@ func Cases() []Case {
 	cases = append(cases, modeCases()...)
 	cases = append(cases, producedCases()...)
 	cases = append(cases, lineCases()...)
+	cases = append(cases, scriptCases()...)
 	return append(cases, fileCases()...)
 }
 

@@ -48,6 +48,10 @@ func TestHostRunner(t *testing.T) {
 			"TemplateNumbersRenderAsWritten":            noFiles,
 			"TemplateRenderHonoursTimeout":              noFiles,
 			"TemplateRenderIsCapped":                    noFiles,
+			"BeforeCommandsAreTemplates":                noFiles,
+			"InputFileTemplates":                        noFiles,
+			"InputFileTemplateErrorsNameTheFile":        noFiles,
+			"InputFileTemplatesDisabled":                noFiles,
 		},
 	})
 }
