@@ -1,7 +1,9 @@
 // Package template renders the templated string fields of a task (its
-// commands, env values and output globs) with pongo2, the Go implementation
-// of the Django and Jinja syntax that Kestra's Pebble also follows:
-// {{ workingDir }}, {{ outputDir }}, {{ inputs.file }}.
+// commands, before commands, env values, output globs and the input files
+// that are templates) with pongo2, the Go implementation of the Django and
+// Jinja syntax that Kestra's Pebble also follows: {{ workingDir }},
+// {{ outputDir }}, {{ inputs.file }}. A task can turn rendering off
+// (runner.Task.DisableTemplates).
 //
 // # Nothing is escaped
 //
@@ -83,7 +85,10 @@
 //
 // The shell's ${#name} (a string's length) stays as written, although {#
 // opens a template comment. Any other literal {{, {% or {# is written
-// {{ "{{" }} or inside {% verbatim %}...{% endverbatim %}.
+// {{ "{{" }} or inside {% verbatim %}...{% endverbatim %}; a task whose
+// strings are not templates at all (a CI script with docker inspect
+// --format "{{ .State.Status }}") sets runner.Task.DisableTemplates
+// instead.
 //
 // # Sandbox and budget
 //
@@ -104,7 +109,12 @@
 // then wraps context.Cause(ctx). Brackets may nest 64 levels deep in one
 // tag, and blocks ({% if %}, {% for %}, ...) 64 levels deep (pongo2's parser
 // recurses once per level); a template with markup may be at most MaxSize
-// bytes long.
+// bytes long ([Options].MaxTemplateSize changes that alone).
+//
+// Input files that are templates are rendered with [FileOptions]: the file
+// may be up to [MaxFileSize] (8 MiB) once rendered, its template text up to
+// MaxSize when it holds markup, and without markup any size (it is not
+// parsed).
 //
 // pongo2 has no hooks for this: lading walks the template pongo2 parsed
 // and wraps each expression and filter call in a check (writing pongo2's

@@ -22,6 +22,16 @@ import (
 // more than a few times that while rendering.
 const MaxSize = 1 << 20
 
+// MaxFileSize is the cap, in bytes, on an input file rendered from a
+// template (a runner.TemplateSource) and on every value computed while
+// rendering it: 8 MiB, as [FileOptions] sets it. The template text itself,
+// when it holds markup, stays capped at [MaxSize]: parsing is what costs
+// (1 MiB of dense markup, {{x}} repeated, took 200 MiB of heap and seconds
+// to render), while text without markup is returned as it is, unparsed,
+// whatever its size. So a large file with a few {{ }} is rendered from a
+// template of at most 1 MiB, or staged as a plain source.
+const MaxFileSize = 8 << 20
+
 // Options are the settings of a [Renderer]. The zero value is usable.
 type Options struct {
 	// Secrets are what secret('NAME') returns (the task's secrets). A name
@@ -30,6 +40,15 @@ type Options struct {
 	// MaxSize caps one rendered string and every value computed while
 	// rendering it, in bytes. Zero means [MaxSize]; negative means no cap.
 	MaxSize int
+	// MaxTemplateSize caps the length of a template that holds markup, in
+	// bytes. Zero means the same cap as MaxSize; negative means no cap.
+	MaxTemplateSize int
+}
+
+// FileOptions returns the options for rendering input files: the cap of
+// [MaxFileSize] on the result, and of [MaxSize] on the template text.
+func FileOptions(secrets map[string]string) Options {
+	return Options{Secrets: secrets, MaxSize: MaxFileSize, MaxTemplateSize: MaxSize}
 }
 
 // Renderer renders templates with one set of variables. It is safe for
@@ -38,6 +57,7 @@ type Renderer struct {
 	vars    map[string]any // the variables, floats made numbers (see values.go)
 	secrets map[string]string
 	max     int
+	maxText int // the cap on a template's text
 }
 
 // New returns a renderer of templates with vars. Vars are not modified;
@@ -48,7 +68,11 @@ func New(vars map[string]any, opts Options) *Renderer {
 	if max == 0 {
 		max = MaxSize
 	}
-	return &Renderer{vars: convertVars(vars), secrets: opts.Secrets, max: max}
+	maxText := opts.MaxTemplateSize
+	if maxText == 0 {
+		maxText = max
+	}
+	return &Renderer{vars: convertVars(vars), secrets: opts.Secrets, max: max, maxText: maxText}
 }
 
 // UndefinedError reports a variable or a function a template uses but the
@@ -147,8 +171,8 @@ func (r *Renderer) render(ctx context.Context, s string) (out string, err error)
 	if err := ctx.Err(); err != nil {
 		return "", context.Cause(ctx)
 	}
-	if r.max >= 0 && len(s) > r.max {
-		return "", fmt.Errorf("the template is %d bytes, over the cap of %d", len(s), r.max)
+	if r.maxText >= 0 && len(s) > r.maxText {
+		return "", fmt.Errorf("the template is %d bytes, over the cap of %d", len(s), r.maxText)
 	}
 	if err := checkNesting(s); err != nil {
 		return "", err
