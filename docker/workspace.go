@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -64,7 +66,11 @@ func (ws *workspace) outputDir() string {
 }
 
 // prepare renders the templated fields and makes the host working
-// directory.
+// directory. The script is Kestra's: "set -e" for a shell unless
+// DisableFailFast, the before commands, the commands (runner.ScriptLines).
+// Input files that are templates are rendered here, before anything is
+// pulled or created, and replaced in the run's copy of the task by their
+// rendered text; with DisableTemplates nothing is rendered.
 func (run *run) prepare(ctx context.Context) (*workspace, error) {
 	task := &run.task
 	ws := &workspace{hostDir: task.WorkingDir}
@@ -80,11 +86,28 @@ func (run *run) prepare(ctx context.Context) (*workspace, error) {
 	}
 	// Rendering runs under ctx, to which Run has applied the task's Timeout.
 	tpl := template.New(vars, template.Options{Secrets: task.Secrets})
-	var err error
-	if ws.commands, err = tpl.RenderList(ctx, "commands", task.Commands); err != nil {
+	render := func(field, s string) (string, error) {
+		if task.DisableTemplates {
+			return s, nil
+		}
+		return tpl.Render(ctx, field, s)
+	}
+	renderList := func(field string, items []string) ([]string, error) {
+		if task.DisableTemplates {
+			return items, nil
+		}
+		return tpl.RenderList(ctx, field, items)
+	}
+	before, err := renderList("beforeCommands", task.BeforeCommands)
+	if err != nil {
 		return nil, err
 	}
-	globs, err := tpl.RenderList(ctx, "outputFiles", task.OutputFiles)
+	commands, err := renderList("commands", task.Commands)
+	if err != nil {
+		return nil, err
+	}
+	ws.commands = runner.ScriptLines(task.FailFast(), before, commands)
+	globs, err := renderList("outputFiles", task.OutputFiles)
 	if err != nil {
 		return nil, err
 	}
@@ -92,11 +115,14 @@ func (run *run) prepare(ctx context.Context) (*workspace, error) {
 		return nil, err
 	}
 	for k, v := range task.Env {
-		rendered, err := tpl.Render(ctx, "env."+k, v)
+		rendered, err := render("env."+k, v)
 		if err != nil {
 			return nil, err
 		}
 		ws.env = append(ws.env, k+"="+rendered)
+	}
+	if err := run.renderInputs(ctx, vars); err != nil {
+		return nil, err
 	}
 	for k, v := range task.Secrets {
 		ws.env = append(ws.env, k+"="+v)
@@ -118,6 +144,38 @@ func (run *run) prepare(ctx context.Context) (*workspace, error) {
 		return nil, err
 	}
 	return ws, nil
+}
+
+// renderInputs replaces, in the run's copy of the task, each input file
+// that is a runner.TemplateSource by its rendered text (its template text
+// with DisableTemplates), in the order of the names. The caller's map is
+// not modified.
+func (run *run) renderInputs(ctx context.Context, vars map[string]any) error {
+	task := &run.task
+	var inputs map[string]runner.Source
+	var tpl *template.Renderer
+	for _, name := range slices.Sorted(maps.Keys(task.InputFiles)) {
+		src, ok := task.InputFiles[name].(runner.TemplateSource)
+		if !ok {
+			continue
+		}
+		if inputs == nil {
+			inputs = maps.Clone(task.InputFiles)
+			tpl = template.New(vars, template.FileOptions(task.Secrets))
+		}
+		text := src.Template()
+		if !task.DisableTemplates {
+			var err error
+			if text, err = tpl.Render(ctx, "inputFiles."+name, text); err != nil {
+				return err
+			}
+		}
+		inputs[name] = files.String(text)
+	}
+	if inputs != nil {
+		task.InputFiles = inputs
+	}
+	return nil
 }
 
 // stage writes the task's input files into the host working directory and,
