@@ -71,6 +71,14 @@
 // Every copy streams through one 1 MiB buffer per call: no file is held in
 // memory, and a cancelled context stops a copy within one buffer.
 //
+// # Templates
+//
+// Only a [Template] source is a template: the runner renders it with the
+// task's vars before staging (Kestra renders the inline contents of
+// inputFiles), and its Open fails, so a runner that does not render it
+// stops instead of staging braces. [String], [Bytes], [HostFile] and
+// [Reader] contents are never parsed.
+//
 // # Globs
 //
 // [NewMatcher] compiles output globs with doublestar, relative to the working

@@ -9,7 +9,9 @@
 // # Tasks
 //
 // A Task names an image, an interpreter (default /bin/sh -c) and commands,
-// joined with newlines into one script. Its output reaches the caller three
+// joined with newlines into one script after its before commands. As in
+// Kestra, a script run by a shell begins with set -e, so the first failing
+// command ends it (see [Task.DisableFailFast]). Its output reaches the caller three
 // ways, all optional: the Stdout and Stderr writers get the bytes unchanged,
 // OnLine gets each line with its stream and time, and the Result counts lines
 // per stream.

@@ -46,12 +46,14 @@
 // lines, long lines, "\r" and "\r\n", a last line without a newline); the
 // bytes passed to the Stdout and Stderr writers; Kestra's ::{...}:: outputs,
 // metrics and log entries, and the Kind and Level of each line (what Kestra
-// logs, at which level, level markers); environment variables and masked secrets; the
-// interpreter and the joining of commands; task validation; timeouts and
-// cancellation; concurrent use of one runner; input and output files and
-// the working and output directories; and templates (values of every
+// logs, at which level, level markers); environment variables and masked
+// secrets; the interpreter and the joining of commands; Kestra's set -e for
+// shells and before commands; task validation; timeouts and cancellation;
+// concurrent use of one runner; input and output files and the working and
+// output directories; and templates (values of every
 // character class unescaped, secret(), numbers as written, undefined
-// functions refused before start, renders bounded by Timeout and size).
+// functions refused before start, renders bounded by Timeout and size,
+// input files that are templates, and rendering turned off).
 //
 // Every run also checks the delivery contract of [runner.Task]: calls to
 // Stdout, Stderr and OnLine never overlap, and none comes after Run has
