@@ -166,8 +166,9 @@ func TestEntryPoint(t *testing.T) {
 		want  string
 	}{
 		{"cleared by default", nil, "script-ran"},
-		{"image's own kept with empty slice", []string{}, "from-entrypoint /bin/sh -c echo script-ran"},
-		{"replaced", []string{"/bin/echo", "replaced"}, "replaced /bin/sh -c echo script-ran"},
+		// The script is Kestra's: set -e first (Task.FailFast).
+		{"image's own kept with empty slice", []string{}, "from-entrypoint /bin/sh -c set -e\necho script-ran"},
+		{"replaced", []string{"/bin/echo", "replaced"}, "replaced /bin/sh -c set -e\necho script-ran"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
