@@ -105,7 +105,8 @@ type Task struct {
 
 	// InputFiles maps paths relative to the working directory ("data.csv",
 	// "conf/app.yml") to their content; package files has the usual
-	// sources. Nested directories are created.
+	// sources. Nested directories are created. A [TemplateSource]
+	// (files.Template) is rendered first; no other source is.
 	InputFiles map[string]Source
 
 	// OutputFiles lists globs, relative to the working directory, of files
