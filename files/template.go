@@ -10,7 +10,7 @@ import (
 // errTemplateOpened is what a template source's Open returns: a runner
 // renders it ([runner.TemplateSource]) and never opens it, so a runner that
 // does not know templates fails instead of staging the unrendered text.
-var errTemplateOpened = errors.New("files: a Template source is rendered by the runner (runner.TemplateSource), not opened: this runner does not render input files")
+var errTemplateOpened = errors.New("files: a Template source is rendered by the runner (runner.TemplateSource), not opened: this runner does not render input files, or the Template is wrapped in another source (WithMode)")
 
 // Template returns a source whose content is the template text s, as a
 // Kestra inputFiles value is: the runner renders it with the task's vars,
@@ -28,7 +28,10 @@ var errTemplateOpened = errors.New("files: a Template source is rendered by the 
 // the fetched files as HostFile or Reader.
 //
 // The source can be used any number of times, concurrently. Its Open
-// method fails: the runner renders the template instead of opening it.
+// method fails: the runner renders the template instead of opening it. So
+// a Template wrapped in another source, such as [WithMode], fails to stage
+// (the runner sees the wrapper, not the template); the rendered file is
+// staged 0o644.
 func Template(s string) Source { return templateSource(s) }
 
 type templateSource string

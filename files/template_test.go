@@ -29,3 +29,9 @@ func TestStageRefusesAnUnrenderedTemplate(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "rendered by the runner")
 }
+
+func TestStageRefusesAWrappedTemplate(t *testing.T) {
+	err := files.Stage(t.Context(), t.TempDir(), map[string]runner.Source{"run.sh": files.WithMode(files.Template("{{ x }}"), 0o755)})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "wrapped in another source")
+}
