@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"maps"
 	"path"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -226,19 +227,11 @@ func (t Task) FailFast() bool {
 	if !shells[path.Base(interp[prog])] || len(interp) < prog+2 {
 		return false
 	}
-	last := interp[len(interp)-1]
-	if len(last) < 2 || last[0] != '-' || last[len(last)-1] != 'c' {
-		return false
-	}
-	for _, r := range last[1:] {
-		if r < 'a' || r > 'z' {
-			if r < 'A' || r > 'Z' {
-				return false
-			}
-		}
-	}
-	return true
+	return shortOptionsEndingInC.MatchString(interp[len(interp)-1])
 }
+
+// shortOptionsEndingInC matches -c and clusters such as -ec and -lc.
+var shortOptionsEndingInC = regexp.MustCompile(`^-[a-zA-Z]*c$`)
 
 // Command returns the full command line: the interpreter followed by the
 // script.
