@@ -200,9 +200,15 @@ func ScriptLines(failFast bool, before, commands []string) []string {
 // pipefail: in a | b only b's status counts, as in Kestra).
 const FailFastLine = "set -e"
 
-// shells are the program names [Task.FailFast] takes for shells that know
-// set -e.
-var shells = map[string]bool{"sh": true, "bash": true, "ash": true, "dash": true, "zsh": true, "ksh": true, "mksh": true}
+// isShell reports whether prog's base name is one of the shells
+// [Task.FailFast] knows.
+func isShell(prog string) bool {
+	switch path.Base(prog) {
+	case "sh", "bash", "ash", "dash", "zsh", "ksh", "mksh":
+		return true
+	}
+	return false
+}
 
 // FailFast reports whether the script begins with [FailFastLine]: unless
 // [Task.DisableFailFast] is set, when the interpreter is a shell that takes
@@ -224,7 +230,7 @@ func (t Task) FailFast() bool {
 	if base := path.Base(interp[0]); (base == "env" || base == "busybox") && len(interp) > 1 {
 		prog = 1
 	}
-	if !shells[path.Base(interp[prog])] || len(interp) < prog+2 {
+	if !isShell(interp[prog]) || len(interp) < prog+2 {
 		return false
 	}
 	return shortOptionsEndingInC.MatchString(interp[len(interp)-1])
