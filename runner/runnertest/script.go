@@ -92,8 +92,9 @@ func scriptCases() []Case {
 					"raw.txt":      text(raw),
 					"bin.dat":      text(binary),
 				},
-				OutputFiles: []string{"raw.txt", "bin.dat"},
-				Commands:    []string{`echo "$WORKING_DIR"`, `echo "$OUTPUT_DIR"`, "cat conf/app.yml"},
+				// Untouched inputs are not outputs: the script copies what
+				// it was given into the output directory.
+				Commands: []string{`echo "$WORKING_DIR"`, `echo "$OUTPUT_DIR"`, "cat conf/app.yml", `cp raw.txt bin.dat "$OUTPUT_DIR"/`},
 			})
 			require.NoError(t, out.Err)
 			lines := out.Texts(runner.Stdout)
@@ -120,7 +121,6 @@ func scriptCases() []Case {
 			out := s.Exec(t, t.Context(), runner.Task{
 				DisableTemplates: true,
 				InputFiles:       map[string]runner.Source{"fmt.txt": templateText(tpl)},
-				OutputFiles:      []string{"fmt.txt"},
 				Commands:         []string{"cat fmt.txt"},
 			})
 			require.NoError(t, out.Err)
