@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"reflect"
 	"sort"
-	"strings"
 
 	"github.com/flosch/pongo2/v6"
 )
@@ -16,8 +15,12 @@ import (
 // upgrade renames them, because the undefined names they expect would no
 // longer be found.
 
-// partIdent is pongo2's variablePart.typ of a name (varTypeIdent).
-const partIdent = 1
+// pongo2's variablePart.typ of a name (varTypeIdent) and of a subscript
+// (varTypeSubscript).
+const (
+	partIdent     = 1
+	partSubscript = 2
+)
 
 type checker struct {
 	vars  pongo2.Context
@@ -208,19 +211,83 @@ func (c *checker) resolver(v reflect.Value, lenient bool) {
 	if lenient || c.bound[name] {
 		return
 	}
-	path := []string{name}
+	path := []any{name}
+	shown := name
 	for i := 1; i < parts.Len(); i++ {
 		p := parts.Index(i).Elem()
-		if p.FieldByName("typ").Int() != partIdent {
-			break // an index or a subscript: left to pongo2
+		switch p.FieldByName("typ").Int() {
+		case partIdent:
+			key := p.FieldByName("s").String()
+			path, shown = append(path, key), shown+"."+key
+		case partSubscript:
+			key, ok := literal(p.FieldByName("subscript"))
+			if !ok {
+				i = parts.Len() // a computed subscript: left to pongo2
+				continue
+			}
+			if str, isStr := key.(string); isStr {
+				key = str
+				shown += "['" + str + "']"
+			} else {
+				shown += fmt.Sprintf("[%d]", key)
+			}
+			path = append(path, key)
+		default:
+			i = parts.Len()
+			continue
 		}
-		path = append(path, p.FieldByName("s").String())
 		if p.FieldByName("isFunctionCall").Bool() {
 			break // a method: in a map, it must be a key
 		}
 	}
 	if !defined(c.vars, path) {
-		c.err = &UndefinedError{Name: strings.Join(path, "."), Defined: c.defined()}
+		c.err = &UndefinedError{Name: shown, Defined: c.defined()}
+	}
+}
+
+// literal returns the value of a subscript written as a literal string or
+// integer (m['a.csv'], list[0]), reading through the expression nodes
+// pongo2 wraps every expression in; ok is false for anything computed.
+func literal(v reflect.Value) (key any, ok bool) {
+	for {
+		for v.Kind() == reflect.Interface || v.Kind() == reflect.Pointer {
+			if v.IsNil() {
+				return nil, false
+			}
+			v = v.Elem()
+		}
+		if v.Kind() != reflect.Struct {
+			return nil, false
+		}
+		next := func(inner, other string) bool {
+			o := v.FieldByName(other)
+			if o.IsValid() && !o.IsNil() {
+				return false
+			}
+			v = v.FieldByName(inner)
+			return true
+		}
+		switch v.Type().Name() {
+		case "Expression", "relationalExpression":
+			ok = next("expr1", "expr2")
+		case "term":
+			ok = next("factor1", "factor2")
+		case "power":
+			ok = next("power1", "power2")
+		case "simpleExpression":
+			ok = !v.FieldByName("negate").Bool() && !v.FieldByName("negativeSign").Bool() && next("term1", "term2")
+		case "nodeFilteredVariable":
+			ok = v.FieldByName("filterChain").Len() == 0 && next("resolver", "")
+		case "stringResolver":
+			return v.FieldByName("val").String(), true
+		case "intResolver":
+			return int(v.FieldByName("val").Int()), true
+		default:
+			return nil, false
+		}
+		if !ok {
+			return nil, false
+		}
 	}
 }
 
@@ -237,24 +304,36 @@ func (c *checker) defined() []string {
 	return names
 }
 
-// defined reports whether path resolves in vars. Only maps are walked: past a
-// value of another kind (a struct, a slice) the rest of the path is left to
-// pongo2.
-func defined(vars map[string]any, path []string) bool {
-	v, ok := vars[path[0]]
+// defined reports whether path resolves in vars: names and string
+// subscripts in maps with string keys, integer subscripts in slices and
+// arrays. Past a value of another kind (a struct, a map with other keys)
+// the rest of the path is left to pongo2.
+func defined(vars map[string]any, path []any) bool {
+	v, ok := vars[path[0].(string)]
 	if !ok {
 		return false
 	}
 	for _, key := range path[1:] {
 		rv := reflect.ValueOf(v)
-		if rv.Kind() != reflect.Map || rv.Type().Key().Kind() != reflect.String {
-			return true
+		switch k := key.(type) {
+		case string:
+			if rv.Kind() != reflect.Map || rv.Type().Key().Kind() != reflect.String {
+				return true
+			}
+			got := rv.MapIndex(reflect.ValueOf(k).Convert(rv.Type().Key()))
+			if !got.IsValid() {
+				return false
+			}
+			v = got.Interface()
+		case int:
+			if rv.Kind() != reflect.Slice && rv.Kind() != reflect.Array {
+				return true
+			}
+			if k < 0 || k >= rv.Len() {
+				return false
+			}
+			v = rv.Index(k).Interface()
 		}
-		got := rv.MapIndex(reflect.ValueOf(key).Convert(rv.Type().Key()))
-		if !got.IsValid() {
-			return false
-		}
-		v = got.Interface()
 	}
 	return true
 }

@@ -26,8 +26,10 @@
 // is an expression that supplies its own fallback with the default or
 // default_if_none filter. Conditions in {% if %} may name undefined
 // variables, which are false there, as in Django; not undefined functions.
-// An index past the end of a list (l.5) and a subscript (m[k]) are left to
-// pongo2, which renders them empty.
+// Subscripts written as literals are checked the same way: a missing key
+// (outputs.t1.outputFiles['b.csv']) or an index past the end of a list
+// (l[5]) is an error. Computed subscripts (m[k]) and the dotted index form
+// (l.5) are left to pongo2, which renders them empty when they miss.
 //
 // # Functions and filters
 //

@@ -284,3 +284,37 @@ func TestForeignJSONFilter(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "%s", out)
 }
+
+// A subscript written as a literal is checked like a dotted name: a missing
+// key or an index past the end is an error, never an empty string (a
+// workflow's outputs.t1.outputFiles['typo.csv'] rendered "" before).
+func TestLiteralSubscriptsAreChecked(t *testing.T) {
+	vars := map[string]any{
+		"outputs": map[string]any{"t1": map[string]any{"outputFiles": map[string]any{"a.csv": "/w/a.csv"}}},
+		"list":    []any{"zero", "one"},
+		"k":       "a.csv",
+	}
+	good := map[string]string{
+		"{{ outputs.t1.outputFiles['a.csv'] }}":                "/w/a.csv",
+		`{{ outputs.t1.outputFiles["a.csv"] }}`:                "/w/a.csv",
+		"{{ list[1] }}":                                        "one",
+		"{{ outputs.t1.outputFiles[k] }}":                      "/w/a.csv",
+		"{{ outputs.t1.outputFiles['b.csv']|default:'none' }}": "none",
+	}
+	for in, want := range good {
+		got, err := New(vars, Options{}).Render(t.Context(), "commands[0]", in)
+		require.NoError(t, err, in)
+		assert.Equal(t, want, got, in)
+	}
+	bad := map[string]string{
+		"{{ outputs.t1.outputFiles['b.csv'] }}": "outputs.t1.outputFiles['b.csv']",
+		"{{ outputs['t2'] }}":                   "outputs['t2']",
+		"{{ list[2] }}":                         "list[2]",
+	}
+	for in, name := range bad {
+		out, err := New(vars, Options{}).Render(t.Context(), "commands[0]", in)
+		require.Error(t, err, "%s rendered %q", in, out)
+		require.ErrorIs(t, err, runner.ErrInvalidTask)
+		assert.Contains(t, err.Error(), name)
+	}
+}
