@@ -63,7 +63,9 @@ type recorder struct {
 	ended, msg string
 }
 
-func (r *recorder) Logf(format string, args ...any) { r.logs = append(r.logs, fmt.Sprintf(format, args...)) }
+func (r *recorder) Logf(format string, args ...any) {
+	r.logs = append(r.logs, fmt.Sprintf(format, args...))
+}
 func (r *recorder) Skipf(format string, args ...any) {
 	r.ended, r.msg = "skip", fmt.Sprintf(format, args...)
 	panic(errStopped)
@@ -72,4 +74,3 @@ func (r *recorder) Fatalf(format string, args ...any) {
 	r.ended, r.msg = "fatal", fmt.Sprintf(format, args...)
 	panic(errStopped)
 }
-
