@@ -1,0 +1,115 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lading-dev/lading/internal/testenv"
+)
+
+// The flows run against the real engine, in the offline test image, which
+// testenv builds when the engine lacks it.
+
+func TestETL(t *testing.T) {
+	testenv.Engine(t)
+	f, err := ReadFlow("flows/etl.yaml")
+	require.NoError(t, err)
+	e := &Engine{Dir: t.TempDir(), MaxParallel: 2, Log: logWriter{t}}
+	sum, err := e.Run(t.Context(), f)
+	require.NoError(t, err)
+	sum.Print(logWriter{t})
+
+	require.Equal(t, Success, sum.State)
+	for _, tr := range sum.Tasks {
+		assert.Equal(t, Success, tr.State, "%s: %v", tr.ID, tr.Err)
+	}
+	assert.LessOrEqual(t, sum.MaxRunning, 2, "the flow's limit holds across the parallel branches")
+	assert.Equal(t, map[string]any{"rows": int64(4), "dropped": int64(2)}, sum.Task("extract").Outputs)
+	assert.Equal(t, map[string]any{"total": int64(300), "mean": int64(75)}, sum.Task("stats").Outputs)
+	report, err := os.ReadFile(sum.Task("load").OutputFiles["report.txt"])
+	require.NoError(t, err)
+	assert.Equal(t, `Sales report: 4 rows, 2 dropped
+total 300, mean 75
+by region:
+east,60
+north,160
+south,80
+by month:
+2024-01,200
+2024-02,100
+`, string(report))
+}
+
+func TestFailures(t *testing.T) {
+	testenv.Engine(t)
+	f, err := ReadFlow("flows/failures.yaml")
+	require.NoError(t, err)
+	e := &Engine{Dir: t.TempDir(), MaxParallel: 3, Log: logWriter{t}}
+	sum, err := e.Run(t.Context(), f)
+	require.NoError(t, err)
+	sum.Print(logWriter{t})
+
+	assert.Equal(t, Failed, sum.State)
+	hungry, slow, flaky, publish := sum.Task("hungry"), sum.Task("slow"), sum.Task("flaky"), sum.Task("publish")
+	assert.Equal(t, Failed, hungry.State)
+	assert.True(t, hungry.OOMKilled, "hungry: out of memory")
+	assert.Equal(t, Failed, slow.State)
+	assert.True(t, slow.TimedOut, "slow: timed out")
+	assert.Equal(t, Warning, flaky.State, "a failure allowed by allowFailure")
+	assert.Equal(t, 3, flaky.ExitCode)
+	assert.Equal(t, map[string]any{"attempted": true}, flaky.Outputs, "outputs printed before the failure are kept")
+	assert.Equal(t, Skipped, publish.State)
+	assert.ErrorContains(t, publish.Err, "not run: task ")
+}
+
+func TestReadFlowRefuses(t *testing.T) {
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"unknown property", "id: f\ntasks:\n  - id: a\n    containerImage: x\n    comands: [echo]\n", "field comands not found"},
+		{"id used twice", "id: f\ntasks:\n  - id: a\n    containerImage: x\n  - id: a\n    containerImage: x\n", `tasks[1].id "a": used twice`},
+		{"no image", "id: f\ntasks:\n  - id: a\n", "tasks[0] (a).containerImage is empty"},
+		{"unknown type", "id: f\ntasks:\n  - id: a\n    type: io.kestra.plugin.core.flow.Switch\n", `type "io.kestra.plugin.core.flow.Switch"`},
+		{"empty parallel", "id: f\ntasks:\n  - id: p\n    type: io.kestra.plugin.core.flow.Parallel\n", "tasks[0].tasks: no tasks"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "flow.yaml")
+			require.NoError(t, os.WriteFile(path, []byte(tc.yaml), 0o644))
+			_, err := ReadFlow(path)
+			assert.ErrorContains(t, err, tc.want)
+		})
+	}
+}
+
+func TestBadTaskRunnerFailsTheTask(t *testing.T) {
+	testenv.Engine(t)
+	path := filepath.Join(t.TempDir(), "flow.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(`id: f
+tasks:
+  - id: a
+    containerImage: lading-test/busybox:latest
+    taskRunner: {pullPolicy: NEVER, memory: {memory: 1k}}
+    commands: [echo hi]
+  - id: b
+    containerImage: lading-test/busybox:latest
+    commands: [echo hi]
+`), 0o644))
+	f, err := ReadFlow(path)
+	require.NoError(t, err)
+	sum, err := (&Engine{Dir: t.TempDir()}).Run(t.Context(), f)
+	require.NoError(t, err)
+	assert.Equal(t, Failed, sum.State)
+	assert.ErrorContains(t, sum.Task("a").Err, `memory.memory "1k"`)
+	assert.Equal(t, Skipped, sum.Task("b").State)
+}
+
+// logWriter sends what the engine prints to the test's log.
+type logWriter struct{ t *testing.T }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(string(p))
+	return len(p), nil
+}
