@@ -9,6 +9,7 @@ package gotest_test
 import (
 	"errors"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -83,6 +84,7 @@ func TestReport(t *testing.T) {
 						inputs["sales.csv"] = files.String(tc.csv)
 					}
 					var stdout, stderr []string
+					log := dockertest.Log(t)
 					res, err := r.Run(t.Context(), runner.Task{
 						ID:          "report-" + tc.name,
 						Image:       image,
@@ -90,10 +92,10 @@ func TestReport(t *testing.T) {
 						OutputFiles: []string{"report.txt"},
 						Commands:    []string{"./report.sh sales.csv"},
 						OnLine: func(l runner.Line) {
-							dockertest.Log(t)(l)
+							log(l)
 							if l.Stream == runner.Stderr {
 								stderr = append(stderr, l.Text)
-							} else if l.Text[0] != ':' {
+							} else if !strings.HasPrefix(l.Text, "::") { // not an outputs line
 								stdout = append(stdout, l.Text)
 							}
 						},
