@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,8 +21,8 @@ import (
 
 // The pipelines run against the real engine, in the offline test image,
 // which testenv builds when the engine lacks it. Each test names its CI
-// runner after itself, so its Prune and its checks see only its own
-// containers.
+// runner after itself and the test process, so its Prune and its checks see
+// only its own containers.
 
 const token = "tok-3f9a1c7e"
 
@@ -31,7 +32,7 @@ func newCI(t *testing.T, o Options) (*CI, docker.PruneResult, *syncBuffer) {
 	if o.Dir == "" {
 		o.Dir = t.TempDir()
 	}
-	o.Name = strings.ReplaceAll(t.Name(), "/", "-")
+	o.Name = fmt.Sprintf("%s-%d", strings.ReplaceAll(t.Name(), "/", "-"), os.Getpid())
 	o.Out = out
 	o.Secret = func(name string) (string, bool) {
 		if name == "DEPLOY_TOKEN" {
@@ -110,7 +111,7 @@ func TestInterrupt(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(t.Context()) // what Ctrl-C does in main
 	go func() {
-		for !strings.Contains(out.String(), "[test/wait] waiting") {
+		for ctx.Err() == nil && !strings.Contains(out.String(), "[test/wait] waiting") {
 			time.Sleep(50 * time.Millisecond)
 		}
 		cancel()
