@@ -12,9 +12,11 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -65,8 +67,8 @@ func run(ctx context.Context, pipelinePath, src, dir string) (string, error) {
 			fmt.Printf("  %v", s.Err)
 		}
 		fmt.Println()
-		for name, path := range s.Artifacts {
-			fmt.Printf("  %-8s %-10s artifact %s -> %s\n", "", "", name, path)
+		for _, name := range slices.Sorted(maps.Keys(s.Artifacts)) {
+			fmt.Printf("  %-8s %-10s artifact %s -> %s\n", "", "", name, s.Artifacts[name])
 		}
 	}
 	fmt.Printf("checkout: %s\nartifacts: %s\n", rep.Checkout, rep.Artifacts)
