@@ -325,16 +325,23 @@ func (x *execution) prepare(ctx context.Context, t Task) (runner.Task, error) {
 		Vars:        vars,
 		WorkingDir:  dir,
 		Timeout:     timeout,
+		// Logged as Kestra logs: not the ::{...}:: lines nor the level
+		// markers, stdout at INFO and stderr at ERROR.
 		OnLine: func(l runner.Line) {
+			if !l.Logged() {
+				return
+			}
 			x.logMu.Lock()
 			defer x.logMu.Unlock()
-			fmt.Fprintf(x.log, "%-10s %s| %s\n", t.ID, map[runner.Stream]string{runner.Stdout: " ", runner.Stderr: "!"}[l.Stream], l.Text)
+			fmt.Fprintf(x.log, "%-10s %-5s %s\n", t.ID, l.Level, l.Text)
 		},
 	}, nil
 }
 
 // runner returns the runner for the task's taskRunner block: one per
-// distinct block, shared by the tasks that have the same.
+// distinct block, shared by the tasks that have the same. ParseConfigMap
+// reads the block as YAML decoded it, with lading's exact names and
+// Kestra's rendered values ("false", "100").
 func (x *execution) runner(t Task) (*docker.Runner, error) {
 	block, err := json.Marshal(t.TaskRunner) // a map's keys come sorted
 	if err != nil {
@@ -345,7 +352,7 @@ func (x *execution) runner(t Task) (*docker.Runner, error) {
 	if r, ok := x.runners[string(block)]; ok {
 		return r, nil
 	}
-	cfg, err := docker.ParseConfig(block)
+	cfg, err := docker.ParseConfigMap(t.TaskRunner)
 	if err != nil {
 		return nil, fmt.Errorf("taskRunner: %w", err)
 	}
