@@ -9,6 +9,8 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"sync"
 	"time"
 
@@ -279,11 +281,17 @@ func (x *execution) script(ctx context.Context, t Task) {
 	x.record(tr)
 }
 
-// prepare turns a flow task into a lading task. The commands, env values
-// and output globs are rendered by lading from Vars; the input files are
-// rendered here, and one whose rendered value is the path of an earlier
-// task's output file is staged from that file (as Kestra stages a
-// kestra:// URI from its internal storage).
+// fileRef is an inputFiles value that is only a reference to an earlier
+// task's output file.
+var fileRef = regexp.MustCompile(`^\{\{\s*outputs\.[A-Za-z0-9_-]+\.outputFiles\[[^\]]+\]\s*\}\}$`)
+
+// prepare turns a flow task into a lading task. lading renders the
+// commands, env values, output globs and inputFiles values (passed as
+// files.Template, as Kestra renders inline inputFiles) from Vars. An
+// inputFiles value that is only {{ outputs.<task>.outputFiles['<name>'] }}
+// is rendered here and staged from that file (as Kestra stages a
+// kestra:// URI from its internal storage), byte for byte; one that names
+// no output file is an error.
 func (x *execution) prepare(ctx context.Context, t Task) (runner.Task, error) {
 	x.mu.Lock()
 	vars := map[string]any{"outputs": maps.Clone(x.outputs)}
@@ -297,15 +305,18 @@ func (x *execution) prepare(ctx context.Context, t Task) (runner.Task, error) {
 	inputs := map[string]runner.Source{}
 	render := template.New(vars, template.Options{})
 	for name, value := range t.InputFiles {
-		s, err := render.Render(ctx, "inputFiles."+name, value)
+		if !fileRef.MatchString(strings.TrimSpace(value)) {
+			inputs[name] = files.Template(value)
+			continue
+		}
+		path, err := render.Render(ctx, "inputFiles."+name, strings.TrimSpace(value))
 		if err != nil {
 			return runner.Task{}, err
 		}
-		if produced[s] {
-			inputs[name] = files.HostFile(s)
-		} else {
-			inputs[name] = files.String(s)
+		if !produced[path] {
+			return runner.Task{}, fmt.Errorf("inputFiles.%s %q: names no output file of an earlier task", name, value)
 		}
+		inputs[name] = files.HostFile(path)
 	}
 	var timeout time.Duration
 	if t.Timeout != "" {
@@ -316,15 +327,16 @@ func (x *execution) prepare(ctx context.Context, t Task) (runner.Task, error) {
 		timeout = d
 	}
 	return runner.Task{
-		ID:          x.flow.ID + "." + t.ID,
-		Image:       t.ContainerImage,
-		Commands:    append(append([]string{}, t.BeforeCommands...), t.Commands...),
-		Env:         t.Env,
-		InputFiles:  inputs,
-		OutputFiles: t.OutputFiles,
-		Vars:        vars,
-		WorkingDir:  dir,
-		Timeout:     timeout,
+		ID:             x.flow.ID + "." + t.ID,
+		Image:          t.ContainerImage,
+		BeforeCommands: t.BeforeCommands,
+		Commands:       t.Commands,
+		Env:            t.Env,
+		InputFiles:     inputs,
+		OutputFiles:    t.OutputFiles,
+		Vars:           vars,
+		WorkingDir:     dir,
+		Timeout:        timeout,
 		// Logged as Kestra logs: not the ::{...}:: lines nor the level
 		// markers, stdout at INFO and stderr at ERROR.
 		OnLine: func(l runner.Line) {

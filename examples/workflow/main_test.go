@@ -113,3 +113,29 @@ func (w logWriter) Write(p []byte) (int, error) {
 	w.t.Log(string(p))
 	return len(p), nil
 }
+
+func TestMisspeltOutputFileFailsTheTask(t *testing.T) {
+	testenv.Engine(t)
+	path := filepath.Join(t.TempDir(), "flow.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(`id: f
+tasks:
+  - id: a
+    containerImage: lading-test/busybox:latest
+    taskRunner: {pullPolicy: NEVER}
+    outputFiles: [a.csv]
+    commands: [echo 1 > a.csv]
+  - id: b
+    containerImage: lading-test/busybox:latest
+    taskRunner: {pullPolicy: NEVER}
+    inputFiles:
+      in.csv: "{{ outputs.a.outputFiles['typo.csv'] }}"
+    commands: [cat in.csv]
+`), 0o644))
+	f, err := ReadFlow(path)
+	require.NoError(t, err)
+	sum, err := (&Engine{Dir: t.TempDir()}).Run(t.Context(), f)
+	require.NoError(t, err)
+	assert.Equal(t, Success, sum.Task("a").State)
+	assert.Equal(t, Failed, sum.Task("b").State)
+	assert.ErrorContains(t, sum.Task("b").Err, "names no output file")
+}
