@@ -238,6 +238,9 @@ func (c *CI) step(ctx, parent context.Context, p *Pipeline, s Step, secrets map[
 		// without this, each run would leave an empty outputs-<id>
 		// directory in it.
 		DisableOutputDir: true,
+		// A CI script is shell, not a template: its own braces
+		// (docker inspect --format "{{ .State.Status }}") stay as written.
+		DisableTemplates: true,
 		Timeout:          timeout,
 		OnLine: func(l runner.Line) {
 			c.outMu.Lock()

@@ -63,6 +63,7 @@ func TestPipelinePasses(t *testing.T) {
 	assert.Contains(t, log, "[build/compile] cache miss")
 	assert.Contains(t, log, "[test/unit] PASS")
 	assert.Contains(t, log, "[test/lint] ok src/greet.sh")
+	assert.Contains(t, log, "[test/lint] templates off: {{ .State.Status }}")
 	assert.Contains(t, log, "[deploy/deploy] deploying greet with token ****")
 	assert.NotContains(t, log, token)
 
