@@ -409,3 +409,28 @@ func TestMountGivenBackWhenTheStartFails(t *testing.T) {
 		assert.ErrorIs(t, err, syscall.ENODATA, "no record left")
 	}
 }
+
+// A run that writes nothing into its output directory leaves no empty
+// outputs-<id> directory in a caller's working directory (a shared checkout
+// gathered one per step before), under either strategy; one that wrote
+// there keeps it.
+func TestNoEmptyOutputDirLeft(t *testing.T) {
+	for _, strategy := range strategies {
+		t.Run(string(strategy), func(t *testing.T) {
+			r, _ := newRunner(t, docker.Config{FileHandlingStrategy: strategy})
+			dir := t.TempDir()
+			_, err := r.Run(t.Context(), runner.Task{Image: testenv.Image, WorkingDir: dir, Commands: []string{"true"}})
+			require.NoError(t, err)
+			entries, err := os.ReadDir(dir)
+			require.NoError(t, err)
+			assert.Empty(t, entries, "nothing is left in the working directory")
+
+			res, err := r.Run(t.Context(), runner.Task{Image: testenv.Image, WorkingDir: dir, Commands: []string{"echo x > $OUTPUT_DIR/x"}})
+			require.NoError(t, err)
+			assert.Len(t, res.OutputFiles, 1)
+			for _, p := range res.OutputFiles {
+				assert.FileExists(t, p)
+			}
+		})
+	}
+}

@@ -221,6 +221,18 @@ func (ws *workspace) discard() {
 	}
 	if ws.created {
 		_ = os.RemoveAll(ws.hostDir)
+		return
+	}
+	ws.removeEmptyOutputDir()
+}
+
+// removeEmptyOutputDir removes the run's output directory from the host
+// working directory when nothing is in it, so a caller's directory shared
+// by many runs does not gather one empty outputs-<id> per run. A directory
+// with anything in it is kept (os.Remove removes only empty ones).
+func (ws *workspace) removeEmptyOutputDir() {
+	if ws.outputRel != "" {
+		_ = os.Remove(filepath.Join(ws.hostDir, ws.outputRel))
 	}
 }
 
@@ -406,6 +418,7 @@ func (run *run) collect(ctx context.Context, ws *workspace, res *runner.Result) 
 	if err = errors.Join(err, run.tidy(ctx, ws, res)); err != nil {
 		return err
 	}
+	ws.removeEmptyOutputDir()
 	run.warnUnmatched(ws, dropRemoved(ws, res, globbed), res)
 	return nil
 }
