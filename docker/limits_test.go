@@ -85,6 +85,7 @@ func TestCPUsAboveTheEngineFail(t *testing.T) {
 func TestOOM(t *testing.T) {
 	r, _ := newRunner(t, parseConfig(t, `{"memory":{"memory":"32m"}}`))
 	t.Run("allocating past the limit is OOM", func(t *testing.T) {
+		testenv.SkipOnPodman(t, "Podman 4.3 never sets State.OOMKilled (fixed in Podman 5) and leaves no other trace: no oom event, no oom file; an OOM kill reads as exit code 137")
 		res, err := r.Run(t.Context(), runner.Task{Image: testenv.Image,
 			// awk doubles a string until the limit stops it.
 			Commands: []string{`awk 'BEGIN { s = "x"; while (1) s = s s }'`}})

@@ -180,7 +180,12 @@ func TestPullProgressAndSecretsStayOut(t *testing.T) {
 	for _, p := range progress {
 		sawBytes = sawBytes || (p.Layer != "" && p.Total > 0 && p.Current > 0)
 	}
-	assert.True(t, sawBytes, "progress has a layer with bytes done and total: %+v", progress)
+	if testenv.IsPodman(t) {
+		// Podman 4.3 reports each layer's stages but never its byte counts.
+		assert.NotEmpty(t, progress, "progress has the layers' stages")
+	} else {
+		assert.True(t, sawBytes, "progress has a layer with bytes done and total: %+v", progress)
+	}
 	assert.NotContains(t, out.String(), reg.Password, "the password is not in the container")
 	assert.Empty(t, res.OutputFiles, "nothing was put in the working directory")
 }
