@@ -46,6 +46,19 @@ type Config struct {
 	// default (unix:///var/run/docker.sock).
 	Host string `json:"host,omitempty"`
 
+	// TLS configures a tcp:// Host's TLS: the CA that signs the engine's
+	// certificate and the client's certificate and key. Nil means
+	// DOCKER_TLS_VERIFY and DOCKER_CERT_PATH, as the docker CLI reads them.
+	// See [TLS].
+	TLS *TLS `json:"tls,omitempty"`
+
+	// Runtime is the OCI runtime the engine runs the container with (the
+	// engine's --runtime), e.g. "runsc" for gVisor's sandbox. Empty means
+	// the engine's default. It needs Allow.Runtimes, and the first Run
+	// checks it against the runtimes the engine has: an unknown one fails
+	// with a [*runner.FieldError] naming them.
+	Runtime string `json:"runtime,omitempty"`
+
 	// PullPolicy is IF_NOT_PRESENT (default), ALWAYS or NEVER.
 	PullPolicy PullPolicy `json:"pullPolicy,omitempty"`
 
@@ -254,6 +267,12 @@ type Allow struct {
 	// Volumes allows volumes, bind mounts of host paths; it is the same as
 	// [Config.VolumesEnabled].
 	Volumes bool
+	// Runtimes lists the OCI runtimes [Config.Runtime] may name ("*": any
+	// the engine has). The runtime is the container's sandbox: one a block
+	// names may be weaker than the engine's default. A host program that
+	// runs untrusted scripts under gVisor only sets Config.Runtime to
+	// "runsc" itself, after reading the block, and Runtimes to ["runsc"].
+	Runtimes []string
 }
 
 // policy refuses what c asks for beyond its sandbox that c.Allow does not
@@ -279,6 +298,9 @@ func (c *Config) policy() error {
 		if !slices.Contains(c.Allow.Networks, mode) && !anyName {
 			return refuse("networkMode", mode, "joins a named network (the script reaches the containers on it)", "Networks (a list of network names, or \"*\")")
 		}
+	}
+	if c.Runtime != "" && !slices.Contains(c.Allow.Runtimes, c.Runtime) && !slices.Contains(c.Allow.Runtimes, "*") {
+		return refuse("runtime", c.Runtime, "chooses the container's OCI runtime, its sandbox", "Runtimes (a list of runtime names, or \"*\")")
 	}
 	if c.Privileged && !c.Allow.Privileged {
 		return refuse("privileged", "true", "gives the container every capability and the host's devices", "Privileged")
@@ -428,6 +450,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Host != "" && !strings.Contains(c.Host, "://") {
 		return invalidConfig("host", c.Host, `must be a URL such as "unix:///var/run/docker.sock" or "tcp://127.0.0.1:2375"`)
+	}
+	if c.Runtime != "" && !networkName.MatchString(c.Runtime) {
+		return invalidConfig("runtime", c.Runtime, "must be the name of a runtime the engine has, such as runc or runsc")
+	}
+	if err := c.TLS.validate(c.Host); err != nil {
+		return err
 	}
 	for _, h := range c.ExtraHosts {
 		name, ip, ok := strings.Cut(h, ":")

@@ -82,6 +82,7 @@ type Runner struct {
 	resolver credentials.Resolver
 	ncpuOnce sync.Once
 	ncpu     int // the engine's CPU count, 0 until known
+	runtimes runtimes
 }
 
 var _ runner.Runner = (*Runner)(nil)
@@ -105,9 +106,9 @@ func New(cfg Config) (*Runner, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
-	if cfg.Host != "" {
-		opts = append(opts, client.WithHost(cfg.Host))
+	opts, err := clientOptions(cfg)
+	if err != nil {
+		return nil, err
 	}
 	cli, err := client.New(opts...)
 	if err != nil {
@@ -345,8 +346,12 @@ func (run *run) create(ctx context.Context, ws *workspace) error {
 	if err := run.r.checkCPUs(ctx); err != nil {
 		return err
 	}
+	if err := run.r.checkRuntime(ctx); err != nil {
+		return err
+	}
 	hostCfg := &container.HostConfig{
 		Init:         initFlag(cfg.Init),
+		Runtime:      cfg.Runtime,
 		Mounts:       mounts,
 		NetworkMode:  container.NetworkMode(cfg.NetworkMode),
 		ExtraHosts:   cfg.ExtraHosts,

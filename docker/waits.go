@@ -63,6 +63,7 @@ func (e *unresponsiveError) Unwrap() error { return runner.ErrEngineUnresponsive
 type engineErr struct {
 	doing string
 	host  string // set when the engine could not be reached at all
+	hint  string // what to fix, when a TLS handshake with it failed
 	err   error
 	seen  time.Time // when the call failed
 	// interrupted: the run's context was done and err is its doing (the
@@ -77,6 +78,8 @@ func (e *engineErr) Error() string {
 	switch {
 	case e.interrupted:
 		return fmt.Sprintf("docker: %s: interrupted", e.doing)
+	case e.unreachable() && e.hint != "":
+		return fmt.Sprintf("docker: %s: %s at %s: %s: %s", e.doing, runner.ErrEngineUnreachable, e.host, e.hint, e.err)
 	case e.unreachable():
 		return fmt.Sprintf("docker: %s: %s at %s: start the engine, or point Config.Host or DOCKER_HOST at its socket (for example unix:///var/run/docker.sock, or unix://$XDG_RUNTIME_DIR/podman/podman.sock for Podman): %s",
 			e.doing, runner.ErrEngineUnreachable, e.host, e.err)
@@ -305,6 +308,9 @@ func (f *flow) drain(drained <-chan error, closeStream func()) (err error, warni
 func engineError(r *Runner, doing string, err error) error {
 	e := &engineErr{doing: doing, err: err, seen: time.Now()}
 	if client.IsErrConnectionFailed(err) {
+		e.host = r.cli.DaemonHost()
+	}
+	if e.hint = tlsHint(err); e.hint != "" {
 		e.host = r.cli.DaemonHost()
 	}
 	return e
