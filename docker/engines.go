@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"slices"
@@ -127,7 +128,7 @@ func tlsHint(err error) string {
 	var unknown x509.UnknownAuthorityError
 	var invalid x509.CertificateInvalidError
 	var host x509.HostnameError
-	var alert tls.AlertError
+	var op *net.OpError // a TLS alert from the peer: Op "remote error"
 	var rec tls.RecordHeaderError
 	switch {
 	case errors.As(err, &unknown):
@@ -138,26 +139,14 @@ func tlsHint(err error) string {
 		return "the engine's certificate is not valid for a server: " + invalid.Error()
 	case errors.As(err, &host):
 		return "the engine's certificate does not name " + host.Host + ": use the host name it was issued for in Config.Host or DOCKER_HOST"
-	case errors.As(err, &alert) || strings.Contains(err.Error(), "remote error: tls:"):
-		return "the engine refused lading's client certificate (" + alertText(err) + "): set tls.cert and tls.key (or DOCKER_CERT_PATH's cert.pem and key.pem) to a certificate signed by the CA the engine trusts (its --tlscacert)"
+	case errors.As(err, &op) && op.Op == "remote error":
+		return "the engine refused lading's client certificate (" + op.Err.Error() + "): set tls.cert and tls.key (or DOCKER_CERT_PATH's cert.pem and key.pem) to a certificate signed by the CA the engine trusts (its --tlscacert)"
 	case errors.As(err, &rec):
 		return "the engine does not speak TLS on this port: remove tls (and DOCKER_TLS_VERIFY, DOCKER_CERT_PATH), or point the host at the engine's TLS port"
-	case strings.Contains(err.Error(), "client sent an HTTP request to an HTTPS server"):
+	case strings.Contains(strings.ToLower(err.Error()), "client sent an http request to an https server"):
 		return "the engine serves TLS: set tls (or DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH)"
 	}
 	return ""
-}
-
-func alertText(err error) string {
-	var alert tls.AlertError
-	if errors.As(err, &alert) {
-		return alert.Error()
-	}
-	msg := err.Error()
-	if i := strings.Index(msg, "remote error: tls:"); i >= 0 {
-		return msg[i:]
-	}
-	return msg
 }
 
 // runtimes is a Runner's cache of the engine's OCI runtimes, filled on the
