@@ -70,7 +70,9 @@
 //   - portBindings: ports published on the host's interfaces
 //     ([Allow.PortBindings]);
 //   - volumes: bind mounts of host paths ([Allow.Volumes], or
-//     [Config.VolumesEnabled]).
+//     [Config.VolumesEnabled]);
+//   - runtime: the container's OCI runtime, its sandbox ([Allow.Runtimes]):
+//     one a block names may be weaker than the engine's default.
 //
 // Everything else is allowed without it: networkMode "bridge", "default" and
 // "none"; extraHosts, which only writes the container's /etc/hosts (every
@@ -79,9 +81,9 @@
 // not what it can reach (root in a container keeps the engine's default
 // capabilities and isolation); the resource limits, labels, pull and stop
 // settings. Note
-// that host (the engine's address), config and credentials stay settable
-// from a block, as in Kestra: the registry credentials lading finds go to
-// the engine host names.
+// that host (the engine's address), tls, config and credentials stay
+// settable from a block, as in Kestra: the registry credentials lading finds
+// go to the engine host names, and tls names files of the host.
 //
 // # A run
 //
@@ -273,6 +275,40 @@
 //     output globs, or use their output directories, which are per run.
 //   - Under both, the check and the write are not atomic: a host file changed
 //     in the instant between them can still be replaced.
+//
+// # Engines
+//
+// CI runs the docker package's tests on Docker 20.10 (runc), on Docker with
+// gVisor's runsc ([Config.Runtime], the conformance suite) and on Podman
+// 4.3's API service (rootful); README's Engines table says what differs. In
+// short:
+//
+//   - Podman 4.3 never reports an OOM kill (State.OOMKilled stays false and
+//     it leaves no other trace): an OOM-killed script reads as exit code
+//     137 with [runner.ExitError] OOMKilled false. Its pull progress has the
+//     layers' stages but no byte counts, and its stats stream sends a sample
+//     every 5 s, without max_usage. Its default capabilities leave out
+//     CAP_MKNOD, and its inspect reports HostConfig.Runtime "oci".
+//   - Rootless Podman on a cgroup v1 host ignores memory, CPU and pids
+//     limits (Podman warns "Resource limits are not supported and ignored on
+//     cgroups V1 rootless systems"; lading's run does not fail), and its
+//     bridge network needs /dev/net/tun for slirp4netns: without it every
+//     run fails to attach ("failed to mount runtime directory for rootless
+//     netns", HTTP 409); networkMode "none" works. With MOUNT, files the
+//     container's root writes come back owned by the user, and a non-root
+//     container user (mapped to a subordinate uid) cannot write the
+//     working directory.
+//   - runsc: the script sees gVisor's kernel (uname 4.4.0), no cgroup file
+//     system, and /proc/meminfo sized to the memory limit; the memory limit
+//     and OOM reporting hold; pidsLimit counts the sandbox's own threads too
+//     (with 20 the start failed, with 30 it hung, 50 worked); runs take
+//     longer.
+//   - A tcp:// engine: TLS from [Config.TLS] or DOCKER_TLS_VERIFY and
+//     DOCKER_CERT_PATH; a failed handshake is
+//     [runner.ErrEngineUnreachable] with what to fix (tls.ca, tls.cert and
+//     tls.key). VOLUME works remotely; MOUNT fails before the script starts
+//     when the engine cannot see the host's working directory. Docker
+//     contexts (DOCKER_CONTEXT) are not read: set Host.
 //
 // # Example
 //

@@ -1,6 +1,7 @@
 package docker_test
 
 import (
+	"cmp"
 	"context"
 	"os"
 	"slices"
@@ -122,6 +123,31 @@ func TestConformanceRunsc(t *testing.T) {
 					return r
 				},
 			})
+		})
+	}
+}
+
+// BenchmarkTrivialByRuntime is the trivial task (`true`, one at a time) with
+// the engine's default runtime and with runsc, on the engine DOCKER_HOST
+// names (Docker or Podman). BENCHMARKS.md has the figures.
+func BenchmarkTrivialByRuntime(b *testing.B) {
+	cli := testenv.Engine(b)
+	info, err := cli.Info(b.Context(), client.InfoOptions{})
+	require.NoError(b, err)
+	for _, rt := range []string{"", "runsc"} {
+		name := cmp.Or(rt, "default-"+info.Info.DefaultRuntime)
+		b.Run(name, func(b *testing.B) {
+			if _, ok := info.Info.Runtimes[rt]; rt != "" && (!ok || testenv.IsPodman(b)) {
+				b.Skip("no runsc on this engine (or Podman, where it is not tested)")
+			}
+			r, err := docker.New(docker.Config{Runtime: rt, Allow: docker.Allow{Runtimes: []string{"*"}}})
+			require.NoError(b, err)
+			b.Cleanup(func() { _ = r.Close() })
+			for b.Loop() {
+				res, err := r.Run(b.Context(), runner.Task{Image: testenv.Image, Commands: []string{"true"}})
+				require.NoError(b, err)
+				_ = os.RemoveAll(res.WorkingDir)
+			}
 		})
 	}
 }
