@@ -3,8 +3,14 @@ package docker_test
 import (
 	"cmp"
 	"context"
+	"net"
+	"net/http"
+	"net/http/httputil"
 	"os"
+	"path/filepath"
 	"slices"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -73,6 +79,43 @@ func TestUnknownRuntimeNamesTheEngines(t *testing.T) {
 			_ = os.RemoveAll(res.WorkingDir)
 		}
 	}
+}
+
+// TestRuntimeListRetriedAfterAFailure: a failed look-up of the engine's
+// runtimes is not cached; the next Run asks again.
+func TestRuntimeListRetriedAfterAFailure(t *testing.T) {
+	socket := engineSocket(t)
+	var infoCalls atomic.Int32
+	proxy := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) { pr.Out.URL.Scheme, pr.Out.URL.Host = "http", "docker" },
+		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", socket)
+		}},
+	}
+	front := filepath.Join(t.TempDir(), "front.sock")
+	ln, err := net.Listen("unix", front)
+	require.NoError(t, err)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if strings.HasSuffix(req.URL.Path, "/info") && infoCalls.Add(1) == 1 {
+			http.Error(w, `{"message":"engine busy"}`, http.StatusInternalServerError)
+			return
+		}
+		proxy.ServeHTTP(w, req)
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+
+	r, _ := newRunner(t, docker.Config{Host: "unix://" + front, Runtime: "no-such-runtime", Allow: docker.Allow{Runtimes: []string{"*"}}})
+	_, err = r.Run(t.Context(), runner.Task{Image: testenv.Image, Commands: []string{"true"}})
+	require.Error(t, err)
+	assert.NotErrorIs(t, err, runner.ErrInvalidConfig, "the engine's failure, not a verdict on the runtime")
+	assert.Contains(t, err.Error(), "list the engine's runtimes")
+	_, err = r.Run(t.Context(), runner.Task{Image: testenv.Image, Commands: []string{"true"}})
+	var fe *runner.FieldError
+	require.ErrorAs(t, err, &fe, "asked again and got the list")
+	assert.Equal(t, "runtime", fe.Field)
+	assert.Contains(t, fe.Problem, "runc")
+	assert.EqualValues(t, 2, infoCalls.Load())
 }
 
 func TestRuntimeReachesTheEngine(t *testing.T) {
