@@ -43,7 +43,9 @@ const (
 type Config struct {
 	// Host is the engine's address, e.g. "unix:///var/run/docker.sock" or
 	// "tcp://127.0.0.1:2375". Empty means DOCKER_HOST, then the platform
-	// default (unix:///var/run/docker.sock).
+	// default (unix:///var/run/docker.sock). Docker CLI contexts
+	// (DOCKER_CONTEXT, the config's currentContext) are not read: `docker
+	// context inspect --format '{{.Endpoints.docker.Host}}'` gives the host.
 	Host string `json:"host,omitempty"`
 
 	// TLS configures a tcp:// Host's TLS: the CA that signs the engine's
