@@ -92,7 +92,9 @@ func TestWorkingDirHygiene(t *testing.T) {
 				assert.Contains(t, warnings, `cleared the setuid and setgid bits of "s"`)
 				assert.Contains(t, warnings, "from 3 entries", "sub, sub/w and g")
 				if withSpecials {
-					assert.Contains(t, warnings, `removed "d"`)
+					if !testenv.IsPodman(t) { // Podman 4.3's default capabilities leave out CAP_MKNOD: no device is made
+						assert.Contains(t, warnings, `removed "d"`)
+					}
 					assert.Contains(t, warnings, `removed "f"`)
 					// The link is left, and never listed as an output.
 					target, err := os.Readlink(filepath.Join(res.WorkingDir, "link"))
