@@ -84,7 +84,9 @@ func TestWorkingDirHygiene(t *testing.T) {
 					if withSpecials {
 						// Never created on the host, said in a warning; the
 						// other outputs still come back.
-						assert.Contains(t, warnings, "output d: device or FIFO not extracted")
+						if !testenv.IsPodman(t) { // no CAP_MKNOD on Podman 4.3: no device is made
+							assert.Contains(t, warnings, "output d: device or FIFO not extracted")
+						}
 						assert.Contains(t, warnings, "output f: device or FIFO not extracted")
 					}
 					return
