@@ -120,6 +120,9 @@ func TestOutputLimits(t *testing.T) {
 }
 
 func TestTempWorkingDirRemovedWhenNothingRan(t *testing.T) {
+	// A private TMPDIR: other test processes (go test runs packages side
+	// by side) make lading-* directories of their own in the shared one.
+	t.Setenv("TMPDIR", t.TempDir())
 	r, _ := newRunner(t, docker.Config{PullPolicy: docker.PullNever})
 	before, _ := filepath.Glob(filepath.Join(os.TempDir(), "lading-*"))
 	_, err := r.Run(t.Context(), runner.Task{Image: "lading-test/absent:x", Commands: []string{"true"},
