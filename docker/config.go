@@ -213,9 +213,9 @@ type Config struct {
 	Labels map[string]string `json:"labels,omitempty"`
 
 	// MaxConcurrency, when positive, limits how many tasks run at once on
-	// this Runner; further calls to Run wait for a free slot, honouring
-	// their context while they wait. The task's Timeout starts once the slot
-	// is taken.
+	// this Runner and the Runners made from it with [Runner.With]; further
+	// calls to Run wait for a free slot, honouring their context while they
+	// wait. The task's Timeout starts once the slot is taken.
 	MaxConcurrency int `json:"maxConcurrency,omitempty"`
 
 	// StatsInterval, when positive, follows the container's resource use

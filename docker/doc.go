@@ -99,6 +99,14 @@
 // Every container carries the labels [LabelManaged], [LabelRun],
 // [LabelCreated] and, when the task has an ID, [LabelTask].
 //
+// # Per-task settings
+//
+// A workflow whose tasks each carry a taskRunner block needs one Runner per
+// block, on one engine connection and under one concurrency limit:
+// [Runner.With] returns a Runner with another [Config] that shares its
+// root's connection and [Config.MaxConcurrency] slots. Only the Runner [New]
+// returned closes the connection; Close on one from With does nothing.
+//
 // # Files under MOUNT
 //
 // With [FileHandlingMount] the container writes straight into the host

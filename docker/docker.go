@@ -71,17 +71,18 @@ const OutputWaitDelay = 5 * time.Second
 
 // Runner runs tasks in containers on a Docker Engine (or any engine that
 // serves the Docker API, such as Podman). It is safe for concurrent use; call
-// Close when done with it.
+// Close when done with it. [Runner.With] gives Runners with other settings
+// on the same connection and under the same concurrency limit.
 type Runner struct {
 	cfg      Config
 	cli      *client.Client
 	log      *slog.Logger
-	slots    chan struct{}     // nil: no limit
+	slots    chan struct{}     // nil: no limit; shared with the Runners from With
+	derived  bool              // made by With: Close leaves cli alone
 	owner    map[string]string // labels naming this process, for Prune
 	platform *ocispec.Platform // nil: the engine's own
 	resolver credentials.Resolver
-	ncpuOnce sync.Once
-	ncpu     int // the engine's CPU count, 0 until known
+	cpus     *engineCPUs // shared with the Runners from With
 	runtimes runtimes
 }
 
@@ -114,27 +115,41 @@ func New(cfg Config) (*Runner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("docker: %w: %w", runner.ErrInvalidConfig, err)
 	}
+	var slots chan struct{}
+	if cfg.MaxConcurrency > 0 {
+		slots = make(chan struct{}, cfg.MaxConcurrency)
+	}
+	return newRunner(cfg, cli, slots, &engineCPUs{}), nil
+}
+
+// newRunner returns a Runner for cfg, validated, on cli and slots.
+func newRunner(cfg Config, cli *client.Client, slots chan struct{}, cpus *engineCPUs) *Runner {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &Runner{cfg: cfg, cli: cli, log: log, owner: ownerLabels()}
-	r.platform, _ = parsePlatform(cfg.Platform) // validated above
+	r := &Runner{cfg: cfg, cli: cli, log: log, slots: slots, owner: ownerLabels(), cpus: cpus}
+	r.platform, _ = parsePlatform(cfg.Platform) // validated by the caller
 	r.resolver.Explicit = cfg.Credentials
 	if cfg.DockerConfig != "" {
-		r.resolver.Config, _ = credentials.LoadConfig(string(cfg.DockerConfig)) // validated above
+		r.resolver.Config, _ = credentials.LoadConfig(string(cfg.DockerConfig)) // validated by the caller
 	}
 	for _, w := range cfg.Memory.Warnings() {
 		log.Warn(w)
 	}
-	if cfg.MaxConcurrency > 0 {
-		r.slots = make(chan struct{}, cfg.MaxConcurrency)
-	}
-	return r, nil
+	return r
 }
 
-// Close releases the connection to the engine. Runs in progress fail.
-func (r *Runner) Close() error { return r.cli.Close() }
+// Close releases the connection to the engine. Runs in progress fail,
+// on r and on every Runner made from it by [Runner.With]. Close on a
+// Runner from With does nothing and returns nil: the connection is the
+// one of the Runner [New] returned, which alone closes it.
+func (r *Runner) Close() error {
+	if r.derived {
+		return nil
+	}
+	return r.cli.Close()
+}
 
 // Run pulls the task's image as the pull policy says, runs the script in a
 // new container and returns when the container has exited, its output has
@@ -652,19 +667,31 @@ func (r *Runner) resources() container.Resources {
 	return res
 }
 
+// engineCPUs is the engine's CPU count, asked once it is needed and kept
+// once known.
+type engineCPUs struct {
+	mu sync.Mutex
+	n  int // 0 until known
+}
+
 // checkCPUs fails when the CPU limit is above what the engine has. The
-// engine's count is asked once per Runner.
+// engine's count is asked until an answer comes, then kept for r and the
+// Runners that share its connection; while the engine does not say, the
+// limit is not checked here (the engine refuses what it cannot give).
 func (r *Runner) checkCPUs(ctx context.Context) error {
 	if r.cfg.CPU.CPUs == 0 {
 		return nil
 	}
-	r.ncpuOnce.Do(func() {
-		info, err := r.cli.Info(ctx, client.InfoOptions{})
-		if err == nil {
-			r.ncpu = info.Info.NCPU
+	c := r.cpus
+	c.mu.Lock()
+	if c.n == 0 {
+		if info, err := r.cli.Info(ctx, client.InfoOptions{}); err == nil {
+			c.n = info.Info.NCPU
 		}
-	})
-	return r.cfg.CPU.Validate(r.ncpu)
+	}
+	n := c.n
+	c.mu.Unlock()
+	return r.cfg.CPU.Validate(n)
 }
 
 func initFlag(b bool) *bool {
