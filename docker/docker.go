@@ -162,6 +162,14 @@ func (r *Runner) Close() error {
 // ([runner.ErrTimeout] with [context.DeadlineExceeded] for the task's own
 // timeout) and says what the run was doing. Every wait after a cancel is
 // bounded: see [EngineTimeout] and [OutputWaitDelay].
+//
+// [runner.Task.ScriptTimeout] counts from the container's start (for a
+// resumed run, from the start of the container it follows): when reached,
+// the container is stopped the same way, the output files are still
+// collected, and the error matches [runner.ErrTimeout] with a
+// [*runner.TimeoutError] whose Limit is "scriptTimeout". With
+// [Config.Wait] false, Run returns once the container has started, and
+// neither limit applies to the container after that.
 func (r *Runner) Run(ctx context.Context, task runner.Task) (res *runner.Result, err error) {
 	// The masker comes first, so that no error Run returns quotes a secret,
 	// not even one about an image or env name that holds it by accident.
@@ -201,7 +209,7 @@ func (r *Runner) Run(ctx context.Context, task runner.Task) (res *runner.Result,
 		// This very value is the cause when the timeout is reached, which
 		// tells it from a caller's cause that is a TimeoutError too (a
 		// sibling's, passed on by an errgroup).
-		run.timeout = &runner.TimeoutError{Timeout: task.Timeout.String(), Cause: context.DeadlineExceeded}
+		run.timeout = &runner.TimeoutError{Timeout: task.Timeout.String(), Cause: context.DeadlineExceeded, Limit: "timeout"}
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeoutCause(ctx, task.Timeout, run.timeout)
 		defer cancel()
@@ -307,10 +315,11 @@ type run struct {
 	imageUser      string // the image's configured user, when imageUserKnown
 	imageUserKnown bool
 
-	timeout      *runner.TimeoutError      // the cause set when Task.Timeout is reached, nil without one
-	doing        string                    // what the run is doing, for errors: "pulling", "running", ...
-	unresponsive bool                      // an engine call went unanswered: make no more
-	doneAt       atomic.Pointer[time.Time] // when ctx was done, nil before
+	timeout       *runner.TimeoutError      // the cause set when Task.Timeout is reached, nil without one
+	scriptTimeout *runner.TimeoutError      // the cause set when Task.ScriptTimeout is reached, nil without one
+	doing         string                    // what the run is doing, for errors: "pulling", "running", ...
+	unresponsive  bool                      // an engine call went unanswered: make no more
+	doneAt        atomic.Pointer[time.Time] // when ctx was done, nil before
 }
 
 func (run *run) name() string { return "lading-" + run.id }
@@ -478,9 +487,47 @@ func (run *run) start(ctx context.Context) (*runner.Result, error) {
 
 // follow reads the container's multiplexed output from stream into the
 // task's sinks, calls start (if any), waits for the exit (stopping the
-// container when ctx ends first), drains the stream and fills res.
-// following is the context that outlives ctx for the wait and the reads.
+// container when ctx ends first, or [runner.Task.ScriptTimeout] after
+// res.Started), drains the stream and fills res. following is the context
+// that outlives ctx for the wait and the reads.
 func (run *run) follow(ctx, following context.Context, res *runner.Result, stream io.Reader, closeStream func(),
+	wait client.ContainerWaitResult, start func() error) (*runner.Result, error) {
+	limit := run.task.ScriptTimeout
+	if limit <= 0 {
+		return run.followScript(ctx, following, res, stream, closeStream, wait, start)
+	}
+	run.scriptTimeout = &runner.TimeoutError{Timeout: limit.String(), Cause: context.DeadlineExceeded, Limit: "scriptTimeout"}
+	script, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	defer context.AfterFunc(script, func() { now := time.Now(); run.doneAt.CompareAndSwap(nil, &now) })()
+	var timer *time.Timer
+	arm := func() {
+		// From the container's start: a resumed run gets what is left.
+		timer = time.AfterFunc(limit-time.Since(res.Started), func() { cancel(run.scriptTimeout) })
+	}
+	if start == nil {
+		arm()
+	} else {
+		inner := start
+		start = func() error {
+			err := inner()
+			if err == nil {
+				arm()
+			}
+			return err
+		}
+	}
+	res, err := run.followScript(script, following, res, stream, closeStream, wait, start)
+	if timer != nil {
+		timer.Stop()
+	}
+	if ctx.Err() == nil && context.Cause(script) == error(run.scriptTimeout) {
+		err = run.stopped(script, err)
+	}
+	return res, err
+}
+
+func (run *run) followScript(ctx, following context.Context, res *runner.Result, stream io.Reader, closeStream func(),
 	wait client.ContainerWaitResult, start func() error) (*runner.Result, error) {
 	id := run.containerID
 	var out flow

@@ -117,13 +117,19 @@ func (run *run) stopped(ctx context.Context, err error) error {
 	}
 	what += ") stopped while " + run.doing
 	var reason error = cause
-	if cause != ctxErr && (run.timeout == nil || cause != error(run.timeout)) {
+	if cause != ctxErr && !run.ownCause(cause) {
 		// A caller's cause: matched itself, but what it carries (a
 		// sibling's timeout or exit) is not this run's.
 		reason = &causeError{err: ctxErr, cause: cause}
 		err = &shieldError{err: err, cause: cause}
 	}
 	return &stopError{what: what, reason: reason, err: err, ctxErr: ctxErr}
+}
+
+// ownCause reports whether cause is one of the run's own limits, not a
+// caller's cause.
+func (run *run) ownCause(cause error) bool {
+	return (run.timeout != nil && cause == error(run.timeout)) || (run.scriptTimeout != nil && cause == error(run.scriptTimeout))
 }
 
 // walk calls f on err and every error in its tree.

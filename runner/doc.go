@@ -56,7 +56,7 @@
 // [ErrInvalidConfig] (as a [*FieldError] naming the field and value),
 // [ErrImageNotFound], [ErrUnauthorized], [ErrEngineUnreachable],
 // [ErrEngineUnresponsive], [ErrOutputBlocked] and [ErrTimeout] (the task's
-// own Timeout; it also matches [context.DeadlineExceeded]). Once the context
+// own Timeout or ScriptTimeout; it also matches [context.DeadlineExceeded]). Once the context
 // is done, the error matches both its Err ([context.Canceled] or
 // [context.DeadlineExceeded]) and its [context.Cause].
 //

@@ -33,7 +33,8 @@ var (
 	// runner's delay (like os/exec's ErrWaitDelay). Run returned without
 	// waiting for it; output from then on is missing from the Result.
 	ErrOutputBlocked = errors.New("output still being written")
-	// ErrTimeout: [Task.Timeout] was reached. Errors matching it also match
+	// ErrTimeout: [Task.Timeout] or [Task.ScriptTimeout] was reached
+	// ([*TimeoutError] says which). Errors matching it also match
 	// [context.DeadlineExceeded].
 	ErrTimeout = errors.New("task timed out")
 )
@@ -84,15 +85,21 @@ func (e *ExitError) Error() string {
 	return fmt.Sprintf("command failed with exit code %d", e.ExitCode)
 }
 
-// TimeoutError reports that [Task.Timeout] was reached. It matches both
-// [ErrTimeout] and [context.DeadlineExceeded].
+// TimeoutError reports that [Task.Timeout] or [Task.ScriptTimeout] was
+// reached. It matches both [ErrTimeout] and [context.DeadlineExceeded].
 type TimeoutError struct {
 	Timeout string // the configured timeout, e.g. "30s"
 	Cause   error  // the context error (context.DeadlineExceeded)
+	// Limit is the Task field that was reached: "scriptTimeout" for
+	// [Task.ScriptTimeout]; "timeout" or empty for [Task.Timeout].
+	Limit string
 }
 
 func (e *TimeoutError) Error() string {
-	return fmt.Sprintf("task timed out after %s", e.Timeout)
+	if e.Limit == "scriptTimeout" {
+		return fmt.Sprintf("script timed out after %s (scriptTimeout, counted from the container's start)", e.Timeout)
+	}
+	return fmt.Sprintf("task timed out after %s (timeout)", e.Timeout)
 }
 
 // Unwrap returns ErrTimeout and the context's error.

@@ -173,6 +173,17 @@ type Task struct {
 	// stopped and Run returns an error matching [ErrTimeout] and
 	// [context.DeadlineExceeded].
 	Timeout time.Duration
+
+	// ScriptTimeout bounds the script alone (what Kestra users read as a
+	// task's timeout): it starts when the container starts, so the pull
+	// and the create do not count. Zero means no limit of its own. When
+	// it is reached the container is stopped as for Timeout, the output
+	// files are collected, and Run returns an error matching [ErrTimeout]
+	// and [context.DeadlineExceeded] whose [*TimeoutError] has Limit
+	// "scriptTimeout". With both set, the first reached stops the run.
+	// Runners that cannot tell the script's start apply it as they
+	// document.
+	ScriptTimeout time.Duration
 }
 
 // Script returns the script the interpreter runs, as Kestra builds it: the
@@ -329,6 +340,9 @@ func (t Task) validate() error {
 	}
 	if t.Timeout < 0 {
 		return invalidTask("timeout", t.Timeout.String(), "must not be negative")
+	}
+	if t.ScriptTimeout < 0 {
+		return invalidTask("scriptTimeout", t.ScriptTimeout.String(), "must not be negative")
 	}
 	return nil
 }
