@@ -86,8 +86,10 @@
 // matches "a.txt" but not "sub/a.txt", "out/**" matches everything under out
 // at any depth, "{a,b}.txt" and "[ab].txt" match a.txt and b.txt, and a
 // backslash escapes a metacharacter. "**/" may match zero directories, so
-// "**/*.csv" also matches "c.csv". An absolute or escaping pattern is a
-// [*runner.FieldError] for "outputFiles". [Collect] walks the working
+// "**/*.csv" also matches "c.csv". An absolute or escaping pattern, and
+// one that cannot match a file ("regex:..." or "glob:..." as Java's path
+// matchers write them, "out/" naming a directory: write "out/**"), is a
+// [*runner.FieldError] for "outputFiles" naming the pattern. [Collect] walks the working
 // directory without following symbolic links and returns the regular files
 // the globs match, plus every regular file under the output directory.
 // [CollectChanged] keeps only the matches created or changed since a

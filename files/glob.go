@@ -26,7 +26,9 @@ type Matcher struct {
 // NewMatcher compiles output globs, relative to the working directory. A
 // leading "./" is dropped. A pattern that is empty, absolute (also inside a
 // leading "{...}"), has a ".." element (also inside braces), contains NUL,
-// or is not a valid doublestar pattern (such as "[unclosed") is refused with
+// is not a valid doublestar pattern (such as "[unclosed"), or cannot match
+// a file (a "regex:" or "glob:" prefix, a "." or empty element, a trailing
+// "/" or "." alone, which name a directory) is refused with
 // a [*runner.FieldError] for "outputFiles" with the pattern as Value,
 // matching [runner.ErrInvalidTask]; its Problem says which entry it is.
 func NewMatcher(patterns []string) (*Matcher, error) {
@@ -55,6 +57,20 @@ func globPattern(p string) (clean, problem string) {
 		return "", "must not contain NUL"
 	case absoluteGlob(clean):
 		return "", "must be relative to the working directory, not absolute"
+	case strings.HasPrefix(clean, "regex:"):
+		return "", `is a regex: pattern, which lading does not support (Kestra's outputFiles are globs): write it as a glob, such as "**/*.csv"`
+	case strings.HasPrefix(clean, "glob:"):
+		return "", `starts with "glob:": output patterns are globs already; drop the prefix`
+	case clean == "." || strings.HasSuffix(clean, "/"):
+		return "", `names a directory, and only files are collected: add "**" to take the files under it, such as "out/**"`
+	}
+	for part := range strings.SplitSeq(clean, "/") {
+		switch part {
+		case ".":
+			return "", `must not have a "." element: paths are matched cleaned, so it matches nothing`
+		case "":
+			return "", "must not have an empty element (\"//\"): paths are matched cleaned, so it matches nothing"
+		}
 	}
 	for part := range strings.FieldsFuncSeq(clean, func(r rune) bool { return strings.ContainsRune("/{},", r) }) {
 		if part == ".." {
