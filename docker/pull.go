@@ -24,9 +24,10 @@ const (
 	pullBackoffMax          = 10 * time.Second
 )
 
-// errPullStalled is the cause set on a pull's context when no progress came
-// for the stall timeout.
-var errPullStalled = errors.New("pull stalled")
+// ErrPullStalled is matched by Run's error when the engine reported no
+// progress of a pull for [Config.PullStallTimeout] (a stall is not
+// retried). The error also says the timeout.
+var ErrPullStalled = errors.New("pull stalled")
 
 // ensureImage makes the image present as the pull policy says.
 func (r *Runner) ensureImage(ctx context.Context, run *run) error {
@@ -112,7 +113,7 @@ func (r *Runner) pullOnce(ctx context.Context, run *run, image string, auth cred
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	watchdog := time.AfterFunc(stall, func() { cancel(errPullStalled) })
+	watchdog := time.AfterFunc(stall, func() { cancel(ErrPullStalled) })
 	defer watchdog.Stop()
 
 	opts := client.ImagePullOptions{RegistryAuth: header}
@@ -174,8 +175,8 @@ func pullCancelled(ctx context.Context, own error) error {
 func (r *Runner) pullError(ctx context.Context, image string, auth credentials.Auth, err error, stall time.Duration, own error) error {
 	msg := strings.ToLower(err.Error())
 	switch {
-	case context.Cause(ctx) == errPullStalled:
-		return fmt.Errorf("docker: pull %s: %w: no progress for %s (pullStallTimeout)", image, errPullStalled, stall)
+	case context.Cause(ctx) == ErrPullStalled:
+		return fmt.Errorf("docker: pull %s: %w: no progress for %s (pullStallTimeout)", image, ErrPullStalled, stall)
 	case ctx.Err() != nil:
 		return fmt.Errorf("docker: pull %s: %w", image, pullCancelled(ctx, own))
 	case client.IsErrConnectionFailed(err):
@@ -198,7 +199,7 @@ func (r *Runner) pullError(ctx context.Context, image string, auth credentials.A
 // pull stalled, or the caller gave up.
 func transient(err error) bool {
 	return !errors.Is(err, runner.ErrImageNotFound) && !errors.Is(err, runner.ErrUnauthorized) &&
-		!errors.Is(err, runner.ErrEngineUnreachable) && !errors.Is(err, errPullStalled) &&
+		!errors.Is(err, runner.ErrEngineUnreachable) && !errors.Is(err, ErrPullStalled) &&
 		!errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
 }
 
