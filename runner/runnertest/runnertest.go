@@ -308,6 +308,7 @@ func Cases() []Case {
 	cases = append(cases, producedCases()...)
 	cases = append(cases, lineCases()...)
 	cases = append(cases, scriptCases()...)
+	cases = append(cases, scriptTimeoutCases()...)
 	return append(cases, fileCases()...)
 }
 

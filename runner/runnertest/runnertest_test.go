@@ -75,6 +75,13 @@ func (hostRunner) Run(ctx context.Context, task runner.Task) (*runner.Result, er
 		ctx, cancel = context.WithTimeout(ctx, task.Timeout)
 		defer cancel()
 	}
+	whole := ctx
+	if task.ScriptTimeout > 0 {
+		// The script is all a host run does: its limit starts here.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, task.ScriptTimeout)
+		defer cancel()
+	}
 
 	secrets := make([]string, 0, len(task.Secrets))
 	for _, v := range task.Secrets {
@@ -123,8 +130,10 @@ func (hostRunner) Run(ctx context.Context, task runner.Task) (*runner.Result, er
 	switch {
 	case parent.Err() != nil:
 		err = fmt.Errorf("host: %w", parent.Err())
+	case whole.Err() != nil:
+		err = &runner.TimeoutError{Timeout: task.Timeout.String(), Cause: whole.Err(), Limit: "timeout"}
 	case ctx.Err() != nil:
-		err = &runner.TimeoutError{Timeout: task.Timeout.String(), Cause: ctx.Err()}
+		err = &runner.TimeoutError{Timeout: task.ScriptTimeout.String(), Cause: ctx.Err(), Limit: "scriptTimeout"}
 	case errors.As(waitErr, &exit):
 		res.ExitCode = exit.ExitCode()
 		err = &runner.ExitError{ExitCode: res.ExitCode}
