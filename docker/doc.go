@@ -162,13 +162,20 @@
 // (default SIGTERM) and killed after KillGracePeriod. Run returns once the
 // container has stopped, with the output read up to then.
 //
+// The task's Timeout counts from the call (after the wait for a
+// maxConcurrency slot), pull and create included; its ScriptTimeout counts
+// from the container's start, and when it is reached the output files are
+// still collected. The first limit reached stops the run; the
+// [*runner.TimeoutError] in the error says which (Limit "timeout" or
+// "scriptTimeout").
+//
 // Once ctx is done, Run's error matches both ctx.Err() ([context.Canceled]
 // or [context.DeadlineExceeded]) and [context.Cause](ctx) with [errors.Is],
 // and says what the run was doing: its name, image, container and stage
 // ("docker: run lading-<id> (image busybox, container 3f2a...) stopped while
 // running: context canceled: <cause>: container stopped, exit code 137").
-// It matches [runner.ErrTimeout] only when the task's own Timeout was
-// reached: not for a deadline of the caller's ctx, nor for a caller's cause
+// It matches [runner.ErrTimeout] only when the task's own Timeout or
+// ScriptTimeout was reached: not for a deadline of the caller's ctx, nor for a caller's cause
 // that carries a timeout of its own (an errgroup passing on a sibling
 // step's error): a caller's cause is matched itself, not what it wraps. A
 // connection error seen after ctx is done is the cancel's doing and never
