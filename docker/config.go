@@ -275,6 +275,12 @@ type Allow struct {
 	// runs untrusted scripts under gVisor only sets Config.Runtime to
 	// "runsc" itself, after reading the block, and Runtimes to ["runsc"].
 	Runtimes []string
+	// Host allows a block to set host, the engine lading talks to: that
+	// engine receives the task's secrets and the registry credentials
+	// lading finds on the host, and runs the script wherever it is. Only a
+	// block is checked ([Config.UnmarshalJSON], so [ParseConfig] and
+	// [ParseConfigMap]); a Host the host program sets in Go needs nothing.
+	Host bool
 }
 
 // policy refuses what c asks for beyond its sandbox that c.Allow does not
@@ -436,6 +442,9 @@ func (c *Config) UnmarshalJSON(data []byte) error {
 	}
 	if err := decodeObject(data, reflect.ValueOf(&wire).Elem(), "", false); err != nil {
 		return err
+	}
+	if wire.plain.Host != c.Host && !c.Allow.Host {
+		return invalidConfig("host", wire.plain.Host, "the engine's address: a workflow author may not choose the engine that receives the task's secrets and the host's registry credentials unless the host program sets Config.Allow.Host")
 	}
 	*c = Config(wire.plain)
 	return nil

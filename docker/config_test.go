@@ -32,7 +32,7 @@ func TestParseConfigKestraBlock(t *testing.T) {
 		"delete": false,
 		"wait": false,
 		"killGracePeriod": "PT5S"
-	}`), Allow{PortBindings: true, Privileged: true, DeviceRequests: true})
+	}`), Allow{PortBindings: true, Privileged: true, DeviceRequests: true, Host: true})
 	require.NoError(t, err)
 	assert.Equal(t, PullAlways, cfg.PullPolicy)
 	assert.Equal(t, []string{"/bin/tini", "--"}, cfg.EntryPoint)

@@ -72,7 +72,10 @@
 //   - volumes: bind mounts of host paths ([Allow.Volumes], or
 //     [Config.VolumesEnabled]);
 //   - runtime: the container's OCI runtime, its sandbox ([Allow.Runtimes]):
-//     one a block names may be weaker than the engine's default.
+//     one a block names may be weaker than the engine's default;
+//   - host, when a block sets it: the engine that receives the task's
+//     secrets and the registry credentials lading finds ([Allow.Host]; a
+//     Host set in Go needs nothing).
 //
 // Everything else is allowed without it: networkMode "bridge", "default" and
 // "none"; extraHosts, which only writes the container's /etc/hosts (every
@@ -80,10 +83,9 @@
 // anyway); user, which changes who the script is inside the container but
 // not what it can reach (root in a container keeps the engine's default
 // capabilities and isolation); the resource limits, labels, pull and stop
-// settings. Note
-// that host (the engine's address), tls, config and credentials stay
-// settable from a block, as in Kestra: the registry credentials lading finds
-// go to the engine host names, and tls names files of the host.
+// settings. tls, config and credentials stay settable from a block, as in
+// Kestra (tls and config name files of the host, read as the config
+// limits say).
 //
 // # A run
 //

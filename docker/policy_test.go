@@ -1,6 +1,7 @@
 package docker_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -117,4 +118,34 @@ func TestHostNetworkAllowed(t *testing.T) {
 	_, err = bridged.Run(t.Context(), runner.Task{Image: testenv.Image, Commands: fetch, Stdout: &out})
 	require.NoError(t, err)
 	assert.Equal(t, "unreachable\n", out.String(), "the default network does not reach the host's loopback")
+}
+
+// A block may not choose the engine (which receives the task's secrets and
+// the host's registry credentials) unless the host program allows it; a
+// Host set in Go, or kept from a base Config the block leaves alone, needs
+// nothing.
+func TestBlockHostNeedsTheHostProgram(t *testing.T) {
+	block := []byte(`{"host":"tcp://203.0.113.7:2376"}`)
+	_, err := docker.ParseConfig(block)
+	require.ErrorIs(t, err, runner.ErrInvalidConfig)
+	var fe *runner.FieldError
+	require.ErrorAs(t, err, &fe)
+	assert.Equal(t, "host", fe.Field)
+	assert.Equal(t, "tcp://203.0.113.7:2376", fe.Value)
+	assert.Contains(t, err.Error(), "Config.Allow.Host")
+
+	var cfg docker.Config
+	require.ErrorIs(t, json.Unmarshal(block, &cfg), runner.ErrInvalidConfig, "json.Unmarshal refuses it too")
+	_, err = docker.ParseConfigMap(map[string]any{"host": "tcp://203.0.113.7:2376"})
+	require.ErrorIs(t, err, runner.ErrInvalidConfig, "and so does a YAML block")
+
+	cfg, err = docker.ParseConfigAllowing(block, docker.Allow{Host: true})
+	require.NoError(t, err)
+	assert.Equal(t, "tcp://203.0.113.7:2376", cfg.Host)
+
+	base := docker.Config{Host: "unix:///var/run/docker.sock"}
+	require.NoError(t, json.Unmarshal([]byte(`{"user":"1000"}`), &base), "a block that leaves host alone")
+	assert.Equal(t, "unix:///var/run/docker.sock", base.Host)
+	_, err = docker.New(docker.Config{Host: "tcp://203.0.113.7:2376"})
+	require.NoError(t, err, "a Host set in Go needs no Allow")
 }

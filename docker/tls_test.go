@@ -218,7 +218,7 @@ func TestRemoteEngineOverTLS(t *testing.T) {
 	})
 	t.Run("the same from a taskRunner block", func(t *testing.T) {
 		block := `{"host":"` + s.host + `","tls":{"ca":"` + s.ca + `","cert":"` + s.cert + `","key":"` + s.key + `"}}`
-		cfg, err := docker.ParseConfig([]byte(block))
+		cfg, err := docker.ParseConfigAllowing([]byte(block), docker.Allow{Host: true})
 		require.NoError(t, err)
 		_, err = runOverTLS(t, cfg)
 		require.NoError(t, err)
