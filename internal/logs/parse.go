@@ -213,11 +213,20 @@ func (s *Sink) number(text string) any {
 	return f
 }
 
+// entries splits the JSON array raw of a ::{...}:: line's part what into
+// its entries; anything else is a warning, and ok is false.
+func (s *Sink) entries(stream runner.Stream, what string, raw json.RawMessage) (entries []json.RawMessage, ok bool) {
+	if raw[0] != '[' || json.Unmarshal(raw, &entries) != nil {
+		s.warn("%s: %s: not an array; ignored", stream, what)
+		return nil, false
+	}
+	return entries, true
+}
+
 // parseMetrics reads a metrics array entry by entry.
 func (s *Sink) parseMetrics(stream runner.Stream, raw json.RawMessage) {
-	var entries []json.RawMessage
-	if raw[0] != '[' || json.Unmarshal(raw, &entries) != nil {
-		s.warn("%s: metrics: not an array; ignored", stream)
+	entries, ok := s.entries(stream, "metrics", raw)
+	if !ok {
 		return
 	}
 	for i, e := range entries {
@@ -380,9 +389,8 @@ func isDecimal(s string) bool {
 // line of kind LineLog with its level (INFO when it has none or one that
 // is not Kestra's).
 func (s *Sink) parseLogs(stream runner.Stream, raw json.RawMessage) {
-	var entries []json.RawMessage
-	if raw[0] != '[' || json.Unmarshal(raw, &entries) != nil {
-		s.warn("%s: logs: not an array; ignored", stream)
+	entries, ok := s.entries(stream, "logs", raw)
+	if !ok {
 		return
 	}
 	for i, e := range entries {
