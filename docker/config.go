@@ -42,10 +42,11 @@ const (
 // image's entrypoint cleared, containers deleted, runs waited for.
 type Config struct {
 	// Host is the engine's address, e.g. "unix:///var/run/docker.sock" or
-	// "tcp://127.0.0.1:2375". Empty means DOCKER_HOST, then the platform
-	// default (unix:///var/run/docker.sock). Docker CLI contexts
-	// (DOCKER_CONTEXT, the config's currentContext) are not read: `docker
-	// context inspect --format '{{.Endpoints.docker.Host}}'` gives the host.
+	// "tcp://127.0.0.1:2375". Empty means DOCKER_HOST; without it, the
+	// docker CLI's context (DOCKER_CONTEXT, else currentContext in
+	// $DOCKER_CONFIG/config.json or ~/.docker/config.json: its host and TLS
+	// files, an ssh:// host through the ssh command, as for the CLI); then
+	// the platform default (unix:///var/run/docker.sock).
 	Host string `json:"host,omitempty"`
 
 	// TLS configures a tcp:// Host's TLS: the CA that signs the engine's

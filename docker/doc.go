@@ -324,8 +324,12 @@
 //     DOCKER_CERT_PATH; a failed handshake is
 //     [runner.ErrEngineUnreachable] with what to fix (tls.ca, tls.cert and
 //     tls.key). VOLUME works remotely; MOUNT fails before the script starts
-//     when the engine cannot see the host's working directory. Docker
-//     contexts (DOCKER_CONTEXT) are not read: set Host.
+//     when the engine cannot see the host's working directory.
+//   - Docker CLI contexts: with neither Host, TLS nor DOCKER_HOST set,
+//     DOCKER_CONTEXT (else the CLI config's currentContext) selects the
+//     engine and its TLS files, read with the docker CLI's own context
+//     store, in the CLI's order; a context that does not exist is
+//     [runner.ErrInvalidConfig] from [New], naming it.
 //
 // # Example
 //

@@ -57,9 +57,21 @@ func (t *TLS) validate(host string) error {
 // clientOptions are the Engine API client's options for cfg: DOCKER_HOST,
 // DOCKER_API_VERSION and (unless cfg.TLS is set) DOCKER_CERT_PATH with
 // DOCKER_TLS_VERIFY, as client.FromEnv reads them, then cfg.Host and
-// cfg.TLS.
+// cfg.TLS. With neither cfg.Host, cfg.TLS nor DOCKER_HOST set, the docker
+// CLI's current context (DOCKER_CONTEXT, else currentContext in its config
+// file) selects the engine, as it does for the CLI.
 func clientOptions(cfg Config) ([]client.Opt, error) {
 	opts := []client.Opt{client.WithAPIVersionNegotiation()}
+	if cfg.Host == "" && cfg.TLS == nil {
+		c, ok, err := currentContext(os.Getenv)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			ctxOpts, err := contextOptions(c)
+			return append(opts, ctxOpts...), err
+		}
+	}
 	if cfg.TLS != nil {
 		host := cmp.Or(cfg.Host, os.Getenv(client.EnvOverrideHost))
 		if !strings.HasPrefix(host, "tcp://") && !strings.HasPrefix(host, "https://") {
