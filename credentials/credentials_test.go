@@ -276,3 +276,34 @@ func FuzzRegistryOf(f *testing.F) {
 		}
 	})
 }
+
+// scriptHelper writes docker-credential-<name> as a shell script into a
+// fresh directory and returns the directory.
+func scriptHelper(t *testing.T, name, script string) string {
+	t.Helper()
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "docker-credential-"+name), []byte("#!/bin/sh\n"+script), 0o700))
+	return dir
+}
+
+func TestHostileCredentialHelpers(t *testing.T) {
+	cfg := &Config{CredHelpers: map[string]string{"flood.example": "flood", "orphan.example": "orphan"}}
+	t.Run("a helper that floods its output is stopped", func(t *testing.T) {
+		// Without the cap this reads 4 GiB into memory (or runs out of it).
+		dir := scriptHelper(t, "flood", "exec yes "+secret+" | head -c 4294967296\n")
+		_, err := Resolver{Config: cfg, HelperDir: dir, Getenv: env(nil)}.Resolve(t.Context(), "flood.example/x")
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "printed more than 64 KiB")
+		assert.NotContains(t, err.Error(), secret)
+	})
+	t.Run("a process the helper leaves holding its stdout does not hold the caller", func(t *testing.T) {
+		dir := scriptHelper(t, "orphan", `done="$(dirname "$0")/orphan-done"
+(sleep 20; touch "$done") &
+printf '{"Username":"ou","Secret":"`+secret+`"}'
+`)
+		a, err := Resolver{Config: cfg, HelperDir: dir, Getenv: env(nil)}.Resolve(t.Context(), "orphan.example/x")
+		require.NoError(t, err)
+		assert.Equal(t, "ou", a.Username())
+		assert.NoFileExists(t, filepath.Join(dir, "orphan-done"), "Resolve waited for the helper's orphan to finish")
+	})
+}

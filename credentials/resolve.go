@@ -19,6 +19,15 @@ import (
 // helperTimeout bounds one credential helper call.
 const helperTimeout = 30 * time.Second
 
+// helperWaitDelay bounds the wait for a helper's output to close once the
+// helper has exited or been killed: a process it left behind holding its
+// stdout does not hold the caller too.
+const helperWaitDelay = 2 * time.Second
+
+// maxHelperOutput caps what lading reads of a helper's stdout and stderr:
+// a reply is a few hundred bytes; a helper that floods is stopped.
+const maxHelperOutput = 64 << 10
+
 // Resolver finds the credentials for an image. The zero value looks only at
 // DOCKER_AUTH_CONFIG and the user's docker config, through os.Getenv. A
 // Resolver is safe for concurrent use.
@@ -247,9 +256,16 @@ func (r Resolver) runHelper(ctx context.Context, name, reg string) (Auth, bool, 
 	defer cancel()
 	cmd := exec.CommandContext(ctx, resolved, "get")
 	cmd.Stdin = strings.NewReader(server)
-	var stdout, stderr bytes.Buffer
+	cmd.WaitDelay = helperWaitDelay
+	var stdout, stderr cappedBuffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	runErr := cmd.Run()
+	if errors.Is(runErr, exec.ErrWaitDelay) {
+		runErr = nil // it exited 0 and left a process holding its output: its reply is complete
+	}
+	if stdout.over || stderr.over {
+		return Auth{}, false, fmt.Errorf("credentials: credential helper %s for %s printed more than %d KiB; stopped (a reply is a few hundred bytes)", program, reg, maxHelperOutput>>10)
+	}
 	if runErr != nil {
 		if strings.Contains(stdout.String(), "credentials not found") {
 			return Auth{}, false, nil
@@ -278,3 +294,24 @@ func exitStatus(err error) string {
 	}
 	return "could not run"
 }
+
+// cappedBuffer keeps up to maxHelperOutput bytes and fails the write that
+// goes past them, which stops the copy from the helper's pipe (the helper
+// then gets EPIPE or SIGPIPE). The buffer is a field, not embedded: an
+// embedded bytes.Buffer's ReadFrom would let io.Copy go around Write.
+type cappedBuffer struct {
+	buf  bytes.Buffer
+	over bool
+}
+
+func (b *cappedBuffer) Write(p []byte) (int, error) {
+	if b.buf.Len()+len(p) > maxHelperOutput {
+		b.over = true
+		return 0, errors.New("credential helper output over its cap")
+	}
+	return b.buf.Write(p)
+}
+
+func (b *cappedBuffer) String() string { return b.buf.String() }
+
+func (b *cappedBuffer) Bytes() []byte { return b.buf.Bytes() }
