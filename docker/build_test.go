@@ -1,0 +1,351 @@
+package docker_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lading-dev/lading/build"
+	"github.com/lading-dev/lading/credentials"
+	"github.com/lading-dev/lading/docker"
+	"github.com/lading-dev/lading/internal/testenv"
+	"github.com/lading-dev/lading/runner"
+)
+
+// buildContext writes files into a fresh directory, with a random file
+// (.nonce) so that the engine's layer cache from an earlier run of the
+// tests never hides a step's output.
+func buildContext(t *testing.T, files map[string]string) (dir, nonce string) {
+	t.Helper()
+	dir = t.TempDir()
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	nonce = hex.EncodeToString(b)
+	files[".nonce"] = nonce
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		require.NoError(t, os.WriteFile(p, []byte(content), 0o644))
+	}
+	return dir, nonce
+}
+
+// removeBuilt removes a built image when the test ends, with its untagged
+// parents (the intermediate images of its steps).
+func removeBuilt(t *testing.T, cli *client.Client, ref string) {
+	t.Helper()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, _ = cli.ImageRemove(ctx, ref, client.ImageRemoveOptions{Force: true, PruneChildren: true})
+	})
+}
+
+// lines collects progress lines.
+type lines struct {
+	mu sync.Mutex
+	l  []build.Progress
+}
+
+func (l *lines) add(p build.Progress) { l.mu.Lock(); l.l = append(l.l, p); l.mu.Unlock() }
+func (l *lines) text() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var b strings.Builder
+	for _, p := range l.l {
+		b.WriteString(p.Line + "\n")
+	}
+	return b.String()
+}
+
+// countingEngine serves the engine's API on a unix socket of its own,
+// counting the build calls that pass through it.
+func countingEngine(t *testing.T, cli *client.Client) (host string, builds *atomic.Int64) {
+	t.Helper()
+	upstream := strings.TrimPrefix(cli.DaemonHost(), "unix://")
+	if strings.Contains(upstream, "://") {
+		t.Skipf("the counting proxy needs a unix socket engine, not %s", cli.DaemonHost())
+	}
+	dir, err := os.MkdirTemp("", "lading-build-")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "engine.sock")
+	ln, err := net.Listen("unix", sock)
+	require.NoError(t, err)
+	builds = &atomic.Int64{}
+	proxy := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.Out.URL.Scheme, pr.Out.URL.Host = "http", "docker"
+		},
+		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", upstream)
+		}},
+		FlushInterval: -1,
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/build") {
+			builds.Add(1)
+		}
+		proxy.ServeHTTP(w, r)
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return "unix://" + sock, builds
+}
+
+const multiStage = `FROM lading-test/busybox:latest AS base
+ARG GREETING=none
+COPY . /ctx
+RUN echo "greeting=$GREETING" > /greeting
+FROM base AS final
+RUN echo final > /stage
+`
+
+func TestBuildArgsTargetAndCacheByContent(t *testing.T) {
+	cli := testenv.Engine(t)
+	host, builds := countingEngine(t, cli)
+	r, _ := newRunner(t, docker.Config{Host: host, PullPolicy: docker.PullNever})
+	dir, _ := buildContext(t, map[string]string{"Containerfile": multiStage, "data.txt": "one\n"})
+	spec := build.Spec{Context: dir, Args: map[string]string{"GREETING": "hello-arg"}, Target: "base", Name: "lading-test/build-cache"}
+
+	var first lines
+	spec.OnProgress = first.add
+	img, err := r.Build(t.Context(), spec)
+	require.NoError(t, err)
+	removeBuilt(t, cli, img.Ref)
+	assert.False(t, img.Cached)
+	assert.EqualValues(t, 1, builds.Load())
+	assert.Equal(t, "lading-test/build-cache:"+strings.TrimPrefix(img.Digest, "sha256:"), img.Ref)
+	assert.Contains(t, first.text(), "Step 1/5 : FROM lading-test/busybox:latest AS base")
+	assert.NotContains(t, first.text(), "RUN echo final", "target base stops before the final stage")
+
+	res, err := r.Run(t.Context(), runner.Task{Image: img.Ref, DisableTemplates: true, Commands: []string{
+		`echo "::{\"outputs\":{\"greeting\":\"$(cat /greeting)\",\"final\":$(test -e /stage && echo true || echo false)}}::"`,
+	}})
+	require.NoError(t, err)
+	assert.Equal(t, map[string]any{"greeting": "greeting=hello-arg", "final": false}, res.Outputs)
+
+	t.Run("unchanged input is a cache hit without a build call", func(t *testing.T) {
+		var again lines
+		spec.OnProgress = again.add
+		img2, err := r.Build(t.Context(), spec)
+		require.NoError(t, err)
+		assert.True(t, img2.Cached)
+		assert.Equal(t, img, build.Image{Ref: img2.Ref, ID: img2.ID, Digest: img2.Digest, Cached: false})
+		assert.EqualValues(t, 1, builds.Load(), "no second /build call")
+		assert.Empty(t, again.l)
+	})
+	t.Run("one changed byte rebuilds", func(t *testing.T) {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "data.txt"), []byte("One\n"), 0o644))
+		img3, err := r.Build(t.Context(), spec)
+		require.NoError(t, err)
+		removeBuilt(t, cli, img3.Ref)
+		assert.False(t, img3.Cached)
+		assert.NotEqual(t, img.Ref, img3.Ref)
+		assert.EqualValues(t, 2, builds.Load())
+	})
+	t.Run("an arg rebuilds", func(t *testing.T) {
+		other := spec
+		other.Args = map[string]string{"GREETING": "other"}
+		img4, err := r.Build(t.Context(), other)
+		require.NoError(t, err)
+		removeBuilt(t, cli, img4.Ref)
+		assert.False(t, img4.Cached)
+		assert.EqualValues(t, 3, builds.Load())
+	})
+	t.Run("NoCache forces a build", func(t *testing.T) {
+		forced := spec
+		forced.NoCache = true
+		img5, err := r.Build(t.Context(), forced)
+		require.NoError(t, err)
+		assert.False(t, img5.Cached)
+		assert.EqualValues(t, 4, builds.Load())
+	})
+}
+
+func TestBuildDockerignore(t *testing.T) {
+	cli := testenv.Engine(t)
+	r, _ := newRunner(t, docker.Config{})
+	dir, _ := buildContext(t, map[string]string{
+		"Dockerfile":     "FROM lading-test/busybox:latest\nCOPY . /ctx\nRUN cd /ctx && find . | sort | sed 's/^/sent: /'\n",
+		".dockerignore":  "# comment\n**/*.log\n!keep.log\nsecret/\ndocs/**\n!docs/README.md\nDockerfile\n.dockerignore\n",
+		"app.go":         "package main\n",
+		"a.log":          "x",
+		"keep.log":       "x",
+		"sub/deep/b.log": "x",
+		"sub/deep/c.txt": "x",
+		"secret/key":     "x",
+		"docs/guide.md":  "x",
+		"docs/README.md": "x",
+	})
+	var out lines
+	img, err := r.Build(t.Context(), build.Spec{Context: dir, OnProgress: out.add, Name: "lading-test/build-ignore"})
+	require.NoError(t, err)
+	removeBuilt(t, cli, img.Ref)
+	var sent []string
+	for _, l := range strings.Split(out.text(), "\n") {
+		if s, ok := strings.CutPrefix(l, "sent: "); ok {
+			sent = append(sent, s)
+		}
+	}
+	// The engine hides the excluded Dockerfile and .dockerignore from COPY,
+	// though lading sends them; docs/ itself is excluded, its re-included
+	// README is copied with a directory made for it.
+	assert.Equal(t, []string{".", "./.nonce", "./app.go", "./docs", "./docs/README.md", "./keep.log", "./sub", "./sub/deep", "./sub/deep/c.txt"}, sent)
+}
+
+func TestBuildFailingStepMasksSecretArgs(t *testing.T) {
+	cli := testenv.Engine(t)
+	r, _ := newRunner(t, docker.Config{})
+	dir, _ := buildContext(t, map[string]string{
+		"Containerfile": "FROM lading-test/busybox:latest\nARG TOKEN\nCOPY .nonce /nonce\nRUN echo before-the-failure && echo \"token=$TOKEN\" && exit 3\n",
+	})
+	const secret = "s3cret-build-t0ken"
+	var out lines
+	_, err := r.Build(t.Context(), build.Spec{Context: dir, SecretArgs: map[string]string{"TOKEN": secret}, OnProgress: out.add})
+	require.ErrorIs(t, err, build.ErrBuildFailed)
+	var stepErr *build.StepError
+	require.ErrorAs(t, err, &stepErr)
+	assert.Equal(t, 4, stepErr.Step)
+	assert.Equal(t, 5, stepErr.Steps, "the steps include the LABEL step of the digest")
+	assert.Contains(t, stepErr.Instruction, "RUN echo before-the-failure")
+	assert.Contains(t, stepErr.Lines, "before-the-failure")
+	assert.Contains(t, stepErr.Lines, "token=****")
+	assert.Contains(t, stepErr.Message, "returned a non-zero code: 3")
+	assert.Contains(t, err.Error(), "step 4/5")
+	assert.NotContains(t, err.Error(), secret)
+	assert.NotContains(t, out.text(), secret)
+	assert.Contains(t, out.text(), "token=****")
+	assert.NoError(t, ctxLeftovers(t, cli, "before-the-failure"))
+}
+
+// ctxLeftovers waits (at most 30 s) until the engine has no container
+// whose command holds marker, the intermediate containers of a build.
+func ctxLeftovers(t *testing.T, cli *client.Client, marker string) error {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		list, err := cli.ContainerList(context.Background(), client.ContainerListOptions{All: true})
+		require.NoError(t, err)
+		var left []string
+		for _, c := range list.Items {
+			if strings.Contains(c.Command, marker) {
+				left = append(left, c.ID[:12]+" "+string(c.State))
+			}
+		}
+		if len(left) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return errors.New("intermediate containers left: " + strings.Join(left, ", "))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func TestBuildCancelLeavesNoIntermediateContainers(t *testing.T) {
+	cli := testenv.Engine(t)
+	r, _ := newRunner(t, docker.Config{})
+	dir, nonce := buildContext(t, map[string]string{})
+	marker := "sleep 30 # " + nonce
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "Containerfile"), []byte("FROM lading-test/busybox:latest\nRUN "+marker+"\n"), 0o644))
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	running := make(chan struct{})
+	var once sync.Once
+	start := time.Now()
+	_, err := r.Build(ctx, build.Spec{Context: dir, OnProgress: func(p build.Progress) {
+		if strings.HasPrefix(p.Line, " ---> Running in ") {
+			once.Do(func() { close(running); time.AfterFunc(time.Second, cancel) })
+		}
+	}})
+	require.ErrorIs(t, err, context.Canceled)
+	assert.Contains(t, err.Error(), "step 2/3 (RUN "+marker+")")
+	assert.Less(t, time.Since(start), 25*time.Second, "the build stopped before its sleep ended")
+	select {
+	case <-running:
+	default:
+		t.Fatal("the RUN step never started")
+	}
+	assert.NoError(t, ctxLeftovers(t, cli, nonce))
+}
+
+func TestBuildSymlinkOutOfContextIsNotFollowed(t *testing.T) {
+	cli := testenv.Engine(t)
+	r, _ := newRunner(t, docker.Config{})
+	outside := filepath.Join(t.TempDir(), "outside.txt")
+	require.NoError(t, os.WriteFile(outside, []byte("content-from-outside-the-context"), 0o644))
+	dir, _ := buildContext(t, map[string]string{
+		"Containerfile": "FROM lading-test/busybox:latest\nCOPY . /ctx\nRUN readlink /ctx/escape; cat /ctx/escape || echo not-followed\n",
+	})
+	require.NoError(t, os.Symlink(outside, filepath.Join(dir, "escape")))
+	var out lines
+	img, err := r.Build(t.Context(), build.Spec{Context: dir, OnProgress: out.add})
+	require.NoError(t, err)
+	removeBuilt(t, cli, img.Ref)
+	assert.Contains(t, out.text(), outside+"\n", "sent as a link to its target as written")
+	assert.Contains(t, out.text(), "not-followed")
+	assert.NotContains(t, out.text(), "content-from-outside-the-context")
+}
+
+func TestBuildInvalidSpec(t *testing.T) {
+	r, _ := newRunner(t, docker.Config{})
+	dir := t.TempDir()
+	for name, tc := range map[string]struct {
+		spec  build.Spec
+		field string
+	}{
+		"no context":       {build.Spec{}, "context"},
+		"no Containerfile": {build.Spec{Context: dir}, "containerfile"},
+		"escaping file":    {build.Spec{Context: dir, Containerfile: "../Dockerfile"}, "containerfile"},
+		"short secret":     {build.Spec{Context: dir, SecretArgs: map[string]string{"T": "short"}}, "secretArgs.T"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := r.Build(t.Context(), tc.spec)
+			require.ErrorIs(t, err, build.ErrInvalidSpec)
+			require.ErrorIs(t, err, runner.ErrInvalidTask)
+			var fe *runner.FieldError
+			require.ErrorAs(t, err, &fe)
+			assert.Equal(t, tc.field, fe.Field)
+		})
+	}
+}
+
+func TestBuildFromPrivateRegistryBase(t *testing.T) {
+	cli := testenv.Engine(t)
+	reg := testenv.NewRegistry(t)
+	base := reg.Push(t, cli, "lading/build-base", "v1")
+	testenv.RemoveImage(t, cli, base)
+	dir, _ := buildContext(t, map[string]string{"Containerfile": "FROM " + base + "\nCOPY .nonce /nonce\n"})
+
+	t.Run("without credentials the registry refuses", func(t *testing.T) {
+		r, _ := newRunner(t, docker.Config{})
+		_, err := r.Build(t.Context(), build.Spec{Context: dir})
+		require.ErrorIs(t, err, build.ErrBuildFailed)
+	})
+	t.Run("with the runner's credentials the base is pulled", func(t *testing.T) {
+		before := reg.ManifestGets()
+		r, _ := newRunner(t, docker.Config{Credentials: &credentials.Credentials{Registry: reg.Host, Username: reg.Username, Password: reg.Password}})
+		img, err := r.Build(t.Context(), build.Spec{Context: dir})
+		require.NoError(t, err)
+		removeBuilt(t, cli, img.Ref)
+		testenv.RemoveImage(t, cli, base)
+		assert.Greater(t, reg.ManifestGets(), before)
+	})
+}
