@@ -30,7 +30,7 @@ const (
 // [Spec.Name] is empty.
 const DefaultName = "lading-build"
 
-// LabelDigest is the label every built image carries: its [Digest], the
+// LabelDigest is the label every built image carries: its [Context.Digest], the
 // tag's long form. It finds the images lading built
 // (`docker images --filter label=dev.lading.build.digest`).
 const LabelDigest = "dev.lading.build.digest"
@@ -70,7 +70,7 @@ type Spec struct {
 	Args map[string]string `json:"args,omitempty"`
 	// SecretArgs are build args whose values are masked as "****" in
 	// everything lading hands back. Their names, not their values, enter
-	// the [Digest]: the tag is readable by anyone who lists images, and a
+	// the [Context.Digest]: the tag is readable by anyone who lists images, and a
 	// hash of a short secret can be guessed; changing only a secret's value
 	// does not rebuild (set NoCache). Each value must have at least
 	// [runner.MinSecretLength] characters, as task secrets do.

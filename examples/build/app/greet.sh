@@ -1,0 +1,3 @@
+#!/bin/sh
+echo "$(cat /etc/greeting), $1"
+echo "::{\"outputs\":{\"greeting\":\"$(cat /etc/greeting)\"}}::"
