@@ -268,15 +268,17 @@ func TestDigest(t *testing.T) {
 		"the ignore file": func(dir string, _ *build.Spec) {
 			require.NoError(t, os.WriteFile(filepath.Join(dir, ".dockerignore"), []byte("*.log\n#\n"), 0o644))
 		},
-		"an arg":             func(_ string, s *build.Spec) { s.Args = map[string]string{"V": "2"} },
-		"an arg's name":      func(_ string, s *build.Spec) { s.Args = map[string]string{"W": "1"} },
-		"a secret arg name":  func(_ string, s *build.Spec) { s.SecretArgs = map[string]string{"TOKEN2": "secret-value-1"} },
-		"the target":         func(_ string, s *build.Spec) { s.Target = "u" },
-		"the platform":       func(_ string, s *build.Spec) { s.Platform = "linux/arm64" },
-		"a label":            func(_ string, s *build.Spec) { s.Labels = map[string]string{"l": "w"} },
-		"the build file":     func(_ string, s *build.Spec) { s.Containerfile = "sub/b.txt" },
-		"a link's target":    func(dir string, _ *build.Spec) { require.NoError(t, os.Symlink("x", filepath.Join(dir, "a.txt.link"))) },
-		"content into a new": func(dir string, _ *build.Spec) { require.NoError(t, os.WriteFile(filepath.Join(dir, "a.txt"), []byte("alph"), 0o644)) },
+		"an arg":            func(_ string, s *build.Spec) { s.Args = map[string]string{"V": "2"} },
+		"an arg's name":     func(_ string, s *build.Spec) { s.Args = map[string]string{"W": "1"} },
+		"a secret arg name": func(_ string, s *build.Spec) { s.SecretArgs = map[string]string{"TOKEN2": "secret-value-1"} },
+		"the target":        func(_ string, s *build.Spec) { s.Target = "u" },
+		"the platform":      func(_ string, s *build.Spec) { s.Platform = "linux/arm64" },
+		"a label":           func(_ string, s *build.Spec) { s.Labels = map[string]string{"l": "w"} },
+		"the build file":    func(_ string, s *build.Spec) { s.Containerfile = "sub/b.txt" },
+		"a link's target":   func(dir string, _ *build.Spec) { require.NoError(t, os.Symlink("x", filepath.Join(dir, "a.txt.link"))) },
+		"content into a new": func(dir string, _ *build.Spec) {
+			require.NoError(t, os.WriteFile(filepath.Join(dir, "a.txt"), []byte("alph"), 0o644))
+		},
 	}
 	for name, change := range same {
 		t.Run("same after "+name, func(t *testing.T) {
