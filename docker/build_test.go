@@ -10,12 +10,14 @@ import (
 	"net/http/httputil"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -45,14 +47,38 @@ func buildContext(t *testing.T, files map[string]string) (dir, nonce string) {
 	return dir, nonce
 }
 
-// removeBuilt removes a built image when the test ends, with its untagged
-// parents (the intermediate images of its steps).
-func removeBuilt(t *testing.T, cli *client.Client, ref string) {
+// removeBuilt removes a built image when the test ends, by id (all its
+// tags), with its untagged parents (the intermediate images of its steps).
+func removeBuilt(t *testing.T, cli *client.Client, img build.Image) {
+	t.Helper()
+	require.NotEmpty(t, img.ID)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, err := cli.ImageRemove(ctx, img.ID, client.ImageRemoveOptions{Force: true, PruneChildren: true})
+		if err != nil && !cerrdefs.IsNotFound(err) {
+			t.Errorf("remove built image %s: %v", img.Ref, err)
+		}
+	})
+}
+
+// removeSteps removes, when the test ends, the images of the steps a
+// failed or cancelled build completed (its " ---> <id>" lines): the
+// engine keeps them as its layer cache.
+func removeSteps(t *testing.T, cli *client.Client, l *lines) {
 	t.Helper()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		_, _ = cli.ImageRemove(ctx, ref, client.ImageRemoveOptions{Force: true, PruneChildren: true})
+		steps := strings.Split(l.text(), "\n")
+		slices.Reverse(steps)
+		for _, line := range steps {
+			if id, ok := strings.CutPrefix(line, " ---> "); ok && !strings.Contains(id, " ") && id != "testenv" {
+				if inspected, err := cli.ImageInspect(ctx, id); err == nil && len(inspected.RepoTags) == 0 {
+					_, _ = cli.ImageRemove(ctx, id, client.ImageRemoveOptions{PruneChildren: true})
+				}
+			}
+		}
 	})
 }
 
@@ -127,7 +153,7 @@ func TestBuildArgsTargetAndCacheByContent(t *testing.T) {
 	spec.OnProgress = first.add
 	img, err := r.Build(t.Context(), spec)
 	require.NoError(t, err)
-	removeBuilt(t, cli, img.Ref)
+	removeBuilt(t, cli, img)
 	assert.False(t, img.Cached)
 	assert.EqualValues(t, 1, builds.Load())
 	assert.Equal(t, "lading-test/build-cache:"+strings.TrimPrefix(img.Digest, "sha256:"), img.Ref)
@@ -154,7 +180,7 @@ func TestBuildArgsTargetAndCacheByContent(t *testing.T) {
 		require.NoError(t, os.WriteFile(filepath.Join(dir, "data.txt"), []byte("One\n"), 0o644))
 		img3, err := r.Build(t.Context(), spec)
 		require.NoError(t, err)
-		removeBuilt(t, cli, img3.Ref)
+		removeBuilt(t, cli, img3)
 		assert.False(t, img3.Cached)
 		assert.NotEqual(t, img.Ref, img3.Ref)
 		assert.EqualValues(t, 2, builds.Load())
@@ -164,7 +190,7 @@ func TestBuildArgsTargetAndCacheByContent(t *testing.T) {
 		other.Args = map[string]string{"GREETING": "other"}
 		img4, err := r.Build(t.Context(), other)
 		require.NoError(t, err)
-		removeBuilt(t, cli, img4.Ref)
+		removeBuilt(t, cli, img4)
 		assert.False(t, img4.Cached)
 		assert.EqualValues(t, 3, builds.Load())
 	})
@@ -173,6 +199,11 @@ func TestBuildArgsTargetAndCacheByContent(t *testing.T) {
 		forced.NoCache = true
 		img5, err := r.Build(t.Context(), forced)
 		require.NoError(t, err)
+		removeBuilt(t, cli, img5)
+		again, err := r.Build(t.Context(), spec)
+		require.NoError(t, err)
+		assert.True(t, again.Cached, "tagged as an ordinary build")
+		assert.Equal(t, img5.ID, again.ID)
 		assert.False(t, img5.Cached)
 		assert.EqualValues(t, 4, builds.Load())
 	})
@@ -196,7 +227,7 @@ func TestBuildDockerignore(t *testing.T) {
 	var out lines
 	img, err := r.Build(t.Context(), build.Spec{Context: dir, OnProgress: out.add, Name: "lading-test/build-ignore"})
 	require.NoError(t, err)
-	removeBuilt(t, cli, img.Ref)
+	removeBuilt(t, cli, img)
 	var sent []string
 	for _, l := range strings.Split(out.text(), "\n") {
 		if s, ok := strings.CutPrefix(l, "sent: "); ok {
@@ -217,6 +248,7 @@ func TestBuildFailingStepMasksSecretArgs(t *testing.T) {
 	})
 	const secret = "s3cret-build-t0ken"
 	var out lines
+	removeSteps(t, cli, &out)
 	_, err := r.Build(t.Context(), build.Spec{Context: dir, SecretArgs: map[string]string{"TOKEN": secret}, OnProgress: out.add})
 	require.ErrorIs(t, err, build.ErrBuildFailed)
 	var stepErr *build.StepError
@@ -269,8 +301,11 @@ func TestBuildCancelLeavesNoIntermediateContainers(t *testing.T) {
 	defer cancel()
 	running := make(chan struct{})
 	var once sync.Once
+	var out lines
+	removeSteps(t, cli, &out)
 	start := time.Now()
 	_, err := r.Build(ctx, build.Spec{Context: dir, OnProgress: func(p build.Progress) {
+		out.add(p)
 		if strings.HasPrefix(p.Line, " ---> Running in ") {
 			once.Do(func() { close(running); time.AfterFunc(time.Second, cancel) })
 		}
@@ -298,7 +333,7 @@ func TestBuildSymlinkOutOfContextIsNotFollowed(t *testing.T) {
 	var out lines
 	img, err := r.Build(t.Context(), build.Spec{Context: dir, OnProgress: out.add})
 	require.NoError(t, err)
-	removeBuilt(t, cli, img.Ref)
+	removeBuilt(t, cli, img)
 	assert.Contains(t, out.text(), outside+"\n", "sent as a link to its target as written")
 	assert.Contains(t, out.text(), "not-followed")
 	assert.NotContains(t, out.text(), "content-from-outside-the-context")
@@ -344,7 +379,7 @@ func TestBuildFromPrivateRegistryBase(t *testing.T) {
 		r, _ := newRunner(t, docker.Config{Credentials: &credentials.Credentials{Registry: reg.Host, Username: reg.Username, Password: reg.Password}})
 		img, err := r.Build(t.Context(), build.Spec{Context: dir})
 		require.NoError(t, err)
-		removeBuilt(t, cli, img.Ref)
+		removeBuilt(t, cli, img)
 		testenv.RemoveImage(t, cli, base)
 		assert.Greater(t, reg.ManifestGets(), before)
 	})
