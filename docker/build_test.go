@@ -52,14 +52,30 @@ func buildContext(t *testing.T, files map[string]string) (dir, nonce string) {
 func removeBuilt(t *testing.T, cli *client.Client, img build.Image) {
 	t.Helper()
 	require.NotEmpty(t, img.ID)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_, err := cli.ImageRemove(ctx, img.ID, client.ImageRemoveOptions{Force: true, PruneChildren: true})
-		if err != nil && !cerrdefs.IsNotFound(err) {
-			t.Errorf("remove built image %s: %v", img.Ref, err)
-		}
-	})
+	t.Cleanup(func() { removeImage(t, cli, img) })
+}
+
+func removeImage(t testing.TB, cli *client.Client, img build.Image) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := cli.ImageRemove(ctx, img.ID, client.ImageRemoveOptions{Force: true, PruneChildren: true})
+	if err != nil && !cerrdefs.IsNotFound(err) {
+		t.Errorf("remove built image %s: %v", img.Ref, err)
+	}
+}
+
+// writeBenchContext writes a small context: a Containerfile with a COPY
+// and a RUN, and a few files.
+func writeBenchContext(t testing.TB, dir string) {
+	t.Helper()
+	files := map[string]string{
+		"Containerfile": "FROM lading-test/busybox:latest\nCOPY . /src\nRUN wc -c /src/* > /sizes\n",
+		"a.txt":         "alpha\n",
+		"b.txt":         "beta\n",
+	}
+	for name, content := range files {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644))
+	}
 }
 
 // removeSteps removes, when the test ends, the images of the steps a
