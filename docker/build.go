@@ -66,7 +66,14 @@ var _ build.Builder = (*Runner)(nil)
 // When ctx is done Build closes the request, which stops the engine's
 // build, and returns an error matching ctx.Err() that says the step. The
 // engine removes the intermediate containers of the build (Build always
-// asks for forcerm), including the one of a RUN step under way.
+// asks for forcerm), including the one of a RUN step under way. Podman 4.3
+// does not stop a build whose request was closed: the step under way runs
+// to its end, then Buildah removes its working container (listed only by
+// `podman ps --external`, not through the Docker API).
+//
+// Podman serves /build with Buildah: its steps read "STEP 2/5: RUN make"
+// and its errors "building at STEP ...: exit status 3"; Build reports both
+// the same way.
 //
 // # Base images
 //
@@ -85,8 +92,10 @@ var _ build.Builder = (*Runner)(nil)
 // client, a large dependency) for the context, secrets and credentials.
 // What BuildKit would add: `RUN --mount=type=secret` (a secret that does
 // not end up in the image's history), cache mounts, parallel stages, and
-// a per-Containerfile ignore file. Podman serves /build with Buildah and
-// works the same way.
+// a per-Containerfile ignore file.
+//
+// Builds do not take a [Config.MaxConcurrency] slot, and [Config.Platform]
+// does not apply to them: set [build.Spec.Platform].
 func (r *Runner) Build(ctx context.Context, spec build.Spec) (img build.Image, err error) {
 	secrets := make([]string, 0, len(spec.SecretArgs))
 	for _, v := range spec.SecretArgs {
@@ -252,8 +261,9 @@ func (r *Runner) buildAuths(ctx context.Context, bc *build.Context) (map[string]
 	return auths, nil
 }
 
-// stepLine is the classic builder's line announcing a step.
-var stepLine = regexp.MustCompile(`^Step (\d+)/(\d+) : (.*)$`)
+// stepLine is the line announcing a step: the classic builder's
+// "Step 2/5 : RUN make", Buildah's (Podman) "STEP 2/5: RUN make".
+var stepLine = regexp.MustCompile(`^(?:Step (\d+)/(\d+) : |STEP (\d+)/(\d+): )(.*)$`)
 
 // buildOutput reads the engine's build stream.
 type buildOutput struct {
@@ -335,9 +345,9 @@ func (o *buildOutput) flush() {
 func (o *buildOutput) line(line string) {
 	line = o.mask.String(line)
 	if m := stepLine.FindStringSubmatch(line); m != nil {
-		o.step, _ = strconv.Atoi(m[1])
-		o.steps, _ = strconv.Atoi(m[2])
-		o.instruction = m[3]
+		o.step, _ = strconv.Atoi(m[1] + m[3])
+		o.steps, _ = strconv.Atoi(m[2] + m[4])
+		o.instruction = m[5]
 		o.lines = o.lines[:0]
 	} else {
 		if len(o.lines) == build.StepErrorLines {

@@ -89,7 +89,11 @@ func removeSteps(t *testing.T, cli *client.Client, l *lines) {
 		steps := strings.Split(l.text(), "\n")
 		slices.Reverse(steps)
 		for _, line := range steps {
-			if id, ok := strings.CutPrefix(line, " ---> "); ok && !strings.Contains(id, " ") && id != "testenv" {
+			id, ok := strings.CutPrefix(line, " ---> ") // Podman: "--> id"
+			if !ok {
+				id, ok = strings.CutPrefix(line, "--> ")
+			}
+			if ok && id != "" && !strings.Contains(id, " ") {
 				if inspected, err := cli.ImageInspect(ctx, id); err == nil && len(inspected.RepoTags) == 0 {
 					_, _ = cli.ImageRemove(ctx, id, client.ImageRemoveOptions{PruneChildren: true})
 				}
@@ -173,7 +177,7 @@ func TestBuildArgsTargetAndCacheByContent(t *testing.T) {
 	assert.False(t, img.Cached)
 	assert.EqualValues(t, 1, builds.Load())
 	assert.Equal(t, "lading-test/build-cache:"+strings.TrimPrefix(img.Digest, "sha256:"), img.Ref)
-	assert.Contains(t, first.text(), "Step 1/5 : FROM lading-test/busybox:latest AS base")
+	assert.Regexp(t, `(?m)^(Step 1/\d : |STEP 1/\d: )FROM lading-test/busybox:latest AS base$`, first.text())
 	assert.NotContains(t, first.text(), "RUN echo final", "target base stops before the final stage")
 
 	res, err := r.Run(t.Context(), runner.Task{Image: img.Ref, DisableTemplates: true, Commands: []string{
@@ -271,10 +275,11 @@ func TestBuildFailingStepMasksSecretArgs(t *testing.T) {
 	require.ErrorAs(t, err, &stepErr)
 	assert.Equal(t, 4, stepErr.Step)
 	assert.Equal(t, 5, stepErr.Steps, "the steps include the LABEL step of the digest")
+	assert.Equal(t, "RUN echo before-the-failure && echo \"token=$TOKEN\" && exit 3", stepErr.Instruction)
 	assert.Contains(t, stepErr.Instruction, "RUN echo before-the-failure")
 	assert.Contains(t, stepErr.Lines, "before-the-failure")
 	assert.Contains(t, stepErr.Lines, "token=****")
-	assert.Contains(t, stepErr.Message, "returned a non-zero code: 3")
+	assert.Regexp(t, `returned a non-zero code: 3|exit status 3`, stepErr.Message) // Docker | Podman
 	assert.Contains(t, err.Error(), "step 4/5")
 	assert.NotContains(t, err.Error(), secret)
 	assert.NotContains(t, out.text(), secret)
@@ -322,7 +327,7 @@ func TestBuildCancelLeavesNoIntermediateContainers(t *testing.T) {
 	start := time.Now()
 	_, err := r.Build(ctx, build.Spec{Context: dir, OnProgress: func(p build.Progress) {
 		out.add(p)
-		if strings.HasPrefix(p.Line, " ---> Running in ") {
+		if strings.HasPrefix(p.Instruction, "RUN sleep") {
 			once.Do(func() { close(running); time.AfterFunc(time.Second, cancel) })
 		}
 	}})
@@ -334,6 +339,9 @@ func TestBuildCancelLeavesNoIntermediateContainers(t *testing.T) {
 	default:
 		t.Fatal("the RUN step never started")
 	}
+	// On Podman 4.3 this passes without proving much: Buildah's working
+	// container is not listed through the Docker API, and it runs the sleep
+	// to its end before removing it (see Build's doc).
 	assert.NoError(t, ctxLeftovers(t, cli, nonce))
 }
 
