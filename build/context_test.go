@@ -317,7 +317,7 @@ func TestValidate(t *testing.T) {
 		"arg name with =":     {build.Spec{Context: ".", Args: map[string]string{"A=B": "x"}}, "args", "A=B"},
 		"arg twice":           {build.Spec{Context: ".", Args: map[string]string{"A": "x"}, SecretArgs: map[string]string{"A": "secret-value"}}, "args.A", ""},
 		"short secret":        {build.Spec{Context: ".", SecretArgs: map[string]string{"T": "s3c"}}, "secretArgs.T", ""},
-		"label set by lading": {build.Spec{Context: ".", Labels: map[string]string{build.LabelDigest: "x"}}, "labels", build.LabelDigest},
+		"label with a space":  {build.Spec{Context: ".", Labels: map[string]string{"a b": "x"}}, "labels", "a b"},
 		"platform":            {build.Spec{Context: ".", Platform: "linux"}, "platform", "linux"},
 		"pull policy":         {build.Spec{Context: ".", PullPolicy: "NEVER"}, "pullPolicy", "NEVER"},
 		"name with a tag":     {build.Spec{Context: ".", Name: "app:v1"}, "name", "app:v1"},

@@ -30,11 +30,6 @@ const (
 // [Spec.Name] is empty.
 const DefaultName = "lading-build"
 
-// LabelDigest is the label every built image carries: its [Context.Digest], the
-// tag's long form. It finds the images lading built
-// (`docker images --filter label=dev.lading.build.digest`).
-const LabelDigest = "dev.lading.build.digest"
-
 // ErrInvalidSpec is matched by the [*runner.FieldError] that [Spec.Validate]
 // returns; such an error also matches [runner.ErrInvalidTask], since a
 // build is per-call input like a task.
@@ -77,7 +72,8 @@ type Spec struct {
 	SecretArgs map[string]string `json:"secretArgs,omitempty"`
 	// Target is the stage of a multi-stage build to stop at (`--target`).
 	Target string `json:"target,omitempty"`
-	// Labels are set on the image (`--label`), beside [LabelDigest].
+	// Labels are set on the image (`--label`). The classic builder adds
+	// them as a last LABEL step.
 	Labels map[string]string `json:"labels,omitempty"`
 	// Platform is "os/arch[/variant]" (e.g. "linux/amd64"); empty: the
 	// engine's.
@@ -211,9 +207,6 @@ func (s Spec) Validate() error {
 	for k := range s.Labels {
 		if k == "" || strings.ContainsFunc(k, unicode.IsSpace) {
 			return invalid("labels", k, "a label key must be non-empty and hold no white space")
-		}
-		if k == LabelDigest {
-			return invalid("labels", k, "is set by lading")
 		}
 	}
 	if s.Target != "" && strings.ContainsFunc(s.Target, unicode.IsSpace) {

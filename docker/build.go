@@ -37,9 +37,10 @@ var _ build.Builder = (*Runner)(nil)
 // # Cache by content
 //
 // Build first computes the build's [build.Context.Digest] (reading the
-// context once) and looks for the image "<name>:<digest hex>" carrying
-// that digest in its [build.LabelDigest] label. When the engine has it,
-// Build returns it with Cached true and makes no build call. Otherwise it
+// context once) and looks for the image "<name>:<digest hex>". When the
+// engine has it, Build returns it with Cached true and makes no build
+// call. The image is what `docker build` makes of the same input: lading
+// adds no label or step to it. Otherwise it
 // streams the context (read a second time, never held in memory) to
 // /build, and tags the result once the stream it sent is known to have the
 // digest it looked for (a context changed in between is an error, and the
@@ -48,7 +49,7 @@ var _ build.Builder = (*Runner)(nil)
 // digest, so another build. To force a rebuild set [build.Spec.NoCache]
 // (which also turns off the engine's layer cache) or remove the tag;
 // [build.PullAlways] builds every time too. Old tags are not removed:
-// list them with the label.
+// list them by name (`docker images lading-build`).
 //
 // # Progress and errors
 //
@@ -119,7 +120,7 @@ func (r *Runner) Build(ctx context.Context, spec build.Spec) (img build.Image, e
 	if !spec.NoCache && spec.PullPolicy != build.PullAlways {
 		inspected, err := r.cli.ImageInspect(ctx, ref)
 		switch {
-		case err == nil && inspected.Config != nil && inspected.Config.Labels[build.LabelDigest] == digest:
+		case err == nil:
 			log.Debug("build cached")
 			img.ID, img.Cached = inspected.ID, true
 			return img, nil
@@ -140,11 +141,8 @@ func (r *Runner) Build(ctx context.Context, spec build.Spec) (img build.Image, e
 		ForceRemove: true,
 		Version:     buildtypes.BuilderV1,
 		AuthConfigs: auths,
-		Labels:      map[string]string{build.LabelDigest: digest},
+		Labels:      spec.Labels,
 		BuildArgs:   map[string]*string{},
-	}
-	for k, v := range spec.Labels {
-		opts.Labels[k] = v
 	}
 	for k, v := range spec.Args {
 		opts.BuildArgs[k] = &v
