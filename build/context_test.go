@@ -311,17 +311,17 @@ func TestValidate(t *testing.T) {
 		spec         build.Spec
 		field, value string
 	}{
-		"no context":          {build.Spec{}, "context", ""},
-		"absolute file":       {build.Spec{Context: ".", Containerfile: "/etc/Dockerfile"}, "containerfile", "/etc/Dockerfile"},
-		"escaping file":       {build.Spec{Context: ".", Containerfile: "a/../../Dockerfile"}, "containerfile", "a/../../Dockerfile"},
-		"arg name with =":     {build.Spec{Context: ".", Args: map[string]string{"A=B": "x"}}, "args", "A=B"},
-		"arg twice":           {build.Spec{Context: ".", Args: map[string]string{"A": "x"}, SecretArgs: map[string]string{"A": "secret-value"}}, "args.A", ""},
-		"short secret":        {build.Spec{Context: ".", SecretArgs: map[string]string{"T": "s3c"}}, "secretArgs.T", ""},
-		"label with a space":  {build.Spec{Context: ".", Labels: map[string]string{"a b": "x"}}, "labels", "a b"},
-		"platform":            {build.Spec{Context: ".", Platform: "linux"}, "platform", "linux"},
-		"pull policy":         {build.Spec{Context: ".", PullPolicy: "NEVER"}, "pullPolicy", "NEVER"},
-		"name with a tag":     {build.Spec{Context: ".", Name: "app:v1"}, "name", "app:v1"},
-		"bad name":            {build.Spec{Context: ".", Name: "App"}, "name", "App"},
+		"no context":         {build.Spec{}, "context", ""},
+		"absolute file":      {build.Spec{Context: ".", Containerfile: "/etc/Dockerfile"}, "containerfile", "/etc/Dockerfile"},
+		"escaping file":      {build.Spec{Context: ".", Containerfile: "a/../../Dockerfile"}, "containerfile", "a/../../Dockerfile"},
+		"arg name with =":    {build.Spec{Context: ".", Args: map[string]string{"A=B": "x"}}, "args", "A=B"},
+		"arg twice":          {build.Spec{Context: ".", Args: map[string]string{"A": "x"}, SecretArgs: map[string]string{"A": "secret-value"}}, "args.A", ""},
+		"short secret":       {build.Spec{Context: ".", SecretArgs: map[string]string{"T": "s3c"}}, "secretArgs.T", ""},
+		"label with a space": {build.Spec{Context: ".", Labels: map[string]string{"a b": "x"}}, "labels", "a b"},
+		"platform":           {build.Spec{Context: ".", Platform: "linux"}, "platform", "linux"},
+		"pull policy":        {build.Spec{Context: ".", PullPolicy: "NEVER"}, "pullPolicy", "NEVER"},
+		"name with a tag":    {build.Spec{Context: ".", Name: "app:v1"}, "name", "app:v1"},
+		"bad name":           {build.Spec{Context: ".", Name: "App"}, "name", "App"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			err := tc.spec.Validate()
