@@ -182,10 +182,11 @@ func (r *Runner) Build(ctx context.Context, spec build.Spec) (img build.Image, e
 	resp, err := r.cli.ImageBuild(bctx, pr, opts)
 	if err != nil {
 		s := waitSender(err)
-		if ctx.Err() != nil {
+		switch {
+		case ctx.Err() != nil:
 			return build.Image{}, fmt.Errorf("docker: build %s: %w", ref, cancelled(ctx))
-		}
-		if s.err != nil && !errors.Is(s.err, io.ErrClosedPipe) && !errors.Is(s.err, context.Canceled) && !strings.Contains(s.err.Error(), err.Error()) {
+		case s.err != nil && !errors.Is(s.err, err) && !errors.Is(s.err, io.ErrClosedPipe) && !errors.Is(s.err, context.Canceled):
+			// The context could not be read: the request failed for it.
 			return build.Image{}, fmt.Errorf("docker: build %s: send context: %w", ref, s.err)
 		}
 		return build.Image{}, engineError(r, "build "+ref, err)
@@ -315,17 +316,25 @@ func (o *buildOutput) read(ctx context.Context, body io.Reader) (string, error) 
 	return id, nil
 }
 
+// maxBuildLine caps a line of build output: a longer one is delivered in
+// pieces of this size (a secret cut by the boundary is not masked).
+const maxBuildLine = 64 << 10
+
 // stream splits a stream chunk into lines.
 func (o *buildOutput) stream(s string) {
-	for {
-		i := strings.IndexByte(s, '\n')
-		if i < 0 {
-			o.partial.WriteString(s)
-			return
+	for s != "" {
+		segment, rest, ended := strings.Cut(s, "\n")
+		for o.partial.Len()+len(segment) > maxBuildLine {
+			n := maxBuildLine - o.partial.Len()
+			o.partial.WriteString(segment[:n])
+			segment = segment[n:]
+			o.flush()
 		}
-		o.partial.WriteString(s[:i])
-		s = s[i+1:]
-		o.flush()
+		o.partial.WriteString(segment)
+		if ended {
+			o.flush()
+		}
+		s = rest
 	}
 }
 

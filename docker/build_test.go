@@ -122,6 +122,12 @@ func (l *lines) text() string {
 // countingEngine serves the engine's API on a unix socket of its own,
 // counting the build calls that pass through it.
 func countingEngine(t *testing.T, cli *client.Client) (host string, builds *atomic.Int64) {
+	return proxyEngine(t, cli, false)
+}
+
+// proxyEngine is countingEngine; with breakBuilds it closes the connection
+// of every build call instead of passing it on.
+func proxyEngine(t *testing.T, cli *client.Client, breakBuilds bool) (host string, builds *atomic.Int64) {
 	t.Helper()
 	upstream := strings.TrimPrefix(cli.DaemonHost(), "unix://")
 	if strings.Contains(upstream, "://") {
@@ -146,6 +152,13 @@ func countingEngine(t *testing.T, cli *client.Client) (host string, builds *atom
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasSuffix(r.URL.Path, "/build") {
 			builds.Add(1)
+			if breakBuilds {
+				conn, _, err := http.NewResponseController(w).Hijack()
+				if err == nil {
+					_ = conn.Close()
+				}
+				return
+			}
 		}
 		proxy.ServeHTTP(w, r)
 	})}
@@ -407,4 +420,38 @@ func TestBuildFromPrivateRegistryBase(t *testing.T) {
 		testenv.RemoveImage(t, cli, base)
 		assert.Greater(t, reg.ManifestGets(), before)
 	})
+}
+
+func TestBuildSecretArgMaskedInEngineErrors(t *testing.T) {
+	cli := testenv.Engine(t)
+	host, builds := proxyEngine(t, cli, true)
+	r, _ := newRunner(t, docker.Config{Host: host})
+	dir, _ := buildContext(t, map[string]string{"Containerfile": "FROM lading-test/busybox:latest\nARG TOKEN\n"})
+	const secret = "s3cret/build+t0ken"
+	_, err := r.Build(t.Context(), build.Spec{Context: dir, SecretArgs: map[string]string{"TOKEN": secret}})
+	require.Error(t, err)
+	require.EqualValues(t, 1, builds.Load())
+	t.Log(err)
+	assert.NotContains(t, err.Error(), secret)
+	assert.NotContains(t, err.Error(), "s3cret")
+}
+
+func TestBuildLongLinesArriveInPieces(t *testing.T) {
+	cli := testenv.Engine(t)
+	r, _ := newRunner(t, docker.Config{})
+	dir, _ := buildContext(t, map[string]string{"Containerfile": "FROM lading-test/busybox:latest\nCOPY .nonce /nonce\nRUN yes x | head -c 400000 | tr -d '\\n'; echo; echo after\n"})
+	var out lines
+	removeSteps(t, cli, &out)
+	img, err := r.Build(t.Context(), build.Spec{Context: dir, OnProgress: out.add})
+	require.NoError(t, err)
+	removeBuilt(t, cli, img)
+	var xs int
+	for _, p := range out.l {
+		assert.LessOrEqual(t, len(p.Line), 64<<10)
+		if strings.Trim(p.Line, "x") == "" {
+			xs += len(p.Line)
+		}
+	}
+	assert.Equal(t, 200000, xs, "yes prints x and a newline: 400,000 bytes, half of them x")
+	assert.Contains(t, out.text(), "\nafter\n")
 }
