@@ -39,17 +39,20 @@ var _ build.Builder = (*Runner)(nil)
 // Build first computes the build's [build.Context.Digest] (reading the
 // context once) and looks for the image "<name>:<digest hex>". When the
 // engine has it, Build returns it with Cached true and makes no build
-// call. The image is what `docker build` makes of the same input: lading
-// adds no label or step to it. Otherwise it
-// streams the context (read a second time, never held in memory) to
-// /build, and tags the result once the stream it sent is known to have the
-// digest it looked for (a context changed in between is an error, and the
-// image is left untagged). One changed byte in a sent file, the
-// Containerfile, an arg, the target, the platform or a label gives another
-// digest, so another build. To force a rebuild set [build.Spec.NoCache]
-// (which also turns off the engine's layer cache) or remove the tag;
-// [build.PullAlways] builds every time too. Old tags are not removed:
-// list them by name (`docker images lading-build`).
+// call. Otherwise it streams the context (read a second time, never held
+// in memory) to /build, and tags the result once the stream it sent is
+// known to have the digest it looked for (a context changed in between is
+// an error, and the image is left untagged). A build that runs anyway
+// ([build.Spec.NoCache], [build.PullAlways]) reads the context once,
+// computing the digest on what it sends. The image is what `docker build`
+// makes of the same input: lading adds no label or step to it.
+//
+// One changed byte in a sent file, the Containerfile, an arg, the target,
+// the platform or a label gives another digest, so another build. To force
+// a rebuild set [build.Spec.NoCache] (which also turns off the engine's
+// layer cache) or remove the tag; [build.PullAlways] builds every time
+// too. Old tags are not removed: list them by name (`docker images
+// lading-build`).
 //
 // # Progress and errors
 //
@@ -97,7 +100,7 @@ var _ build.Builder = (*Runner)(nil)
 //
 // Builds do not take a [Config.MaxConcurrency] slot, and [Config.Platform]
 // does not apply to them: set [build.Spec.Platform].
-func (r *Runner) Build(ctx context.Context, spec build.Spec) (img build.Image, err error) {
+func (r *Runner) Build(ctx context.Context, spec build.Spec) (_ build.Image, err error) {
 	secrets := make([]string, 0, len(spec.SecretArgs))
 	for _, v := range spec.SecretArgs {
 		secrets = append(secrets, v)
@@ -110,21 +113,23 @@ func (r *Runner) Build(ctx context.Context, spec build.Spec) (img build.Image, e
 		return build.Image{}, err
 	}
 	defer bc.Close()
-	digest, err := bc.Digest(ctx)
-	if err != nil {
-		return build.Image{}, fmt.Errorf("docker: build: read context %s: %w", bc.Dir(), err)
-	}
-	ref := spec.Ref(digest)
-	img = build.Image{Ref: ref, Digest: digest}
-	log := r.log.With("build", ref)
-	if !spec.NoCache && spec.PullPolicy != build.PullAlways {
+	dir := bc.Dir()
+	log := r.log.With("build", dir)
+	// The digest is computed first when it may find the image; a build
+	// that will run anyway computes it on what it sends, in one pass.
+	var digest string
+	lookup := !spec.NoCache && spec.PullPolicy != build.PullAlways
+	if lookup {
+		if digest, err = bc.Digest(ctx); err != nil {
+			return build.Image{}, fmt.Errorf("docker: build %s: read context: %w", dir, err)
+		}
+		ref := spec.Ref(digest)
 		inspected, err := r.cli.ImageInspect(ctx, ref)
 		switch {
 		case err == nil:
-			log.Debug("build cached")
-			img.ID, img.Cached = inspected.ID, true
-			return img, nil
-		case err != nil && !cerrdefs.IsNotFound(err):
+			log.Debug("build cached", "image", ref)
+			return build.Image{Ref: ref, ID: inspected.ID, Digest: digest, Cached: true}, nil
+		case !cerrdefs.IsNotFound(err):
 			return build.Image{}, engineError(r, "inspect image "+ref, err)
 		}
 	}
@@ -184,12 +189,12 @@ func (r *Runner) Build(ctx context.Context, spec build.Spec) (img build.Image, e
 		s := waitSender(err)
 		switch {
 		case ctx.Err() != nil:
-			return build.Image{}, fmt.Errorf("docker: build %s: %w", ref, cancelled(ctx))
+			return build.Image{}, fmt.Errorf("docker: build %s: %w", dir, cancelled(ctx))
 		case s.err != nil && !errors.Is(s.err, err) && !errors.Is(s.err, io.ErrClosedPipe) && !errors.Is(s.err, context.Canceled):
 			// The context could not be read: the request failed for it.
-			return build.Image{}, fmt.Errorf("docker: build %s: send context: %w", ref, s.err)
+			return build.Image{}, fmt.Errorf("docker: build %s: send context: %w", dir, s.err)
 		}
-		return build.Image{}, engineError(r, "build "+ref, err)
+		return build.Image{}, engineError(r, "build "+dir, err)
 	}
 	out := &buildOutput{mask: masker, onProgress: spec.OnProgress}
 	id, readErr := out.read(bctx, resp.Body)
@@ -197,26 +202,26 @@ func (r *Runner) Build(ctx context.Context, spec build.Spec) (img build.Image, e
 	s := waitSender(io.ErrClosedPipe)
 	switch {
 	case ctx.Err() != nil:
-		return build.Image{}, fmt.Errorf("docker: build %s cancelled%s: %w", ref, out.at(), cancelled(ctx))
+		return build.Image{}, fmt.Errorf("docker: build %s cancelled%s: %w", dir, out.at(), cancelled(ctx))
 	case s.err != nil && !errors.Is(s.err, io.ErrClosedPipe):
-		return build.Image{}, fmt.Errorf("docker: build %s: send context: %w", ref, s.err)
+		return build.Image{}, fmt.Errorf("docker: build %s: send context: %w", dir, s.err)
 	case readErr != nil:
 		var stepErr *build.StepError
 		if errors.As(readErr, &stepErr) {
-			return build.Image{}, fmt.Errorf("docker: build %s: %w", ref, readErr)
+			return build.Image{}, fmt.Errorf("docker: build %s: %w", dir, readErr)
 		}
-		return build.Image{}, engineError(r, "build "+ref, readErr)
+		return build.Image{}, engineError(r, "build "+dir, readErr)
 	case id == "":
-		return build.Image{}, fmt.Errorf("docker: build %s: the engine reported no image id", ref)
-	case s.digest != digest:
-		return build.Image{}, fmt.Errorf("docker: build %s: the context changed while it was being built (sent %s): image %s left untagged", ref, s.digest, id)
+		return build.Image{}, fmt.Errorf("docker: build %s: the engine reported no image id", dir)
+	case lookup && s.digest != digest:
+		return build.Image{}, fmt.Errorf("docker: build %s: the context changed while it was being read (digest %s, then %s): image %s left untagged", dir, digest, s.digest, id)
 	}
+	ref := spec.Ref(s.digest)
 	if _, err := r.cli.ImageTag(ctx, client.ImageTagOptions{Source: id, Target: ref}); err != nil {
 		return build.Image{}, engineError(r, "tag image "+id+" as "+ref, err)
 	}
-	img.ID = id
-	log.Debug("built", "id", id)
-	return img, nil
+	log.Debug("built", "image", ref, "id", id)
+	return build.Image{Ref: ref, ID: id, Digest: s.digest}, nil
 }
 
 // cancelled returns ctx's error, with its cause when it has another.
