@@ -242,37 +242,6 @@ func TestBuildArgsTargetAndCacheByContent(t *testing.T) {
 	})
 }
 
-func TestBuildDockerignore(t *testing.T) {
-	cli := testenv.Engine(t)
-	r, _ := newRunner(t, docker.Config{})
-	dir, _ := buildContext(t, map[string]string{
-		"Dockerfile":     "FROM lading-test/busybox:latest\nCOPY . /ctx\nRUN cd /ctx && find . | sort | sed 's/^/sent: /'\n",
-		".dockerignore":  "# comment\n**/*.log\n!keep.log\nsecret/\ndocs/**\n!docs/README.md\nDockerfile\n.dockerignore\n",
-		"app.go":         "package main\n",
-		"a.log":          "x",
-		"keep.log":       "x",
-		"sub/deep/b.log": "x",
-		"sub/deep/c.txt": "x",
-		"secret/key":     "x",
-		"docs/guide.md":  "x",
-		"docs/README.md": "x",
-	})
-	var out lines
-	img, err := r.Build(t.Context(), build.Spec{Context: dir, OnProgress: out.add, Name: "lading-test/build-ignore"})
-	require.NoError(t, err)
-	removeBuilt(t, cli, img)
-	var sent []string
-	for _, l := range strings.Split(out.text(), "\n") {
-		if s, ok := strings.CutPrefix(l, "sent: "); ok {
-			sent = append(sent, s)
-		}
-	}
-	// The engine hides the excluded Dockerfile and .dockerignore from COPY,
-	// though lading sends them; docs/ itself is excluded, its re-included
-	// README is copied with a directory made for it.
-	assert.Equal(t, []string{".", "./.nonce", "./app.go", "./docs", "./docs/README.md", "./keep.log", "./sub", "./sub/deep", "./sub/deep/c.txt"}, sent)
-}
-
 func TestBuildFailingStepMasksSecretArgs(t *testing.T) {
 	cli := testenv.Engine(t)
 	r, _ := newRunner(t, docker.Config{})
@@ -358,47 +327,6 @@ func TestBuildCancelLeavesNoIntermediateContainers(t *testing.T) {
 	assert.NoError(t, ctxLeftovers(t, cli, nonce))
 }
 
-func TestBuildSymlinkOutOfContextIsNotFollowed(t *testing.T) {
-	cli := testenv.Engine(t)
-	r, _ := newRunner(t, docker.Config{})
-	outside := filepath.Join(t.TempDir(), "outside.txt")
-	require.NoError(t, os.WriteFile(outside, []byte("content-from-outside-the-context"), 0o644))
-	dir, _ := buildContext(t, map[string]string{
-		"Containerfile": "FROM lading-test/busybox:latest\nCOPY . /ctx\nRUN readlink /ctx/escape; cat /ctx/escape || echo not-followed\n",
-	})
-	require.NoError(t, os.Symlink(outside, filepath.Join(dir, "escape")))
-	var out lines
-	img, err := r.Build(t.Context(), build.Spec{Context: dir, OnProgress: out.add})
-	require.NoError(t, err)
-	removeBuilt(t, cli, img)
-	assert.Contains(t, out.text(), outside+"\n", "sent as a link to its target as written")
-	assert.Contains(t, out.text(), "not-followed")
-	assert.NotContains(t, out.text(), "content-from-outside-the-context")
-}
-
-func TestBuildInvalidSpec(t *testing.T) {
-	r, _ := newRunner(t, docker.Config{})
-	dir := t.TempDir()
-	for name, tc := range map[string]struct {
-		spec  build.Spec
-		field string
-	}{
-		"no context":       {build.Spec{}, "context"},
-		"no Containerfile": {build.Spec{Context: dir}, "containerfile"},
-		"escaping file":    {build.Spec{Context: dir, Containerfile: "../Dockerfile"}, "containerfile"},
-		"short secret":     {build.Spec{Context: dir, SecretArgs: map[string]string{"T": "short"}}, "secretArgs.T"},
-	} {
-		t.Run(name, func(t *testing.T) {
-			_, err := r.Build(t.Context(), tc.spec)
-			require.ErrorIs(t, err, build.ErrInvalidSpec)
-			require.ErrorIs(t, err, runner.ErrInvalidTask)
-			var fe *runner.FieldError
-			require.ErrorAs(t, err, &fe)
-			assert.Equal(t, tc.field, fe.Field)
-		})
-	}
-}
-
 func TestBuildFromPrivateRegistryBase(t *testing.T) {
 	cli := testenv.Engine(t)
 	reg := testenv.NewRegistry(t)
@@ -454,4 +382,28 @@ func TestBuildLongLinesArriveInPieces(t *testing.T) {
 	}
 	assert.Equal(t, 200000, xs, "yes prints x and a newline: 400,000 bytes, half of them x")
 	assert.Contains(t, out.text(), "\nafter\n")
+}
+
+// The docker CLI sends the Dockerfile and .dockerignore even when
+// .dockerignore excludes them, and the engine hides them from COPY: so
+// does lading.
+func TestBuildExcludedDockerfileIsHiddenFromCopy(t *testing.T) {
+	cli := testenv.Engine(t)
+	r, _ := newRunner(t, docker.Config{})
+	dir, _ := buildContext(t, map[string]string{
+		"Dockerfile":    "FROM lading-test/busybox:latest\nCOPY . /ctx\nRUN cd /ctx && find . -type f | sort | sed 's/^/sent: /'\n",
+		".dockerignore": "Dockerfile\n.dockerignore\n",
+		"app.go":        "",
+	})
+	var out lines
+	img, err := r.Build(t.Context(), build.Spec{Context: dir, OnProgress: out.add})
+	require.NoError(t, err)
+	removeBuilt(t, cli, img)
+	var sent []string
+	for _, l := range strings.Split(out.text(), "\n") {
+		if s, ok := strings.CutPrefix(l, "sent: "); ok {
+			sent = append(sent, s)
+		}
+	}
+	assert.Equal(t, []string{"./.nonce", "./app.go"}, sent)
 }
