@@ -67,7 +67,8 @@ var _ build.Builder = (*Runner)(nil)
 //
 // # Cancellation
 //
-// When ctx is done Build closes the request, which stops the engine's
+// Build has no time limit of its own (a RUN step may rightly be silent for
+// long): bound it with ctx. When ctx is done Build closes the request, which stops the engine's
 // build, and returns an error matching ctx.Err() that says the step. The
 // engine removes the intermediate containers of the build (Build always
 // asks for forcerm), including the one of a RUN step under way. Podman 4.3
