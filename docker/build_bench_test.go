@@ -20,14 +20,14 @@ func BenchmarkBuild(b *testing.B) {
 	require.NoError(b, err)
 	b.Cleanup(func() { _ = r.Close() })
 	dir := b.TempDir()
-	writeBenchContext(b, dir)
+	writeBuildBenchContext(b, dir)
 	spec := build.Spec{Context: dir, Name: "lading-test/build-bench"}
 	img, err := r.Build(b.Context(), spec)
 	require.NoError(b, err)
 	seen := map[string]build.Image{img.ID: img}
 	b.Cleanup(func() {
 		for _, img := range seen {
-			removeImage(b, cli, img)
+			removeBuiltImage(b, cli, img)
 		}
 	})
 

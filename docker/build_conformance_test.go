@@ -16,6 +16,6 @@ func TestBuildConformance(t *testing.T) {
 		Builder: r,
 		Base:    testenv.Image,
 		Name:    "lading-test/build-conformance",
-		Remove:  func(t testing.TB, img build.Image) { removeImage(t, cli, img) },
+		Remove:  func(t testing.TB, img build.Image) { removeBuiltImage(t, cli, img) },
 	})
 }

@@ -52,10 +52,10 @@ func buildContext(t *testing.T, files map[string]string) (dir, nonce string) {
 func removeBuilt(t *testing.T, cli *client.Client, img build.Image) {
 	t.Helper()
 	require.NotEmpty(t, img.ID)
-	t.Cleanup(func() { removeImage(t, cli, img) })
+	t.Cleanup(func() { removeBuiltImage(t, cli, img) })
 }
 
-func removeImage(t testing.TB, cli *client.Client, img build.Image) {
+func removeBuiltImage(t testing.TB, cli *client.Client, img build.Image) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_, err := cli.ImageRemove(ctx, img.ID, client.ImageRemoveOptions{Force: true, PruneChildren: true})
@@ -64,9 +64,9 @@ func removeImage(t testing.TB, cli *client.Client, img build.Image) {
 	}
 }
 
-// writeBenchContext writes a small context: a Containerfile with a COPY
+// writeBuildBenchContext writes a small context: a Containerfile with a COPY
 // and a RUN, and a few files.
-func writeBenchContext(t testing.TB, dir string) {
+func writeBuildBenchContext(t testing.TB, dir string) {
 	t.Helper()
 	files := map[string]string{
 		"Containerfile": "FROM lading-test/busybox:latest\nCOPY . /src\nRUN wc -c /src/* > /sizes\n",
@@ -78,10 +78,10 @@ func writeBenchContext(t testing.TB, dir string) {
 	}
 }
 
-// removeSteps removes, when the test ends, the images of the steps a
+// removeBuildSteps removes, when the test ends, the images of the steps a
 // failed or cancelled build completed (its " ---> <id>" lines): the
 // engine keeps them as its layer cache.
-func removeSteps(t *testing.T, cli *client.Client, l *lines) {
+func removeBuildSteps(t *testing.T, cli *client.Client, l *buildLines) {
 	t.Helper()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -102,14 +102,14 @@ func removeSteps(t *testing.T, cli *client.Client, l *lines) {
 	})
 }
 
-// lines collects progress lines.
-type lines struct {
+// buildLines collects progress lines.
+type buildLines struct {
 	mu sync.Mutex
 	l  []build.Progress
 }
 
-func (l *lines) add(p build.Progress) { l.mu.Lock(); l.l = append(l.l, p); l.mu.Unlock() }
-func (l *lines) text() string {
+func (l *buildLines) add(p build.Progress) { l.mu.Lock(); l.l = append(l.l, p); l.mu.Unlock() }
+func (l *buildLines) text() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var b strings.Builder
@@ -119,15 +119,15 @@ func (l *lines) text() string {
 	return b.String()
 }
 
-// countingEngine serves the engine's API on a unix socket of its own,
+// buildCountingEngine serves the engine's API on a unix socket of its own,
 // counting the build calls that pass through it.
-func countingEngine(t *testing.T, cli *client.Client) (host string, builds *atomic.Int64) {
-	return proxyEngine(t, cli, false)
+func buildCountingEngine(t *testing.T, cli *client.Client) (host string, builds *atomic.Int64) {
+	return buildProxyEngine(t, cli, false)
 }
 
-// proxyEngine is countingEngine; with breakBuilds it closes the connection
+// buildProxyEngine is buildCountingEngine; with breakBuilds it closes the connection
 // of every build call instead of passing it on.
-func proxyEngine(t *testing.T, cli *client.Client, breakBuilds bool) (host string, builds *atomic.Int64) {
+func buildProxyEngine(t *testing.T, cli *client.Client, breakBuilds bool) (host string, builds *atomic.Int64) {
 	t.Helper()
 	upstream := strings.TrimPrefix(cli.DaemonHost(), "unix://")
 	if strings.Contains(upstream, "://") {
@@ -167,7 +167,7 @@ func proxyEngine(t *testing.T, cli *client.Client, breakBuilds bool) (host strin
 	return "unix://" + sock, builds
 }
 
-const multiStage = `FROM lading-test/busybox:latest AS base
+const buildMultiStage = `FROM lading-test/busybox:latest AS base
 ARG GREETING=none
 COPY . /ctx
 RUN echo "greeting=$GREETING" > /greeting
@@ -177,12 +177,12 @@ RUN echo final > /stage
 
 func TestBuildArgsTargetAndCacheByContent(t *testing.T) {
 	cli := testenv.Engine(t)
-	host, builds := countingEngine(t, cli)
+	host, builds := buildCountingEngine(t, cli)
 	r, _ := newRunner(t, docker.Config{Host: host, PullPolicy: docker.PullNever})
-	dir, _ := buildContext(t, map[string]string{"Containerfile": multiStage, "data.txt": "one\n"})
+	dir, _ := buildContext(t, map[string]string{"Containerfile": buildMultiStage, "data.txt": "one\n"})
 	spec := build.Spec{Context: dir, Args: map[string]string{"GREETING": "hello-arg"}, Target: "base", Name: "lading-test/build-cache"}
 
-	var first lines
+	var first buildLines
 	spec.OnProgress = first.add
 	img, err := r.Build(t.Context(), spec)
 	require.NoError(t, err)
@@ -200,7 +200,7 @@ func TestBuildArgsTargetAndCacheByContent(t *testing.T) {
 	assert.Equal(t, map[string]any{"greeting": "greeting=hello-arg", "final": false}, res.Outputs)
 
 	t.Run("unchanged input is a cache hit without a build call", func(t *testing.T) {
-		var again lines
+		var again buildLines
 		spec.OnProgress = again.add
 		img2, err := r.Build(t.Context(), spec)
 		require.NoError(t, err)
@@ -249,8 +249,8 @@ func TestBuildFailingStepMasksSecretArgs(t *testing.T) {
 		"Containerfile": "FROM lading-test/busybox:latest\nARG TOKEN\nCOPY .nonce /nonce\nRUN echo before-the-failure && echo \"token=$TOKEN\" && exit 3\n",
 	})
 	const secret = "s3cret-build-t0ken"
-	var out lines
-	removeSteps(t, cli, &out)
+	var out buildLines
+	removeBuildSteps(t, cli, &out)
 	_, err := r.Build(t.Context(), build.Spec{Context: dir, SecretArgs: map[string]string{"TOKEN": secret}, OnProgress: out.add})
 	require.ErrorIs(t, err, build.ErrBuildFailed)
 	var stepErr *build.StepError
@@ -266,12 +266,12 @@ func TestBuildFailingStepMasksSecretArgs(t *testing.T) {
 	assert.NotContains(t, err.Error(), secret)
 	assert.NotContains(t, out.text(), secret)
 	assert.Contains(t, out.text(), "token=****")
-	assert.NoError(t, ctxLeftovers(t, cli, "before-the-failure"))
+	assert.NoError(t, buildLeftovers(t, cli, "before-the-failure"))
 }
 
-// ctxLeftovers waits (at most 30 s) until the engine has no container
+// buildLeftovers waits (at most 30 s) until the engine has no container
 // whose command holds marker, the intermediate containers of a build.
-func ctxLeftovers(t *testing.T, cli *client.Client, marker string) error {
+func buildLeftovers(t *testing.T, cli *client.Client, marker string) error {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -304,8 +304,8 @@ func TestBuildCancelLeavesNoIntermediateContainers(t *testing.T) {
 	defer cancel()
 	running := make(chan struct{})
 	var once sync.Once
-	var out lines
-	removeSteps(t, cli, &out)
+	var out buildLines
+	removeBuildSteps(t, cli, &out)
 	start := time.Now()
 	_, err := r.Build(ctx, build.Spec{Context: dir, OnProgress: func(p build.Progress) {
 		out.add(p)
@@ -324,7 +324,7 @@ func TestBuildCancelLeavesNoIntermediateContainers(t *testing.T) {
 	// On Podman 4.3 this passes without proving much: Buildah's working
 	// container is not listed through the Docker API, and it runs the sleep
 	// to its end before removing it (see Build's doc).
-	assert.NoError(t, ctxLeftovers(t, cli, nonce))
+	assert.NoError(t, buildLeftovers(t, cli, nonce))
 }
 
 func TestBuildFromPrivateRegistryBase(t *testing.T) {
@@ -352,7 +352,7 @@ func TestBuildFromPrivateRegistryBase(t *testing.T) {
 
 func TestBuildSecretArgMaskedInEngineErrors(t *testing.T) {
 	cli := testenv.Engine(t)
-	host, builds := proxyEngine(t, cli, true)
+	host, builds := buildProxyEngine(t, cli, true)
 	r, _ := newRunner(t, docker.Config{Host: host})
 	dir, _ := buildContext(t, map[string]string{"Containerfile": "FROM lading-test/busybox:latest\nARG TOKEN\n"})
 	const secret = "s3cret/build+t0ken"
@@ -368,8 +368,8 @@ func TestBuildLongLinesArriveInPieces(t *testing.T) {
 	cli := testenv.Engine(t)
 	r, _ := newRunner(t, docker.Config{})
 	dir, _ := buildContext(t, map[string]string{"Containerfile": "FROM lading-test/busybox:latest\nCOPY .nonce /nonce\nRUN yes x | head -c 400000 | tr -d '\\n'; echo; echo after\n"})
-	var out lines
-	removeSteps(t, cli, &out)
+	var out buildLines
+	removeBuildSteps(t, cli, &out)
 	img, err := r.Build(t.Context(), build.Spec{Context: dir, OnProgress: out.add})
 	require.NoError(t, err)
 	removeBuilt(t, cli, img)
@@ -395,7 +395,7 @@ func TestBuildExcludedDockerfileIsHiddenFromCopy(t *testing.T) {
 		".dockerignore": "Dockerfile\n.dockerignore\n",
 		"app.go":        "",
 	})
-	var out lines
+	var out buildLines
 	img, err := r.Build(t.Context(), build.Spec{Context: dir, OnProgress: out.add})
 	require.NoError(t, err)
 	removeBuilt(t, cli, img)
