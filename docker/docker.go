@@ -209,7 +209,7 @@ func (r *Runner) Run(ctx context.Context, task runner.Task) (res *runner.Result,
 		// This very value is the cause when the timeout is reached, which
 		// tells it from a caller's cause that is a TimeoutError too (a
 		// sibling's, passed on by an errgroup).
-		run.timeout = &runner.TimeoutError{Timeout: task.Timeout.String(), Cause: context.DeadlineExceeded, Limit: "timeout"}
+		run.timeout = &runner.TimeoutError{Timeout: task.Timeout, Cause: context.DeadlineExceeded, Limit: "timeout"}
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeoutCause(ctx, task.Timeout, run.timeout)
 		defer cancel()
@@ -496,7 +496,7 @@ func (run *run) follow(ctx, following context.Context, res *runner.Result, strea
 	if limit <= 0 {
 		return run.followScript(ctx, following, res, stream, closeStream, wait, start)
 	}
-	run.scriptTimeout = &runner.TimeoutError{Timeout: limit.String(), Cause: context.DeadlineExceeded, Limit: "scriptTimeout"}
+	run.scriptTimeout = &runner.TimeoutError{Timeout: limit, Cause: context.DeadlineExceeded, Limit: "scriptTimeout"}
 	script, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	defer context.AfterFunc(script, func() { now := time.Now(); run.doneAt.CompareAndSwap(nil, &now) })()

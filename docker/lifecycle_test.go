@@ -210,7 +210,7 @@ func TestCancelWithCause(t *testing.T) {
 	reg.Stall() // the pull stays under way until the cancel
 
 	// What the errgroup's cancel carries: a sibling step that timed out.
-	sibling := fmt.Errorf("step b: %w", &runner.TimeoutError{Timeout: "1s", Cause: context.DeadlineExceeded})
+	sibling := fmt.Errorf("step b: %w", &runner.TimeoutError{Timeout: time.Second, Cause: context.DeadlineExceeded})
 	type setup struct {
 		r    *docker.Runner
 		task runner.Task
@@ -324,7 +324,7 @@ func TestCancelAndDeadlines(t *testing.T) {
 		require.ErrorIs(t, err, context.DeadlineExceeded)
 		var te *runner.TimeoutError
 		require.ErrorAs(t, err, &te)
-		assert.Equal(t, "1s", te.Timeout)
+		assert.Equal(t, time.Second, te.Timeout)
 	})
 	t.Run("the caller's deadline is not Task.Timeout", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(t.Context(), time.Second)

@@ -3,6 +3,7 @@ package runner
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Sentinels for the failures callers branch on. Match them with [errors.Is];
@@ -88,7 +89,7 @@ func (e *ExitError) Error() string {
 // TimeoutError reports that [Task.Timeout] or [Task.ScriptTimeout] was
 // reached. It matches both [ErrTimeout] and [context.DeadlineExceeded].
 type TimeoutError struct {
-	Timeout string // the configured timeout, e.g. "30s"
+	Timeout time.Duration // the configured timeout, e.g. 30*time.Second; the message prints it as "30s"
 	Cause   error  // the context error (context.DeadlineExceeded)
 	// Limit is the Task field that was reached: "scriptTimeout" for
 	// [Task.ScriptTimeout]; "timeout" or empty for [Task.Timeout].
