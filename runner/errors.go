@@ -90,7 +90,7 @@ func (e *ExitError) Error() string {
 // reached. It matches both [ErrTimeout] and [context.DeadlineExceeded].
 type TimeoutError struct {
 	Timeout time.Duration // the configured timeout, e.g. 30*time.Second; the message prints it as "30s"
-	Cause   error  // the context error (context.DeadlineExceeded)
+	Cause   error         // the context error (context.DeadlineExceeded)
 	// Limit is the Task field that was reached: "scriptTimeout" for
 	// [Task.ScriptTimeout]; "timeout" or empty for [Task.Timeout].
 	Limit string
