@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"maps"
 	"math"
-	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -22,7 +21,6 @@ import (
 	"github.com/distribution/reference"
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
-	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -71,10 +69,13 @@ const OutputWaitDelay = 5 * time.Second
 
 // Runner runs tasks in containers on a Docker Engine (or any engine that
 // serves the Docker API, such as Podman). It is safe for concurrent use; call
-// Close when done with it. [Runner.With] gives Runners with other settings
-// on the same connection and under the same concurrency limit.
+// [Runner.Shutdown] or [Runner.Close] when done with it. [Runner.With] gives
+// Runners with other settings on the same connection and under the same
+// concurrency limit.
 type Runner struct {
 	cfg      Config
+	opts     options   // the host program's, kept by With
+	compiled *compiled // cfg's parsed forms
 	cli      *client.Client
 	log      *slog.Logger
 	slots    chan struct{}     // nil: no limit; shared with the Runners from With
@@ -84,6 +85,7 @@ type Runner struct {
 	resolver credentials.Resolver
 	cpus     *engineCPUs // shared with the Runners from With
 	runtimes runtimes
+	runs     *inflight // the runs under way, for Shutdown; shared with the Runners from With
 }
 
 var _ runner.Runner = (*Runner)(nil)
@@ -100,55 +102,53 @@ type Details struct {
 	RunID string
 }
 
-// New returns a Runner for cfg. It validates cfg but does not contact the
-// engine: the API version is negotiated on the first call, so New never
-// blocks.
-func New(cfg Config) (*Runner, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
+// New returns a Runner for cfg, with the host program's options. It
+// validates cfg, checking the settings that widen a container's reach
+// against [WithAllow], and parses it once (sizes, ports, the docker
+// config file) for all its runs, but does not contact the engine: the API
+// version is negotiated on the first call, so New never blocks.
+func New(cfg Config, opts ...Option) (*Runner, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
 	}
-	opts, err := clientOptions(cfg)
+	if o.maxConcurrency < 0 {
+		return nil, invalidConfig("maxConcurrency", fmt.Sprint(o.maxConcurrency), "must not be negative (0 means no limit)")
+	}
+	comp, err := cfg.compile(o.allow)
 	if err != nil {
 		return nil, err
 	}
-	cli, err := client.New(opts...)
+	copts, err := clientOptions(cfg)
+	if err != nil {
+		return nil, err
+	}
+	cli, err := client.New(copts...)
 	if err != nil {
 		return nil, fmt.Errorf("docker: %w: %w", runner.ErrInvalidConfig, err)
 	}
 	var slots chan struct{}
-	if cfg.MaxConcurrency > 0 {
-		slots = make(chan struct{}, cfg.MaxConcurrency)
+	if o.maxConcurrency > 0 {
+		slots = make(chan struct{}, o.maxConcurrency)
 	}
-	return newRunner(cfg, cli, slots, &engineCPUs{}), nil
+	return newRunner(cfg, comp, o, cli, slots, &engineCPUs{}, newInflight()), nil
 }
 
-// newRunner returns a Runner for cfg, validated, on cli and slots.
-func newRunner(cfg Config, cli *client.Client, slots chan struct{}, cpus *engineCPUs) *Runner {
-	log := cfg.Logger
+// newRunner returns a Runner for cfg, compiled as comp, on cli and the
+// state it shares with the Runners made from it.
+func newRunner(cfg Config, comp *compiled, o options, cli *client.Client, slots chan struct{}, cpus *engineCPUs, runs *inflight) *Runner {
+	log := o.logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &Runner{cfg: cfg, cli: cli, log: log, slots: slots, owner: ownerLabels(), cpus: cpus}
-	r.platform, _ = parsePlatform(cfg.Platform) // validated by the caller
+	r := &Runner{cfg: cfg, opts: o, compiled: comp, cli: cli, log: log, slots: slots, owner: ownerLabels(), cpus: cpus, runs: runs}
+	r.platform = comp.pull.platform
 	r.resolver.Explicit = cfg.Credentials
-	if cfg.DockerConfig != "" {
-		r.resolver.Config, _ = credentials.LoadConfig(string(cfg.DockerConfig)) // validated by the caller
-	}
+	r.resolver.Config = comp.pull.dockerConfig
 	for _, w := range cfg.Memory.Warnings() {
 		log.Warn(w)
 	}
 	return r
-}
-
-// Close releases the connection to the engine. Runs in progress fail,
-// on r and on every Runner made from it by [Runner.With]. Close on a
-// Runner from With does nothing and returns nil: the connection is the
-// one of the Runner [New] returned, which alone closes it.
-func (r *Runner) Close() error {
-	if r.derived {
-		return nil
-	}
-	return r.cli.Close()
 }
 
 // Run pulls the task's image as the pull policy says, runs the script in a
@@ -171,6 +171,11 @@ func (r *Runner) Close() error {
 // [Config.Wait] false, Run returns once the container has started, and
 // neither limit applies to the container after that.
 func (r *Runner) Run(ctx context.Context, task runner.Task) (res *runner.Result, err error) {
+	ctx, end, err := r.runs.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer end()
 	// The masker comes first, so that no error Run returns quotes a secret,
 	// not even one about an image or env name that holds it by accident.
 	masker := newMasker(task.Secrets)
@@ -197,7 +202,7 @@ func (r *Runner) Run(ctx context.Context, task runner.Task) (res *runner.Result,
 		run.log = run.log.With("task", task.ID)
 	}
 	if r.slots != nil {
-		run.doing = fmt.Sprintf("waiting for a free slot (maxConcurrency %d)", r.cfg.MaxConcurrency)
+		run.doing = fmt.Sprintf("waiting for a free slot (maxConcurrency %d)", cap(r.slots))
 		select {
 		case r.slots <- struct{}{}:
 			defer func() { <-r.slots }()
@@ -338,13 +343,6 @@ func (run *run) event(stage runner.Stage, detail string) {
 
 func (run *run) create(ctx context.Context, ws *workspace) error {
 	cfg := &run.r.cfg
-	entry := cfg.EntryPoint
-	switch {
-	case entry == nil:
-		entry = []string{""} // Kestra's default: clear the image's entrypoint
-	case len(entry) == 0:
-		entry = nil // keep the image's entrypoint
-	}
 	labels := maps.Clone(cfg.Labels)
 	if labels == nil {
 		labels = map[string]string{}
@@ -361,8 +359,7 @@ func (run *run) create(ctx context.Context, ws *workspace) error {
 		labels[LabelDetached] = "true"
 	}
 	maps.Copy(labels, run.r.owner)
-	ports, _ := portBindings(cfg.PortBindings) // validated in New
-	shm, _ := shmSize(cfg.ShmSize)
+	comp := &run.r.compiled.container
 	mounts, err := run.mounts(ws, labels)
 	if err != nil {
 		return err
@@ -380,26 +377,9 @@ func (run *run) create(ctx context.Context, ws *workspace) error {
 		NetworkMode:  container.NetworkMode(cfg.NetworkMode),
 		ExtraHosts:   cfg.ExtraHosts,
 		Privileged:   cfg.Privileged,
-		ShmSize:      shm,
-		PortBindings: network.PortMap{},
-		Resources:    run.r.resources(),
-	}
-	exposed := network.PortSet{}
-	for port, bindings := range ports {
-		p, err := network.ParsePort(string(port))
-		if err != nil {
-			return &runner.FieldError{Field: "portBindings", Value: string(port), Problem: err.Error(), Err: runner.ErrInvalidConfig}
-		}
-		exposed[p] = struct{}{}
-		for _, b := range bindings {
-			pb := network.PortBinding{HostPort: b.HostPort}
-			if b.HostIP != "" {
-				if pb.HostIP, err = netip.ParseAddr(b.HostIP); err != nil {
-					return &runner.FieldError{Field: "portBindings", Value: b.HostIP, Problem: "is not an IP address", Err: runner.ErrInvalidConfig}
-				}
-			}
-			hostCfg.PortBindings[p] = append(hostCfg.PortBindings[p], pb)
-		}
+		ShmSize:      comp.shm,
+		PortBindings: comp.ports,
+		Resources:    comp.resources,
 	}
 	run.event(runner.StageCreating, run.name())
 	// The create is not cancelled half-way: a cancelled request can leave a
@@ -414,13 +394,13 @@ func (run *run) create(ctx context.Context, ws *workspace) error {
 		Name: run.name(),
 		Config: &container.Config{
 			Image:        run.task.Image,
-			Entrypoint:   entry,
+			Entrypoint:   comp.entryPoint,
 			Cmd:          append(interpreter(run.task), strings.Join(ws.commands, "\n")),
 			Env:          ws.env,
 			WorkingDir:   ContainerWorkingDir,
 			User:         cfg.User,
 			Labels:       labels,
-			ExposedPorts: exposed,
+			ExposedPorts: comp.exposed,
 			AttachStdout: true,
 			AttachStderr: true,
 		},
@@ -696,24 +676,6 @@ func (run *run) remove(ctx context.Context) error {
 	return run.callError(call, doing, EngineTimeout, err)
 }
 
-// resources returns the container's limits from the configuration.
-func (r *Runner) resources() container.Resources {
-	mem := r.cfg.Memory.Limits()
-	res := container.Resources{
-		NanoCPUs:          r.cfg.CPU.CPUs.NanoCPUs(),
-		Memory:            mem.Memory,
-		MemorySwap:        mem.MemorySwap,
-		MemoryReservation: mem.MemoryReservation,
-		MemorySwappiness:  mem.MemorySwappiness,
-		OomKillDisable:    mem.OOMKillDisable,
-		DeviceRequests:    deviceRequests(r.cfg.DeviceRequests),
-	}
-	if r.cfg.PidsLimit > 0 {
-		res.PidsLimit = &r.cfg.PidsLimit
-	}
-	return res
-}
-
 // engineCPUs is the engine's CPU count, asked once it is needed and kept
 // once known.
 type engineCPUs struct {
@@ -746,17 +708,6 @@ func initFlag(b bool) *bool {
 		return nil
 	}
 	return &b
-}
-
-func deviceRequests(in []DeviceRequest) []container.DeviceRequest {
-	if len(in) == 0 {
-		return nil
-	}
-	out := make([]container.DeviceRequest, len(in))
-	for i, d := range in {
-		out[i] = container.DeviceRequest{Driver: d.Driver, Count: d.Count, DeviceIDs: d.DeviceIDs, Capabilities: d.Capabilities, Options: d.Options}
-	}
-	return out
 }
 
 // interpreter returns the task's interpreter, or the default.

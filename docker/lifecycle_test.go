@@ -42,7 +42,7 @@ func cancelOn(line string, cancel context.CancelFunc) (func(runner.Line), func()
 
 func TestKillGracePeriod(t *testing.T) {
 	t.Run("a trapping script runs its handler within the grace period", func(t *testing.T) {
-		r, cli := newRunner(t, docker.Config{KillGracePeriod: docker.Duration(10 * time.Second)})
+		r, cli := newRunner(t, docker.Config{Lifecycle: docker.Lifecycle{KillGracePeriod: docker.Duration(10 * time.Second)}})
 		ctx, cancel := context.WithCancel(t.Context())
 		onLine, seen := cancelOn("ready", cancel)
 		res, err := r.Run(ctx, runner.Task{
@@ -63,7 +63,7 @@ func TestKillGracePeriod(t *testing.T) {
 	})
 	t.Run("a PID 1 that ignores SIGTERM is killed after the grace period", func(t *testing.T) {
 		const grace = 2 * time.Second
-		r, cli := newRunner(t, docker.Config{KillGracePeriod: docker.Duration(grace)})
+		r, cli := newRunner(t, docker.Config{Lifecycle: docker.Lifecycle{KillGracePeriod: docker.Duration(grace)}})
 		ctx, cancel := context.WithCancel(t.Context())
 		onLine, _ := cancelOn("ready", cancel)
 		var cancelledAt time.Time
@@ -99,7 +99,7 @@ func TestKillGracePeriod(t *testing.T) {
 		assert.NotContains(t, seen(), "trapped", "SIGKILL cannot be trapped")
 	})
 	t.Run("timeout stops with the grace period too", func(t *testing.T) {
-		r, _ := newRunner(t, docker.Config{KillGracePeriod: docker.Duration(10 * time.Second)})
+		r, _ := newRunner(t, docker.Config{Lifecycle: docker.Lifecycle{KillGracePeriod: docker.Duration(10 * time.Second)}})
 		res, err := r.Run(t.Context(), runner.Task{
 			Image:    testenv.Image,
 			Commands: []string{`trap 'echo timed out, cleaning; exit 3' TERM`, "while true; do sleep 0.1; done"},
@@ -137,7 +137,7 @@ func TestEventsInOrder(t *testing.T) {
 }
 
 func TestMaxConcurrency(t *testing.T) {
-	r, _ := newRunner(t, docker.Config{MaxConcurrency: 2})
+	r, _ := newRunner(t, docker.Config{}, docker.WithMaxConcurrency(2))
 	var running, peak atomic.Int32
 	var wg sync.WaitGroup
 	for range 5 {
@@ -166,7 +166,7 @@ func TestMaxConcurrency(t *testing.T) {
 	assert.Equal(t, int32(2), peak.Load(), "never more than 2 scripts at once, and the limit was reached")
 
 	t.Run("cancellation while queued", func(t *testing.T) {
-		r, _ := newRunner(t, docker.Config{MaxConcurrency: 1})
+		r, _ := newRunner(t, docker.Config{}, docker.WithMaxConcurrency(1))
 		started := make(chan struct{})
 		done := make(chan struct{})
 		go func() {
@@ -227,7 +227,7 @@ func TestCancelWithCause(t *testing.T) {
 		mayNotFail bool
 	}{
 		{name: "waiting for a slot", words: []string{"maxConcurrency 1"}, setup: func(t *testing.T, cancel func()) setup {
-			r, _ := newRunner(t, docker.Config{MaxConcurrency: 1})
+			r, _ := newRunner(t, docker.Config{}, docker.WithMaxConcurrency(1))
 			holding := make(chan struct{})
 			ctx, stop := context.WithCancel(context.Background())
 			done := make(chan struct{})
@@ -247,7 +247,7 @@ func TestCancelWithCause(t *testing.T) {
 			return setup{r: r, task: runner.Task{Image: testenv.Image, Commands: []string{"true"}}, arm: func(cancel func()) { cancel() }}
 		}},
 		{name: "pull", words: []string{"pulling", pullRef}, setup: func(t *testing.T, cancel func()) setup {
-			r := registryRunner(t, reg, docker.Config{PullPolicy: docker.PullAlways})
+			r := registryRunner(t, reg, docker.Config{Pull: docker.Pull{PullPolicy: docker.PullAlways}})
 			return setup{r: r, task: runner.Task{Image: pullRef, Commands: []string{"true"}, OnEvent: onStage(runner.StagePulling, cancel)}}
 		}},
 		{name: "create", words: []string{"creating", "lading-"}, setup: func(t *testing.T, cancel func()) setup {
@@ -369,7 +369,7 @@ func TestCancelAndDeadlines(t *testing.T) {
 // TestInvalidTaskWhateverTheContext: an invalid task is reported as invalid
 // even when ctx is done, or ends while Run looks at the task.
 func TestInvalidTaskWhateverTheContext(t *testing.T) {
-	r, _ := newRunner(t, docker.Config{MaxConcurrency: 1})
+	r, _ := newRunner(t, docker.Config{}, docker.WithMaxConcurrency(1))
 	invalid := []runner.Task{
 		{Image: testenv.Image, Commands: []string{"echo {{ undefinedVariable }}"}},
 		{Image: testenv.Image, Commands: []string{"true"}, Env: map[string]string{"A": "{{ nope }}"}},

@@ -38,6 +38,11 @@ var (
 	// ([*TimeoutError] says which). Errors matching it also match
 	// [context.DeadlineExceeded].
 	ErrTimeout = errors.New("task timed out")
+	// ErrClosed: the runner is shut down or closed and takes no new run (as
+	// [net/http.ErrServerClosed]). A run still under way when its runner's
+	// shutdown gave up on waiting is cancelled with it as the cause: its
+	// error matches both ErrClosed and [context.Canceled].
+	ErrClosed = errors.New("runner closed")
 )
 
 // FieldError reports an invalid field of a task or configuration. It
