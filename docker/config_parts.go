@@ -334,6 +334,9 @@ func portBindings(specs []string) (network.PortMap, network.PortSet, error) {
 			if err != nil {
 				return nil, nil, invalidConfig("portBindings", spec, "port "+string(m.Port)+": "+err.Error())
 			}
+			if p.Num() == 0 {
+				return nil, nil, invalidConfig("portBindings", spec, "the container's port must be 1 to 65535")
+			}
 			exposed[p] = struct{}{}
 			pb := network.PortBinding{HostPort: m.Binding.HostPort}
 			if m.Binding.HostIP != "" {
