@@ -33,7 +33,9 @@ func TestConfigPartsValidateAlone(t *testing.T) {
 		{"credentials", (&Pull{Credentials: &credentials.Credentials{Auth: "***"}}).Validate, "credentials.auth", ""},
 		{"docker config", (&Pull{DockerConfig: "/nonexistent/config.json"}).Validate, "config", "/nonexistent/config.json"},
 		{"memory", func() error { return (&Container{Memory: memory.Config{Memory: 1024}}).Validate(Allow{}) }, "memory.memory", "1KiB"},
-		{"device count", func() error { return (&Container{DeviceRequests: []DeviceRequest{{Count: -2}}}).Validate(Allow{DeviceRequests: true}) }, "deviceRequests[0].count", "-2"},
+		{"device count", func() error {
+			return (&Container{DeviceRequests: []DeviceRequest{{Count: -2}}}).Validate(Allow{DeviceRequests: true})
+		}, "deviceRequests[0].count", "-2"},
 		{"port binding", func() error { return (&Container{PortBindings: []string{"a:b:c"}}).Validate(Allow{PortBindings: true}) }, "portBindings", "a:b:c"},
 		{"volume", func() error { return (&Container{Volumes: []string{"rel:/x"}}).Validate(Allow{Volumes: true}) }, "volumes", "rel:/x"},
 		{"reach not allowed", func() error { return (&Container{NetworkMode: "host"}).Validate(Allow{}) }, "networkMode", "host"},
