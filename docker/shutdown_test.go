@@ -177,6 +177,7 @@ func TestShutdownExpiredCancelsAndCleans(t *testing.T) {
 				require.ErrorIs(t, got.err, runner.ErrClosed)
 				require.ErrorIs(t, got.err, context.Canceled)
 				assert.Equal(t, "started\n", got.out, "the output up to the cancel is kept")
+				assert.Contains(t, got.err.Error(), "runner closed")
 			}
 			assert.Empty(t, left(), "the cancelled runs' containers and volumes are removed")
 			_, err = r.Run(t.Context(), runner.Task{Image: testenv.Image, Commands: []string{"true"}})
