@@ -44,7 +44,7 @@ func TestRuntimeNeedsAllow(t *testing.T) {
 	require.ErrorAs(t, err, &fe)
 	assert.Equal(t, "runtime", fe.Field)
 	assert.Equal(t, "runc", fe.Value)
-	assert.Contains(t, err.Error(), "Config.Allow.Runtimes")
+	assert.Contains(t, err.Error(), "sets Allow.Runtimes")
 
 	_, err = docker.ParseConfigAllowing([]byte(`{"runtime":"runc"}`), docker.Allow{Runtimes: []string{"runsc"}})
 	require.ErrorAs(t, err, &fe, "a runtime the host program did not list is refused")

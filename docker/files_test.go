@@ -80,7 +80,7 @@ func TestVolumes(t *testing.T) {
 		var fe *runner.FieldError
 		require.ErrorAs(t, err, &fe)
 		assert.Equal(t, "volumes", fe.Field)
-		assert.Contains(t, err.Error(), "VolumesEnabled")
+		assert.Contains(t, err.Error(), "Allow.Volumes (docker.WithAllow)")
 
 		_, err = docker.ParseConfig([]byte(`{"volumes":["/etc:/host-etc"]}`))
 		require.ErrorIs(t, err, runner.ErrInvalidConfig, "JSON alone cannot enable volumes")

@@ -112,9 +112,10 @@ func TestHostNetworkAllowed(t *testing.T) {
 	port := ln.Addr().(*net.TCPAddr).Port
 	fetch := []string{fmt.Sprintf("nc -w 3 127.0.0.1 %d </dev/null 2>/dev/null || echo unreachable", port)}
 
-	cfg, err := docker.ParseConfigAllowing([]byte(`{"networkMode":"host"}`), docker.Allow{HostNetwork: true})
+	allow := docker.Allow{HostNetwork: true}
+	cfg, err := docker.ParseConfigAllowing([]byte(`{"networkMode":"host"}`), allow)
 	require.NoError(t, err)
-	r, _ := newRunner(t, cfg)
+	r, _ := newRunner(t, cfg, docker.WithAllow(allow))
 	var out strings.Builder
 	_, err = r.Run(t.Context(), runner.Task{Image: testenv.Image, Commands: fetch, Stdout: &out})
 	require.NoError(t, err)
