@@ -353,7 +353,7 @@
 //
 // # Example
 //
-//	r, err := docker.New(docker.Config{PullPolicy: docker.PullIfNotPresent})
+//	r, err := docker.New(docker.Config{Pull: docker.Pull{PullPolicy: docker.PullIfNotPresent}})
 //	if err != nil {
 //		log.Fatal(err)
 //	}
