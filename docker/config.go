@@ -114,7 +114,7 @@ func ParseConfigAllowing(data []byte, allow Allow) (Config, error) {
 		}
 		return Config{}, fmt.Errorf("docker: parse config: %w", err)
 	}
-	if _, err := cfg.compile(allow); err != nil {
+	if _, err := cfg.compile(allow, nil); err != nil {
 		return Config{}, err
 	}
 	return cfg, nil
@@ -198,7 +198,7 @@ func (c *Config) unmarshal(data []byte, allow Allow) error {
 // [Allow] (as [ParseConfig] does): [New] checks them against its
 // [WithAllow].
 func (c *Config) Validate() error {
-	_, err := c.compile(Allow{})
+	_, err := c.compile(Allow{}, nil)
 	return err
 }
 
@@ -210,15 +210,21 @@ type compiled struct {
 }
 
 // compile validates c, with allow for the settings that widen a
-// container's reach, and returns its parsed forms.
-func (c *Config) compile(allow Allow) (*compiled, error) {
+// container's reach, and returns its parsed forms. With a parent (the
+// Runner that With is called on), the docker config the parent read is
+// kept when c names the same one: it is read once, by New.
+func (c *Config) compile(allow Allow, parent *Runner) (*compiled, error) {
 	if c.Host != "" && !strings.Contains(c.Host, "://") {
 		return nil, invalidConfig("host", c.Host, `must be a URL such as "unix:///var/run/docker.sock" or "tcp://127.0.0.1:2375"`)
 	}
 	if err := c.TLS.validate(c.Host); err != nil {
 		return nil, err
 	}
-	pull, err := c.Pull.compile()
+	var known *compiledPull
+	if parent != nil && parent.cfg.DockerConfig == c.DockerConfig {
+		known = &parent.compiled.pull
+	}
+	pull, err := c.Pull.compile(known)
 	if err != nil {
 		return nil, err
 	}

@@ -55,7 +55,8 @@ type Pull struct {
 	// DockerConfig is a docker config.json, inline (a JSON object in JSON,
 	// or a string starting with "{") or as a path to a regular file of at
 	// most 1 MiB, for credHelpers, credsStore and auths (Kestra's config
-	// property). [New] reads it once. DOCKER_AUTH_CONFIG and
+	// property). [New] reads it once, and a Runner from [Runner.With] that
+	// names the same one keeps what New read. DOCKER_AUTH_CONFIG and
 	// $DOCKER_CONFIG/config.json (or ~/.docker/config.json) are read at
 	// each pull, after it, with the same limits.
 	DockerConfig DockerConfig `json:"config,omitempty"`
@@ -72,11 +73,13 @@ type compiledPull struct {
 // ("pullPolicy", "credentials.username", "config"). It reads the docker
 // config p names.
 func (p *Pull) Validate() error {
-	_, err := p.compile()
+	_, err := p.compile(nil)
 	return err
 }
 
-func (p *Pull) compile() (compiledPull, error) {
+// compile parses p; the docker config is known's when known is given (the
+// parent Runner's, for the same DockerConfig).
+func (p *Pull) compile(known *compiledPull) (compiledPull, error) {
 	var out compiledPull
 	switch p.PullPolicy {
 	case "", PullIfNotPresent, PullAlways, PullNever:
@@ -94,7 +97,11 @@ func (p *Pull) compile() (compiledPull, error) {
 			return out, err
 		}
 	}
-	if p.DockerConfig != "" {
+	switch {
+	case p.DockerConfig == "":
+	case known != nil:
+		out.dockerConfig = known.dockerConfig
+	default:
 		cfg, err := credentials.LoadConfig(string(p.DockerConfig))
 		if err != nil {
 			problem := "cannot be used"

@@ -106,9 +106,10 @@ func TestHostSettingsHaveNoJSONForm(t *testing.T) {
 	assert.Equal(t, r.slots, d.slots, "With shares the limit")
 }
 
-// TestNewCompilesOnce: New reads the docker config file once; the runs use
-// what it read, so a file removed after New changes nothing, and With
-// reads the one its own Config names.
+// TestNewCompilesOnce: New reads the docker config file once; the runs,
+// and the Runners from With that name the same config, use what it read,
+// so a file removed after New changes nothing; a With naming another one
+// reads it.
 func TestNewCompilesOnce(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "config.json")
 	require.NoError(t, os.WriteFile(path, []byte(`{"auths":{"registry.example:5000":{"auth":"dTpwYXNzd29yZDE="}}}`), 0o600))
@@ -124,8 +125,13 @@ func TestNewCompilesOnce(t *testing.T) {
 	require.NotNil(t, r.compiled.container.resources.PidsLimit)
 	assert.Equal(t, int64(7), *r.compiled.container.resources.PidsLimit)
 
-	_, err = r.With(r.cfg)
-	require.ErrorIs(t, err, runner.ErrInvalidConfig, "With compiles its own Config: the file is gone")
+	d, err := r.With(r.cfg)
+	require.NoError(t, err, "the same config: not read again")
+	assert.Same(t, r.resolver.Config, d.resolver.Config)
+	other := r.cfg
+	other.DockerConfig = DockerConfig(path + ".other")
+	_, err = r.With(other)
+	require.ErrorIs(t, err, runner.ErrInvalidConfig, "another config is read: it does not exist")
 }
 
 // TestWithLogger: the logger given to New gets the Runner's warnings, and a

@@ -47,7 +47,7 @@ func TestParseConfigKestraBlock(t *testing.T) {
 	assert.False(t, cfg.waits())
 	assert.Equal(t, 5*time.Second, time.Duration(cfg.KillGracePeriod))
 
-	comp, err := cfg.compile(Allow{PortBindings: true, Privileged: true, DeviceRequests: true})
+	comp, err := cfg.compile(Allow{PortBindings: true, Privileged: true, DeviceRequests: true}, nil)
 	require.NoError(t, err, "compiled once, as New does")
 	ports := comp.container.ports
 	assert.Equal(t, netip.MustParseAddr("127.0.0.1"), ports[network.MustParsePort("80/udp")][0].HostIP)

@@ -115,7 +115,7 @@ func New(cfg Config, opts ...Option) (*Runner, error) {
 	if o.maxConcurrency < 0 {
 		return nil, invalidConfig("maxConcurrency", fmt.Sprint(o.maxConcurrency), "must not be negative (0 means no limit)")
 	}
-	comp, err := cfg.compile(o.allow)
+	comp, err := cfg.compile(o.allow, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -28,7 +28,7 @@ func (r *Runner) With(cfg Config) (*Runner, error) {
 		return nil, invalidConfig("host", cfg.Host, fmt.Sprintf("must be empty or %q: a Runner from With uses the connection of the Runner it was made from", r.cfg.Host))
 	}
 	cfg.Host = r.cfg.Host
-	comp, err := cfg.compile(r.opts.allow)
+	comp, err := cfg.compile(r.opts.allow, r)
 	if err != nil {
 		return nil, err
 	}
