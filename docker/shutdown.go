@@ -81,7 +81,9 @@ func closeOnce(c chan struct{}) {
 // Shutdown shuts r down gracefully, as [net/http.Server.Shutdown] does: it
 // refuses new runs at once (Run returns [runner.ErrClosed]), waits for the
 // runs under way on r and on every Runner made from it by [Runner.With] to
-// return, then closes the connection to the engine. When ctx is done first,
+// return (a run still waiting for a [WithMaxConcurrency] slot is under
+// way: it gets its slot and runs), then closes the connection to the
+// engine. When ctx is done first,
 // it cancels those runs, with [runner.ErrClosed] as the cause: each stops
 // its container as [Lifecycle.KillGracePeriod] says and removes it as it
 // would after any cancel, within the bounds of [EngineTimeout] and
