@@ -185,7 +185,7 @@
 // container has stopped, with the output read up to then.
 //
 // The task's Timeout counts from the call (after the wait for a
-// maxConcurrency slot), pull and create included; its ScriptTimeout counts
+// [WithMaxConcurrency] slot), pull and create included; its ScriptTimeout counts
 // from the container's start, and when it is reached the output files are
 // still collected. The first limit reached stops the run; the
 // [*runner.TimeoutError] in the error says which (Limit "timeout" or
