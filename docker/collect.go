@@ -7,15 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path"
-	"slices"
 	"strings"
-	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
@@ -35,16 +32,6 @@ import (
 // context's cause. Before the context is done, collection is bounded by it
 // alone.
 const CollectGracePeriod = core.CollectGracePeriod
-
-// maxCopies bounds the archive calls of one collection (each costs tens of
-// milliseconds whatever it carries): past it, paths that share a directory
-// are copied as that directory, and the entries of it that are not wanted
-// are read and dropped.
-const maxCopies = 8
-
-// maxConflictWarnings bounds the warnings about files changed on the host
-// while the run ran; the rest are counted.
-const maxConflictWarnings = 100
 
 // changedPaths asks the engine which paths of the working directory the
 // container's own file system holds (added or modified since the image),
@@ -188,178 +175,6 @@ func (run *run) rootsWithoutLinks(ctx context.Context, roots []string) []string 
 	return out
 }
 
-// wantedLeaves returns the changed paths that are not directories (no other
-// changed path is under them) and that m matches: the files a collection
-// expects.
-func wantedLeaves(changed map[string]bool, m *files.Matcher) map[string]bool {
-	dirs := map[string]bool{}
-	for p := range changed {
-		for d := path.Dir(p); d != "."; d = path.Dir(d) {
-			dirs[d] = true
-		}
-	}
-	want := map[string]bool{}
-	for p := range changed {
-		if !dirs[p] && m.Match(p) {
-			want[p] = true
-		}
-	}
-	return want
-}
-
-// stopWhenDone returns an [files.ExtractOptions.Stop] for a copy of root
-// ("" for the whole working directory) that ends it once every path of
-// want under root has gone by: the rest of the stream holds nothing wanted.
-func stopWhenDone(root string, want map[string]bool) func(string) bool {
-	expected := 0
-	for p := range want {
-		if root == "" || p == root || strings.HasPrefix(p, root+"/") {
-			expected++
-		}
-	}
-	seen := 0
-	return func(rel string) bool {
-		if want[rel] {
-			seen++
-			return false
-		}
-		return seen >= expected
-	}
-}
-
-// planCopies returns the paths of the working directory to copy out so
-// that every changed path the matcher wants comes back and, as far as
-// maxCopies allows, nothing else is read: a directory whose changed
-// entries are all wanted is copied whole, one with an unwanted entry is
-// split. "" is the whole working directory.
-func planCopies(changed map[string]bool, m *files.Matcher) []string {
-	dirs := map[string]bool{}
-	for p := range changed {
-		for d := path.Dir(p); d != "."; d = path.Dir(d) {
-			dirs[d] = true
-		}
-	}
-	dirty, wanted := map[string]bool{}, map[string]bool{}
-	mark := func(set map[string]bool, p string) {
-		for set[p] = true; p != ""; {
-			if p = path.Dir(p); p == "." {
-				p = ""
-			}
-			set[p] = true
-		}
-	}
-	for p := range changed {
-		if dirs[p] {
-			continue
-		}
-		if m.Match(p) {
-			mark(wanted, p)
-		} else {
-			mark(dirty, p)
-		}
-	}
-	if !wanted[""] {
-		return nil
-	}
-	if !dirty[""] {
-		return []string{""}
-	}
-	var roots []string
-	for p := range wanted {
-		parent := path.Dir(p)
-		if parent == "." {
-			parent = ""
-		}
-		if p != "" && !dirty[p] && dirty[parent] {
-			roots = append(roots, p)
-		}
-	}
-	slices.Sort(roots)
-	for len(roots) > maxCopies {
-		// Merge the roots of the parent that has the most of them.
-		count := map[string]int{}
-		best := ""
-		for _, r := range roots {
-			parent := path.Dir(r)
-			if parent == "." {
-				parent = ""
-			}
-			count[parent]++
-			if count[parent] > count[best] || (count[parent] == count[best] && len(parent) > len(best)) {
-				best = parent
-			}
-		}
-		merged := []string{best}
-		for _, r := range roots {
-			if best != "" && r != best && !strings.HasPrefix(r, best+"/") {
-				merged = append(merged, r)
-			}
-		}
-		slices.Sort(merged)
-		roots = merged
-	}
-	return roots
-}
-
-// staging is what the run sent into the container and what collection
-// brings back (VOLUME).
-type staging struct {
-	known    bool                        // the run staged what is in files (false for a resumed run)
-	files    map[string]files.StagedFile // path relative to the working directory -> what was sent
-	outputs  map[string]string           // key -> host path, what the collection wrote
-	globbed  []string                    // paths (relative to the working directory) written for the globs
-	warnings []string
-	more     int // conflict warnings not listed
-}
-
-func (s *staging) conflict(rel, what string) {
-	if len(s.warnings) < maxConflictWarnings {
-		s.warnings = append(s.warnings, fmt.Sprintf("output %s: %s while the run ran (another run on the same working directory?); the host's file is kept and this run's is not collected", rel, what))
-	} else {
-		s.more++
-	}
-}
-
-// decide returns the [files.ExtractOptions.Decide] of a VOLUME collection:
-// a file comes back only when the container created or changed it, and
-// never over a host file that changed since it was staged. The output
-// directory is the run's own: everything in it comes back. hostRoot is the
-// host working directory.
-func (s *staging) decide(hostRoot *os.Root, outputRel string) func(rel string, hdr *tar.Header) files.Decision {
-	return func(rel string, hdr *tar.Header) files.Decision {
-		if !s.known || (outputRel != "" && strings.HasPrefix(rel, outputRel+"/")) {
-			return files.Write
-		}
-		sent, wasStaged := s.files[rel]
-		host, err := hostRoot.Lstat(rel)
-		if !wasStaged {
-			if errors.Is(err, fs.ErrNotExist) {
-				return files.Write // the container made it, and the host has none
-			}
-			s.conflict(rel, "a file was created on the host")
-			return files.Skip
-		}
-		hostSame := err == nil && host.Mode().IsRegular() && host.Size() == sent.Size && host.ModTime().Equal(sent.ModTime)
-		// The tar carries whole seconds: a time within a second of the one
-		// sent is the one sent, and the content decides.
-		entrySame := hdr.Size == sent.Size && hdr.ModTime.Sub(sent.ModTime).Abs() < time.Second &&
-			fs.FileMode(hdr.Mode).Perm() == sent.Mode
-		switch {
-		case !hostSame && entrySame:
-			return files.Skip // the container left it as staged; the host's is newer
-		case !hostSame && errors.Is(err, fs.ErrNotExist):
-			s.conflict(rel, "the file was removed from the host")
-			return files.Skip
-		case !hostSame:
-			s.conflict(rel, "the file was also changed on the host")
-			return files.Skip
-		case entrySame:
-			return files.WriteIfChanged
-		}
-		return files.Write
-	}
-}
-
 // copyRoot copies one path of the working directory (rel, "" for all of
 // it) out of the container into the host working directory.
 // stop, when set, ends the copy early ([files.ExtractOptions.Stop]).
@@ -419,7 +234,7 @@ func (v *volumeFiles) copyOut(ctx context.Context, res *runner.Result) (err erro
 		return fmt.Errorf("docker: collect output files: %w", err)
 	}
 	defer hostRoot.Close()
-	decide := v.staging.decide(hostRoot, ws.OutputRel)
+	decide := v.staging.Decide(hostRoot, ws.OutputRel)
 
 	var done []*files.Extraction
 	var written []string // host paths relative to the working directory
@@ -436,7 +251,7 @@ func (v *volumeFiles) copyOut(ctx context.Context, res *runner.Result) (err erro
 		var want map[string]bool
 		changed, ok := v.changedPaths(ctx)
 		if ok {
-			roots, want = planCopies(changed, ws.Matcher), wantedLeaves(changed, ws.Matcher)
+			roots, want = core.PlanCopies(changed, ws.Matcher), core.WantedLeaves(changed, ws.Matcher)
 		} else {
 			roots = run.rootsWithoutLinks(ctx, ws.Matcher.Roots())
 		}
@@ -445,7 +260,7 @@ func (v *volumeFiles) copyOut(ctx context.Context, res *runner.Result) (err erro
 			if want != nil && (rel != "" || !wantOutput) {
 				// (A copy of the whole working directory may carry the
 				// output directory's files, which the list leaves out.)
-				stop = stopWhenDone(rel, want)
+				stop = core.StopWhenDone(rel, want)
 			}
 			x, paths, err := v.copyRoot(ctx, rel, changed, decide, stop, &left, res, &sawOutput)
 			if err != nil {
@@ -484,47 +299,26 @@ func (v *volumeFiles) copyOut(ctx context.Context, res *runner.Result) (err erro
 			outputs[key], fromOutput[key] = ws.HostPath(rel), true
 			continue
 		}
-		v.staging.globbed = append(v.staging.globbed, rel)
+		v.staging.Globbed = append(v.staging.Globbed, rel)
 		if !fromOutput[rel] {
 			outputs[rel] = ws.HostPath(rel)
 		}
 	}
-	v.staging.outputs = outputs
+	v.staging.Outputs = outputs
 	return nil
 }
 
 // extract copies src out of the container into dest within the limits
-// left, and takes what it wrote off them. It returns the pending
-// extraction (nil when src is not in the container) and the paths it
-// wrote, relative to dest.
+// left ([core.State.Extract]).
 func (v *volumeFiles) extract(ctx context.Context, src, dest string, opts files.ExtractOptions, left *core.OutputLimits, res *runner.Result) (*files.Extraction, []string, error) {
 	run := v.run
-	if left.Bytes <= 0 || left.Files <= 0 {
-		return nil, nil, fmt.Errorf("docker: collect output files: %w: nothing left for %s", files.ErrLimit, src)
-	}
-	opts.Overwrite = true // inputs the script changed come back over the staged ones (Decide says which)
-	opts.MaxBytes, opts.MaxFiles = left.Bytes, left.Files
-	copied, err := run.r.cli.CopyFromContainer(ctx, run.c.ContainerID, client.CopyFromContainerOptions{SourcePath: src})
-	if isNotFound(err) {
-		return nil, nil, nil // a glob root the script did not make
-	}
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, nil, run.c.CollectError(ctx, err)
+	return run.c.Extract(ctx, src, func() (io.ReadCloser, error) {
+		copied, err := run.r.cli.CopyFromContainer(ctx, run.c.ContainerID, client.CopyFromContainerOptions{SourcePath: src})
+		if isNotFound(err) {
+			return nil, nil // a glob root the script did not make
 		}
-		return nil, nil, engineError(run.r, "copy output files from the container", err)
-	}
-	x, stats, err := files.ExtractPending(ctx, copied.Content, dest, opts)
-	copied.Content.Close()
-	left.Bytes -= stats.Bytes
-	left.Files -= len(stats.Files)
-	for _, s := range stats.Skipped {
-		res.Warnings = append(res.Warnings, "output "+s)
-	}
-	if err != nil {
-		return nil, nil, run.c.CollectError(ctx, err)
-	}
-	return x, stats.Files, nil
+		return copied.Content, err
+	}, dest, opts, left, res)
 }
 
 // outputDirWritten reports whether the script may have written into the

@@ -113,8 +113,8 @@ func parseVolume(v string) (mount.Mount, error) {
 type volumeFiles struct {
 	run       *run
 	ws        *core.Workspace
-	outputMod time.Time // the output directory's modification time before the start, zero if unknown
-	staging   staging   // what was copied in and what came back
+	outputMod time.Time    // the output directory's modification time before the start, zero if unknown
+	staging   core.Staging // what was copied in and what came back
 }
 
 func (v *volumeFiles) mounts(labels map[string]string) []mount.Mount {
@@ -141,8 +141,8 @@ func (v *volumeFiles) Stage(ctx context.Context) error {
 func (v *volumeFiles) CopyIn(ctx context.Context) error {
 	run, ws := v.run, v.ws
 	root := run.runsAsRoot()
-	v.staging.known = true
-	v.staging.files = map[string]files.StagedFile{}
+	v.staging.Known = true
+	v.staging.Files = map[string]files.StagedFile{}
 	if !ws.Empty || !root {
 		run.event(runner.StageStaging, ws.HostDir)
 		pr, pw := io.Pipe()
@@ -155,7 +155,7 @@ func (v *volumeFiles) CopyIn(ctx context.Context) error {
 			}
 			pw.CloseWithError(files.WriteTar(ctx, pw, ws.HostDir, files.TarOptions{
 				Prefix: path.Base(ContainerWorkingDir) + "/", ExtraDirs: extra, Shared: !root,
-				OnFile: func(rel string, f files.StagedFile) { v.staging.files[rel] = f },
+				OnFile: func(rel string, f files.StagedFile) { v.staging.Files[rel] = f },
 			}))
 		}()
 		_, err := run.r.cli.CopyToContainer(ctx, run.c.ContainerID, client.CopyToContainerOptions{
@@ -184,15 +184,15 @@ func (v *volumeFiles) Collect(ctx context.Context, res *runner.Result) ([]string
 	if err := v.copyOut(ctx, res); err != nil {
 		return nil, err
 	}
-	res.OutputFiles = v.staging.outputs
+	res.OutputFiles = v.staging.Outputs
 	if res.OutputFiles == nil {
 		res.OutputFiles = map[string]string{}
 	}
-	res.Warnings = append(res.Warnings, v.staging.warnings...)
-	if v.staging.more > 0 {
-		res.Warnings = append(res.Warnings, fmt.Sprintf("%d more output files changed on the host while the run ran were not collected", v.staging.more))
+	res.Warnings = append(res.Warnings, v.staging.Warnings...)
+	if v.staging.More > 0 {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("%d more output files changed on the host while the run ran were not collected", v.staging.More))
 	}
-	return v.staging.globbed, nil
+	return v.staging.Globbed, nil
 }
 
 // Tidy has nothing to undo: the container never saw the host directory.
