@@ -47,7 +47,9 @@ func exposingImage(t *testing.T, cli *client.Client, ports ...string) string {
 	ref := "lading-test/expose:" + strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name())) + "-" + strings.Join(ports, "-")
 	c, err := cli.ContainerCreate(t.Context(), client.ContainerCreateOptions{Config: &container.Config{Image: testenv.Image, Cmd: []string{"true"}}})
 	require.NoError(t, err)
-	defer func() { _, _ = cli.ContainerRemove(context.Background(), c.ID, client.ContainerRemoveOptions{Force: true}) }()
+	defer func() {
+		_, _ = cli.ContainerRemove(context.Background(), c.ID, client.ContainerRemoveOptions{Force: true})
+	}()
 	var changes []string
 	for _, p := range ports {
 		changes = append(changes, "EXPOSE "+p)
