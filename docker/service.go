@@ -453,19 +453,25 @@ type ServicePruneResult struct {
 
 // Prune removes the ephemeral services ([service.Spec.Ephemeral]) whose
 // deploying process has ended (told as [Runner.Prune] tells it, from the
-// owner labels), then the networks of namespaces left without services.
+// owner labels), the services a Delete began and did not finish (their
+// container renamed "...--deleting-<id>"), then the networks of namespaces
+// left without services.
 // A service deployed for good carries no owner labels and is never
 // removed, by this Prune or by [Runner.Prune]; nor is an ephemeral one
 // while its process lives.
 func (s *Services) Prune(ctx context.Context, opts ServicePruneOptions) (ServicePruneResult, error) {
 	var res ServicePruneResult
 	var errs []error
-	list, err := s.r.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: make(client.Filters).Add("label", LabelService+"=true", LabelServiceEphemeral+"=true")})
+	list, err := s.r.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: make(client.Filters).Add("label", LabelService+"=true")})
 	if err != nil {
 		return res, engineError(s.r, "list services", err)
 	}
 	for _, c := range list.Items {
-		if ownerMayBeAlive(c.Labels) {
+		deleting := false
+		for _, n := range c.Names {
+			deleting = deleting || strings.Contains(n, deletingMark)
+		}
+		if !deleting && (c.Labels[LabelServiceEphemeral] != "true" || ownerMayBeAlive(c.Labels)) {
 			continue
 		}
 		if !opts.DryRun {

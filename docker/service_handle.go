@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/lading-dev/lading/internal/mask"
 	"github.com/lading-dev/lading/memory"
+	"github.com/lading-dev/lading/runner"
 	"github.com/lading-dev/lading/service"
 )
 
@@ -38,7 +40,10 @@ type serviceHandle struct {
 	health *service.HealthCheck // nil without a health check
 }
 
-var _ service.Service = (*serviceHandle)(nil)
+var (
+	_ service.Service = (*serviceHandle)(nil)
+	_ service.Execer  = (*serviceHandle)(nil)
+)
 
 func (h *serviceHandle) Info() service.Info { return h.info }
 
@@ -64,6 +69,11 @@ func (h *serviceHandle) Status(ctx context.Context) (service.State, error) {
 	cs := c.State
 	if t, err := time.Parse(time.RFC3339Nano, cs.StartedAt); err == nil && t.Year() > 1 {
 		st.StartedAt = t
+	}
+	switch {
+	case strings.Contains(c.Name, deletingMark) && cs.Status != container.StateRemoving:
+		st.Status, st.Reason = service.Deleting, "being stopped and removed"
+		return st, nil
 	}
 	switch cs.Status {
 	case container.StateRemoving:
@@ -147,7 +157,12 @@ func (h *serviceHandle) runningStatus(ctx context.Context, c container.InspectRe
 			}
 		}
 	default:
-		p := h.probe(ctx, c)
+		var p service.Probe
+		if hc.Log != "" {
+			p = h.logProbe(ctx, st.StartedAt)
+		} else {
+			p = h.probe(ctx, c)
+		}
 		st.Health = &p
 		if p.Healthy {
 			st.Status = service.Deployed
@@ -228,6 +243,49 @@ const tcpSettle = 200 * time.Millisecond
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// logProbe looks for a line matching the health check's pattern among the
+// lines logged since the container last started. It reads them from the
+// engine each time, so it costs a read of the logs until a line matches.
+func (h *serviceHandle) logProbe(ctx context.Context, since time.Time) service.Probe {
+	p := service.Probe{Time: time.Now()}
+	re, err := regexp.Compile(h.health.Log)
+	if err != nil { // checked by Resolve; a label edited by hand
+		p.Output = "bad pattern: " + err.Error()
+		return p
+	}
+	ctx, cancel := context.WithTimeout(ctx, h.health.Timeout)
+	defer cancel()
+	m := &lineMatcher{re: re, found: cancel}
+	err = h.Logs(ctx, service.LogOptions{Since: since, Stdout: m, Stderr: m})
+	switch {
+	case m.line != "":
+		p.Healthy, p.Output = true, "log line "+strconv.Quote(m.line)
+	case err != nil:
+		p.Output = "read logs: " + err.Error()
+	default:
+		p.Output = "no log line matched " + strconv.Quote(h.health.Log) + " yet"
+	}
+	return p
+}
+
+// lineMatcher keeps the first line matching re and then calls found.
+type lineMatcher struct {
+	mu    sync.Mutex
+	re    *regexp.Regexp
+	line  string
+	found func()
+}
+
+func (m *lineMatcher) Write(p []byte) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if line := strings.TrimSuffix(string(p), "\n"); m.line == "" && m.re.MatchString(line) {
+		m.line = line
+		m.found()
+	}
+	return len(p), nil
 }
 
 // endpointOf returns the host address the container's port is published at.
@@ -417,6 +475,14 @@ func (h *serviceHandle) Delete(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), serviceCallTimeout+h.stopTimeout())
 	defer cancel()
 	cli := h.s.r.cli
+	// The new name is the engine's record that a delete is under way
+	// (DELETING, for every handle and every process); it frees the slug.
+	if id, err := randomID(); err == nil {
+		_, err := cli.ContainerRename(ctx, h.info.ID, client.ContainerRenameOptions{NewName: containerName(h.info.Namespace, h.info.Slug) + deletingMark + id})
+		if cerrdefs.IsNotFound(err) {
+			return h.s.removeNetworkIfEmpty(ctx, h.info.Namespace)
+		}
+	}
 	timeout := int(h.stopTimeout() / time.Second)
 	_, err := cli.ContainerStop(ctx, h.info.ID, client.ContainerStopOptions{Timeout: &timeout})
 	if err != nil && !cerrdefs.IsNotFound(err) && !cerrdefs.IsNotModified(err) {
@@ -432,6 +498,10 @@ func (h *serviceHandle) Delete(ctx context.Context) error {
 	return h.s.removeNetworkIfEmpty(ctx, h.info.Namespace)
 }
 
+// deletingMark is in the name of a service's container once its Delete
+// has begun.
+const deletingMark = "--deleting-"
+
 func (h *serviceHandle) stopTimeout() time.Duration {
 	switch d := h.s.cfg.StopTimeout; {
 	case d < 0:
@@ -441,4 +511,70 @@ func (h *serviceHandle) stopTimeout() time.Duration {
 	default:
 		return d
 	}
+}
+
+// Exec runs cmd in the service's container, as the container's user, and
+// returns its exit code and output (masked, capped at
+// [service.ExecOutputLimit] per stream). When ctx is done first, Exec
+// returns ctx's error; the command may run on in the container.
+func (h *serviceHandle) Exec(ctx context.Context, cmd []string) (service.ExecResult, error) {
+	var res service.ExecResult
+	if len(cmd) == 0 {
+		return res, &runner.FieldError{Field: "cmd", Problem: "must not be empty", Err: service.ErrInvalidSpec}
+	}
+	cli := h.s.r.cli
+	created, err := cli.ExecCreate(ctx, h.info.ID, client.ExecCreateOptions{Cmd: cmd, AttachStdout: true, AttachStderr: true})
+	if cerrdefs.IsNotFound(err) {
+		return res, h.notFound()
+	}
+	if err != nil {
+		return res, h.mask.Error(engineError(h.s.r, "exec in service "+h.info.Slug, err))
+	}
+	att, err := cli.ExecAttach(ctx, created.ID, client.ExecAttachOptions{})
+	if err != nil {
+		return res, h.mask.Error(engineError(h.s.r, "exec in service "+h.info.Slug, err))
+	}
+	defer att.Close()
+	stdout := &cappedBuffer{limit: service.ExecOutputLimit}
+	stderr := &cappedBuffer{limit: service.ExecOutputLimit}
+	done := make(chan error, 1)
+	go func() {
+		_, err := stdcopy.StdCopy(stdout, stderr, att.Reader)
+		done <- err
+	}()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		att.Close()
+		<-done
+		return res, ctx.Err()
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
+		return res, fmt.Errorf("docker: exec in service %s: read output: %w", h.info.Slug, err)
+	}
+	in, err := cli.ExecInspect(ctx, created.ID, client.ExecInspectOptions{})
+	if err != nil {
+		return res, engineError(h.s.r, "exec in service "+h.info.Slug, err)
+	}
+	res.ExitCode = in.ExitCode
+	res.Stdout, res.Stderr = h.mask.String(stdout.buf.String()), h.mask.String(stderr.buf.String())
+	res.Truncated = stdout.cut || stderr.cut
+	return res, nil
+}
+
+// cappedBuffer keeps the first limit bytes written to it.
+type cappedBuffer struct {
+	buf   bytes.Buffer
+	limit int
+	cut   bool
+}
+
+func (c *cappedBuffer) Write(p []byte) (int, error) {
+	if room := c.limit - c.buf.Len(); room < len(p) {
+		c.cut = true
+		c.buf.Write(p[:max(room, 0)])
+		return len(p), nil
+	}
+	c.buf.Write(p)
+	return len(p), nil
 }

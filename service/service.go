@@ -156,6 +156,26 @@ type Manager interface {
 	List(ctx context.Context, namespace string) ([]Service, error)
 }
 
+// Execer is implemented by services that run a command inside a running
+// service, as testcontainers' Exec does; find it by type assertion.
+type Execer interface {
+	// Exec runs cmd (exec form: no shell unless it names one) in the
+	// service and returns once it has exited. A command that ran and
+	// exited non-zero is not an error: see ExecResult.ExitCode.
+	Exec(ctx context.Context, cmd []string) (ExecResult, error)
+}
+
+// ExecResult is what an [Execer]'s command did. Its output is capped at
+// [ExecOutputLimit] per stream (Truncated says so), secrets masked.
+type ExecResult struct {
+	ExitCode       int
+	Stdout, Stderr string
+	Truncated      bool
+}
+
+// ExecOutputLimit caps each stream of an [ExecResult].
+const ExecOutputLimit = 4 << 20
+
 // FailedError is [Wait]'s error for a service that turned FAILED.
 type FailedError struct {
 	Slug  string

@@ -93,7 +93,7 @@ type Spec struct {
 }
 
 // HealthCheck says how a service proves it is ready. Exactly one of HTTP,
-// TCP and Command is set.
+// TCP, Command and Log is set.
 type HealthCheck struct {
 	// HTTP checks with a GET of the service's port.
 	HTTP *HTTPCheck `json:"http,omitempty"`
@@ -102,6 +102,10 @@ type HealthCheck struct {
 	// Command runs inside the container (exec form: no shell unless it
 	// names one); exit code 0 means healthy.
 	Command []string `json:"command,omitempty"`
+	// Log is a regular expression (Go's RE2 syntax) that a line the service
+	// logs (stdout or stderr, secrets masked) must match, since its last
+	// start; once one has, the check passes for as long as it runs.
+	Log string `json:"log,omitempty"`
 	// Interval between probes; zero means [DefaultHealthInterval].
 	Interval time.Duration `json:"interval,omitempty"`
 	// Timeout of one probe; zero means [DefaultHealthTimeout].
@@ -288,8 +292,14 @@ func resolveHealth(h HealthCheck) (HealthCheck, error) {
 	if len(h.Command) > 0 {
 		kinds++
 	}
+	if h.Log != "" {
+		kinds++
+		if _, err := regexp.Compile(h.Log); err != nil {
+			return h, invalid("health.log", clip(h.Log), "is not a regular expression: "+err.Error())
+		}
+	}
 	if kinds != 1 {
-		return h, invalid("health", strconv.Itoa(kinds)+" kinds", "must set exactly one of http, tcp, command")
+		return h, invalid("health", strconv.Itoa(kinds)+" kinds", "must set exactly one of http, tcp, command, log")
 	}
 	for _, d := range []struct {
 		name string

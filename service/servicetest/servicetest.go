@@ -99,6 +99,9 @@ func Cases() []Case {
 		{"Stats", testStats},
 		{"DeleteIdempotent", testDeleteIdempotent},
 		{"StreamSinks", testStreamSinks},
+		{"HealthLog", testHealthLog},
+		{"Exec", testExec},
+		{"DeletingWhileStopping", testDeleting},
 	}
 }
 
@@ -283,17 +286,18 @@ func testExitIsFailed(t *testing.T, s *Suite) {
 func testCrashAfterDeployed(t *testing.T, s *Suite) {
 	ns := Namespace(t)
 	m := s.Manager(t, ns, nil)
-	svc := s.Deploy(t, m, ns, service.Spec{Slug: "late", Command: `sh -c 'touch /tmp/ready; while [ ! -e /tmp/die ]; do sleep 0.1; done; exit 7'`,
-		Health: &service.HealthCheck{Command: []string{"sh", "-c", "test -e /tmp/ready && touch /tmp/die"}, Interval: 100 * time.Millisecond}})
+	// No health check: DEPLOYED once running; it exits 3 s later.
+	svc := s.Deploy(t, m, ns, service.Spec{Slug: "late", Command: `sh -c 'sleep 3; echo bye; exit 7'`})
 	st, err := Wait(t, svc)
 	require.NoError(t, err)
 	require.Equal(t, service.Deployed, st.Status)
-	// The health command itself makes it exit: the status turns FAILED.
+	// Nothing asked it to stop: the status read afterwards turns FAILED.
 	require.Eventually(t, func() bool {
 		st, err = svc.Status(t.Context())
 		return err == nil && st.Status == service.Failed
 	}, waitBound, 100*time.Millisecond, "last state %+v", st)
 	assert.Contains(t, st.Reason, "exited with code 7")
+	assert.Contains(t, st.Reason, "bye")
 }
 
 func testHealthHTTPFailing(t *testing.T, s *Suite) {
@@ -583,4 +587,66 @@ func testStreamSinks(t *testing.T, s *Suite) {
 	mu.Lock()
 	defer mu.Unlock()
 	assert.Positive(t, samples[0].PidsCurrent)
+}
+
+func testHealthLog(t *testing.T, s *Suite) {
+	ns := Namespace(t)
+	m := s.Manager(t, ns, nil)
+	svc := s.Deploy(t, m, ns, service.Spec{Slug: "logready", SecretEnv: map[string]string{"TOKEN": secretValue},
+		Command: `sh -c 'echo starting; sleep 0.5; echo "ready to accept connections $TOKEN" >&2; exec sleep 3600'`,
+		Health:  &service.HealthCheck{Log: `ready to accept connections`, Interval: 100 * time.Millisecond, Retries: 50}})
+	st, err := svc.Status(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, service.Pending, st.Status, "before the line: %+v", st)
+	st, err = Wait(t, svc)
+	require.NoError(t, err)
+	require.NotNil(t, st.Health)
+	assert.Contains(t, st.Health.Output, "ready to accept connections ****", "the line, masked")
+
+	svc = s.Deploy(t, m, ns, service.Spec{Slug: "lognever", Command: `sh -c 'echo not yet; exec sleep 3600'`,
+		Health: &service.HealthCheck{Log: `^ready$`, Interval: 100 * time.Millisecond, Retries: 3}})
+	st, err = Wait(t, svc)
+	require.ErrorIs(t, err, service.ErrFailed)
+	assert.Contains(t, st.Reason, "no log line matched")
+}
+
+func testExec(t *testing.T, s *Suite) {
+	ns := Namespace(t)
+	m := s.Manager(t, ns, nil)
+	svc := s.Deploy(t, m, ns, service.Spec{Slug: "exec", Command: "sleep 3600", SecretEnv: map[string]string{"TOKEN": secretValue}})
+	ex, ok := svc.(service.Execer)
+	require.True(t, ok, "%T does not implement service.Execer", svc)
+	_, err := Wait(t, svc)
+	require.NoError(t, err)
+	res, err := ex.Exec(t.Context(), []string{"sh", "-c", "echo out $TOKEN; echo err >&2; exit 5"})
+	require.NoError(t, err)
+	assert.Equal(t, 5, res.ExitCode)
+	assert.Equal(t, "out ****\n", res.Stdout)
+	assert.Equal(t, "err\n", res.Stderr)
+	assert.False(t, res.Truncated)
+	res, err = ex.Exec(t.Context(), []string{"true"})
+	require.NoError(t, err)
+	assert.Equal(t, 0, res.ExitCode)
+}
+
+// testDeleting: a service that ignores SIGTERM is DELETING, for another
+// handle too, while its Delete waits to kill it.
+func testDeleting(t *testing.T, s *Suite) {
+	ns := Namespace(t)
+	m := s.Manager(t, ns, nil)
+	svc := s.Deploy(t, m, ns, service.Spec{Slug: "stubborn", Command: `sh -c 'trap "" TERM; while true; do sleep 0.1; done'`})
+	_, err := Wait(t, svc)
+	require.NoError(t, err)
+	other, err := s.cfg.New(t, nil).Get(t.Context(), ns, "stubborn")
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- svc.Delete(context.Background()) }()
+	var st service.State
+	require.Eventually(t, func() bool {
+		st, err = other.Status(t.Context())
+		return err == nil && st.Status == service.Deleting
+	}, waitBound, 20*time.Millisecond, "last %+v %v", st, err)
+	require.NoError(t, <-done)
+	_, err = other.Status(t.Context())
+	require.ErrorIs(t, err, service.ErrNotFound)
 }
