@@ -68,8 +68,34 @@ type ServicesConfig struct {
 
 // Services deploys and finds services on the engine of the [Runner] it
 // came from, with that Runner's pull policy, credentials and platform. It
-// implements [service.Manager]. Its state is the engine's (see
-// [LabelService]); it is safe for concurrent use.
+// implements [service.Manager]; its handles implement [service.Service]
+// and [service.Execer]. Its state is the engine's (see [LabelService]); it
+// is safe for concurrent use.
+//
+// A handle's Status is read from the engine at each call:
+//
+//   - DELETING: the container's name carries Delete's mark (Delete renames
+//     it before it stops it), or the engine is removing it.
+//   - PENDING: created and not started; restarting (restart policy); or
+//     running with a health check that has not passed yet: for a command
+//     check, the engine's own health state "starting" (Docker runs the
+//     command with the check's interval, timeout, retries and start
+//     period); for an HTTP, TCP or log check, a probe lading makes at the
+//     call, which failed within StartPeriod + Retries × Interval of the
+//     start.
+//   - DEPLOYED: running, and healthy (the engine says "healthy", or the
+//     probe made now passed) when there is a check.
+//   - FAILED: exited or dead (the Reason gives the exit code or the kill
+//     for memory, "restarts exhausted" when an on-failure policy ran out,
+//     and the last 5 log lines), paused, or running with the check failing
+//     (the engine says "unhealthy", or the probe failed after the grace).
+//
+// HTTP and TCP probes go from the host to the published port on
+// 127.0.0.1, as a client would (so the image needs no wget or nc). The
+// engine's port proxy accepts a TCP connection on the host even when
+// nothing listens in the container, and then closes it: a TCP probe counts
+// a connection closed within 200 ms as refused. A log check reads the logs
+// since the last start at each call, until a line has matched.
 type Services struct {
 	r      *Runner
 	cfg    ServicesConfig

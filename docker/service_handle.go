@@ -51,8 +51,8 @@ func (h *serviceHandle) notFound() error {
 	return fmt.Errorf("docker: service %s in namespace %s: %w", h.info.Slug, h.info.Namespace, service.ErrNotFound)
 }
 
-// Status reads the container's state and health from the engine. See the
-// package doc, "Services", for how each state maps to a status.
+// Status reads the container's state and health from the engine; see
+// [Services] for how each state maps to a status.
 func (h *serviceHandle) Status(ctx context.Context) (service.State, error) {
 	in, err := h.s.r.cli.ContainerInspect(ctx, h.info.ID, client.ContainerInspectOptions{})
 	if cerrdefs.IsNotFound(err) {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -226,4 +227,25 @@ func TestServiceInvalidConfig(t *testing.T) {
 	r, _ := newRunner(t, docker.Config{})
 	_, err := r.Services(docker.ServicesConfig{Namespaces: map[string]service.Namespace{"Bad": {}}})
 	require.ErrorIs(t, err, service.ErrInvalidSpec)
+}
+
+// TestServiceRestartAlways: a service that exits and is restarted is
+// PENDING while the engine restarts it, and DEPLOYED again once it runs.
+func TestServiceRestartAlways(t *testing.T) {
+	s, _ := newServices(t, docker.ServicesConfig{StopTimeout: -1})
+	ns := servicetest.Namespace(t)
+	svc, err := s.Deploy(t.Context(), service.Spec{Slug: "phoenix", Namespace: ns, Image: testenv.Image, Command: `sh -c 'sleep 1; exit 1'`,
+		Restart: service.RestartAlways, Ephemeral: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = svc.Delete(context.Background()) })
+	sawRestarting := false
+	var st service.State
+	require.Eventually(t, func() bool {
+		st, err = svc.Status(t.Context())
+		require.NoError(t, err)
+		if st.Status == service.Pending && strings.Contains(st.Reason, "restarting") {
+			sawRestarting = true
+		}
+		return sawRestarting && st.Status == service.Deployed && st.Restarts >= 1
+	}, time.Minute, 20*time.Millisecond, "last %+v", st)
 }
