@@ -110,3 +110,19 @@ func TestServicePullPolicy(t *testing.T) {
 	_, err = s.Get(t.Context(), ns, "missing")
 	require.ErrorIs(t, err, service.ErrNotFound)
 }
+
+// TestServiceStartHelper: servicetest.Start deploys for the test, and the
+// service is gone once the test's cleanups ran.
+func TestServiceStartHelper(t *testing.T) {
+	s, _ := newServices(t, docker.ServicesConfig{StopTimeout: -1})
+	ns := servicetest.Namespace(t)
+	var id string
+	t.Run("inner", func(t *testing.T) {
+		svc := servicetest.Start(t, s, service.Spec{Slug: "web", Namespace: ns, Image: testenv.Image, Port: 8080,
+			Command: servicetest.HTTPServer("x"), Health: &service.HealthCheck{HTTP: &service.HTTPCheck{}}})
+		assert.True(t, svc.Info().Ephemeral)
+		id = svc.Info().ID
+	})
+	_, err := s.Get(t.Context(), ns, "web")
+	require.ErrorIs(t, err, service.ErrNotFound, "deleted by the inner test's cleanup (%s)", id)
+}

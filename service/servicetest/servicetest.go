@@ -166,6 +166,30 @@ func (s *Suite) Deploy(t *testing.T, m service.Manager, namespace string, spec s
 	return svc
 }
 
+// Start deploys spec as an ephemeral service for the test t: it waits for
+// it to be DEPLOYED (failing t otherwise, with the reason) and deletes it
+// when t ends, as testcontainers-go's containers do. Should the test
+// binary die before its cleanups, a prune removes the service (see
+// [service.Spec.Ephemeral]).
+func Start(t testing.TB, m service.Manager, spec service.Spec) service.Service {
+	t.Helper()
+	spec.Ephemeral = true
+	ctx, cancel := context.WithTimeout(context.Background(), waitBound)
+	defer cancel()
+	svc, err := m.Deploy(ctx, spec)
+	require.NoError(t, err, "deploy %s", spec.Slug)
+	t.Cleanup(func() {
+		dctx, dcancel := context.WithTimeout(context.Background(), waitBound)
+		defer dcancel()
+		if err := svc.Delete(dctx); err != nil {
+			t.Errorf("delete service %s: %v", spec.Slug, err)
+		}
+	})
+	_, err = service.Wait(ctx, svc)
+	require.NoError(t, err, "wait for %s", spec.Slug)
+	return svc
+}
+
 // Wait waits for svc within the suite's bound.
 func Wait(t *testing.T, svc service.Service) (service.State, error) {
 	t.Helper()
