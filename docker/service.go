@@ -151,6 +151,24 @@ func (s *Services) Deploy(ctx context.Context, spec service.Spec) (service.Servi
 	if err != nil {
 		return nil, err
 	}
+	id, err := randomID()
+	if err != nil {
+		return nil, err
+	}
+	h, err := s.create(ctx, spec, containerName(spec.Namespace, spec.Slug), spec.Slug+"-"+id)
+	if err != nil {
+		return nil, err
+	}
+	if err := h.start(ctx, spec); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// create makes the image present, the network, and the service's container
+// named name, with hostname, not started.
+func (s *Services) create(ctx context.Context, spec service.Spec, name, hostname string) (*serviceHandle, error) {
+	var err error
 	r := s.r
 	pr := &run{r: r, task: runner.Task{Image: spec.Image}, log: r.log}
 	if err := r.ensureImage(ctx, pr); err != nil {
@@ -168,11 +186,6 @@ func (s *Services) Deploy(ctx context.Context, spec service.Spec) (service.Servi
 	if err != nil {
 		return nil, err
 	}
-	id, err := randomID()
-	if err != nil {
-		return nil, err
-	}
-	hostname := spec.Slug + "-" + id
 	labels := map[string]string{
 		LabelManaged:          "true",
 		LabelCreated:          time.Now().UTC().Format(time.RFC3339),
@@ -232,7 +245,6 @@ func (s *Services) Deploy(ctx context.Context, spec service.Spec) (service.Servi
 			}
 		}
 	}
-	name := containerName(spec.Namespace, spec.Slug)
 	created, err := r.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
 		Name:       name,
 		Config:     cfg,
@@ -251,15 +263,20 @@ func (s *Services) Deploy(ctx context.Context, spec service.Spec) (service.Servi
 	for _, w := range created.Warnings {
 		r.log.Warn("engine warning", "service", spec.Slug, "warning", w)
 	}
-	h := s.handle(created.ID, labels, mask.New(mapValues(spec.SecretEnv)...))
-	if _, err := r.cli.ContainerStart(ctx, created.ID, client.ContainerStartOptions{}); err != nil {
+	return s.handle(created.ID, labels, mask.New(mapValues(spec.SecretEnv)...)), nil
+}
+
+// start starts a created service; on failure it deletes it.
+func (h *serviceHandle) start(ctx context.Context, spec service.Spec) error {
+	r := h.s.r
+	if _, err := r.cli.ContainerStart(ctx, h.info.ID, client.ContainerStartOptions{}); err != nil {
 		err = engineError(r, "start service "+spec.Slug, err)
 		if spec.HostPort != 0 && strings.Contains(err.Error(), "allocated") {
 			err = &runner.FieldError{Field: "hostPort", Value: strconv.Itoa(spec.HostPort), Problem: "is in use on the host", Err: service.ErrInvalidSpec}
 		}
-		return nil, errors.Join(h.mask.Error(err), h.Delete(ctx))
+		return errors.Join(h.mask.Error(err), h.Delete(ctx))
 	}
-	return h, nil
+	return nil
 }
 
 func defaultNS(ns string) string {
@@ -416,6 +433,9 @@ func (s *Services) List(ctx context.Context, namespace string) ([]service.Servic
 		}
 		if err != nil {
 			return nil, engineError(s.r, "inspect service "+c.Labels[LabelServiceSlug], err)
+		}
+		if strings.Contains(in.Container.Name, nextMark) {
+			continue // an Update's new container, not the service yet
 		}
 		out = append(out, s.fromInspect(in.Container))
 	}

@@ -156,6 +156,18 @@ type Manager interface {
 	List(ctx context.Context, namespace string) ([]Service, error)
 }
 
+// Updater is implemented by Managers that replace a service's spec while
+// keeping its slug and hostname; find it by type assertion.
+type Updater interface {
+	// Update deploys spec (same namespace and slug as a deployed service)
+	// in place of the service: the new one is started and must be
+	// DEPLOYED before the old one is removed, so that the service's
+	// hostname never goes dark. When it turns FAILED (a [*FailedError]),
+	// or ctx ends first, the new one is removed and the old one kept. Give
+	// ctx a deadline.
+	Update(ctx context.Context, spec Spec) (Service, error)
+}
+
 // Execer is implemented by services that run a command inside a running
 // service, as testcontainers' Exec does; find it by type assertion.
 type Execer interface {
