@@ -132,7 +132,7 @@ func TestSinkDownKeepsBuffered(t *testing.T) {
 		_, _ = fmt.Fprintf(w, "early %d\n", i)
 	}
 	assert.Less(t, time.Since(start), 5*time.Second, "writes never wait for Redis") // a bound on hanging, not a speed
-	time.Sleep(300 * time.Millisecond)                                                // a few refused attempts
+	time.Sleep(300 * time.Millisecond)                                              // a few refused attempts
 
 	startRedis(t, port, "--requirepass", "letmein-pass")
 	msgs := subscribe(t, port, "letmein-pass", "out")
