@@ -211,16 +211,25 @@ func (s *Services) create(ctx context.Context, spec service.Spec, name, hostname
 		Env:        serviceEnv(spec),
 		Labels:     labels,
 	}
+	mounts, err := s.volumeMounts(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
 	host := &container.HostConfig{
 		NetworkMode: container.NetworkMode(netID),
+		Mounts:      mounts,
 		Resources: container.Resources{
-			NanoCPUs: spec.CPU.NanoCPUs(),
-			Memory:   spec.Memory.Bytes(),
+			NanoCPUs:  spec.CPU.NanoCPUs(),
+			Memory:    spec.Memory.Bytes(),
+			CPUShares: spec.CPUShares,
 		},
 		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyMode(spec.Restart), MaximumRetryCount: spec.MaxRestarts},
 	}
 	if spec.Restart == "" {
 		host.RestartPolicy.Name = container.RestartPolicyDisabled
+	}
+	if spec.DiskSize > 0 {
+		host.StorageOpt = map[string]string{"size": strconv.FormatInt(spec.DiskSize.Bytes(), 10)}
 	}
 	if spec.Port != 0 {
 		labels[LabelServicePort] = strconv.Itoa(spec.Port)
@@ -256,6 +265,9 @@ func (s *Services) create(ctx context.Context, spec service.Spec, name, hostname
 	})
 	if cerrdefs.IsConflict(err) {
 		return nil, fmt.Errorf("docker: service %s in namespace %s: %w", spec.Slug, spec.Namespace, service.ErrSlugTaken)
+	}
+	if err != nil && spec.DiskSize > 0 && strings.Contains(strings.ToLower(err.Error()), "storage-opt") {
+		return nil, &runner.FieldError{Field: "diskSize", Value: spec.DiskSize.String(), Problem: "the engine's storage driver cannot limit a container's root file system here: " + err.Error(), Err: service.ErrInvalidSpec}
 	}
 	if err != nil {
 		return nil, engineError(r, "create service container "+name, err)

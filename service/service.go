@@ -168,6 +168,25 @@ type Updater interface {
 	Update(ctx context.Context, spec Spec) (Service, error)
 }
 
+// VolumeInfo describes a named volume of a namespace.
+type VolumeInfo struct {
+	Namespace string
+	Name      string
+	// ID is the engine's name of the volume.
+	ID string
+}
+
+// Volumes is implemented by Managers whose services mount named volumes
+// ([Spec.Volumes]); find it by type assertion.
+type Volumes interface {
+	// ListVolumes returns the named volumes of a namespace ("" for all),
+	// ordered by namespace and name.
+	ListVolumes(ctx context.Context, namespace string) ([]VolumeInfo, error)
+	// DeleteVolume removes a named volume; one a service still mounts is
+	// refused. A volume already gone is success.
+	DeleteVolume(ctx context.Context, namespace, name string) error
+}
+
 // Execer is implemented by services that run a command inside a running
 // service, as testcontainers' Exec does; find it by type assertion.
 type Execer interface {

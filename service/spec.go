@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"maps"
+	"path"
 	"regexp"
 	"sort"
 	"strconv"
@@ -76,6 +77,19 @@ type Spec struct {
 	// Memory limits the service ("512Mi", "2Gi"). Zero means
 	// [Limits.DefaultMemory].
 	Memory memory.Size `json:"memory,omitempty"`
+	// CPUShares is the service's relative CPU weight against other
+	// containers (Docker's cpu shares: 2 to 262144, 1024 being the
+	// default); zero keeps the engine's.
+	CPUShares int64 `json:"cpuShares,omitempty"`
+	// DiskSize limits the size of the container's root file system, where
+	// the engine's storage driver supports it (Docker's overlay2 only on
+	// xfs with pquota); elsewhere Deploy refuses it with an error naming
+	// diskSize. Zero means no limit.
+	DiskSize memory.Size `json:"diskSize,omitempty"`
+	// Volumes are named volumes of the namespace, created when missing and
+	// mounted at their paths. They outlive the service: Delete keeps them,
+	// and only a volume deletion removes them.
+	Volumes []Volume `json:"volumes,omitempty"`
 	// Health, when set, is checked before the service counts as DEPLOYED,
 	// and for as long as it runs.
 	Health *HealthCheck `json:"health,omitempty"`
@@ -90,6 +104,16 @@ type Spec struct {
 	// ephemeral is deployed for good: it survives its deployer, and no
 	// prune ever removes it. Tests deploy ephemeral services.
 	Ephemeral bool `json:"ephemeral,omitempty"`
+}
+
+// Volume mounts a named volume of the service's namespace.
+type Volume struct {
+	// Name is the volume's name in the namespace (the rules of a slug).
+	Name string `json:"name"`
+	// Path is where it is mounted: absolute, clean, not "/".
+	Path string `json:"path"`
+	// ReadOnly mounts it read-only.
+	ReadOnly bool `json:"readOnly,omitempty"`
 }
 
 // HealthCheck says how a service proves it is ready. Exactly one of HTTP,
@@ -249,6 +273,26 @@ func Resolve(spec Spec, ns Namespace, limits Limits) (Spec, error) {
 	}
 	if spec.Memory > 0 && spec.Memory < 6<<20 {
 		return spec, invalid("memory", spec.Memory.String(), "must be at least 6Mi")
+	}
+	if spec.CPUShares != 0 && (spec.CPUShares < 2 || spec.CPUShares > 262144) {
+		return spec, invalid("cpuShares", strconv.FormatInt(spec.CPUShares, 10), "must be between 2 and 262144")
+	}
+	if spec.DiskSize < 0 {
+		return spec, invalid("diskSize", spec.DiskSize.String(), "must not be negative")
+	}
+	paths := map[string]bool{}
+	for i, v := range spec.Volumes {
+		field := fmt.Sprintf("volumes[%d]", i)
+		if err := ValidSlug(field+".name", v.Name); err != nil {
+			return spec, err
+		}
+		if !path.IsAbs(v.Path) || path.Clean(v.Path) != v.Path || v.Path == "/" {
+			return spec, invalid(field+".path", v.Path, "must be an absolute, clean path other than /")
+		}
+		if paths[v.Path] {
+			return spec, invalid(field+".path", v.Path, "is the path of another volume")
+		}
+		paths[v.Path] = true
 	}
 	switch spec.Restart {
 	case "", RestartNo, RestartAlways:

@@ -139,6 +139,16 @@ func TestResolve(t *testing.T) {
 		{"no check", func(s *service.Spec) { s.Health = &service.HealthCheck{} }, "health", "0 kinds", nil},
 		{"bad path", func(s *service.Spec) { s.Health = &service.HealthCheck{HTTP: &service.HTTPCheck{Path: "x"}} }, "health.http.path", "x", nil},
 		{"bad status", func(s *service.Spec) { s.Health = &service.HealthCheck{HTTP: &service.HTTPCheck{Status: 42}} }, "health.http.status", "42", nil},
+		{"cpu shares", func(s *service.Spec) { s.CPUShares = 1 }, "cpuShares", "1", nil},
+		{"disk negative", func(s *service.Spec) { s.DiskSize = -1 }, "diskSize", "-1", nil},
+		{"volume name", func(s *service.Spec) { s.Volumes = []service.Volume{{Name: "Data", Path: "/d"}} }, "volumes[0].name", "Data", nil},
+		{"volume path", func(s *service.Spec) { s.Volumes = []service.Volume{{Name: "d", Path: "d/x"}} }, "volumes[0].path", "d/x", nil},
+		{"volume root", func(s *service.Spec) { s.Volumes = []service.Volume{{Name: "d", Path: "/"}} }, "volumes[0].path", "/", nil},
+		{"volume unclean", func(s *service.Spec) { s.Volumes = []service.Volume{{Name: "d", Path: "/a/../b"}} }, "volumes[0].path", "/a/../b", nil},
+		{"volume twice", func(s *service.Spec) {
+			s.Volumes = []service.Volume{{Name: "a", Path: "/d"}, {Name: "b", Path: "/d"}}
+		}, "volumes[1].path", "/d", nil},
+		{"bad log pattern", func(s *service.Spec) { s.Health = &service.HealthCheck{Log: "(["} }, "health.log", "([", nil},
 		{"negative interval", func(s *service.Spec) { s.Health = &service.HealthCheck{TCP: true, Interval: -time.Second} }, "health.interval", "-1s", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
