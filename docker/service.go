@@ -216,8 +216,7 @@ func (s *Services) create(ctx context.Context, spec service.Spec, name, hostname
 		return nil, err
 	}
 	host := &container.HostConfig{
-		NetworkMode: container.NetworkMode(netID),
-		Mounts:      mounts,
+		Mounts: mounts,
 		Resources: container.Resources{
 			NanoCPUs:  spec.CPU.NanoCPUs(),
 			Memory:    spec.Memory.Bytes(),
@@ -254,28 +253,58 @@ func (s *Services) create(ctx context.Context, spec service.Spec, name, hostname
 			}
 		}
 	}
-	created, err := r.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
-		Name:       name,
-		Config:     cfg,
-		HostConfig: host,
-		NetworkingConfig: &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
-			netID: {Aliases: []string{spec.Slug, hostname}},
-		}},
-		Platform: r.platform,
-	})
-	if cerrdefs.IsConflict(err) {
-		return nil, fmt.Errorf("docker: service %s in namespace %s: %w", spec.Slug, spec.Namespace, service.ErrSlugTaken)
-	}
-	if err != nil && spec.DiskSize > 0 && strings.Contains(strings.ToLower(err.Error()), "storage-opt") {
-		return nil, &runner.FieldError{Field: "diskSize", Value: spec.DiskSize.String(), Problem: "the engine's storage driver cannot limit a container's root file system here: " + err.Error(), Err: service.ErrInvalidSpec}
+	var created client.ContainerCreateResult
+	for attempt := 0; ; attempt++ {
+		host.NetworkMode = container.NetworkMode(netID)
+		created, err = r.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
+			Name:       name,
+			Config:     cfg,
+			HostConfig: host,
+			NetworkingConfig: &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
+				netID: {Aliases: []string{spec.Slug, hostname}},
+			}},
+			Platform: r.platform,
+		})
+		// The last service of the namespace, deleted meanwhile, may have
+		// taken the network with it: make it again, once.
+		if err == nil || attempt > 0 || !cerrdefs.IsNotFound(err) || !strings.Contains(strings.ToLower(err.Error()), "network") {
+			break
+		}
+		if netID, err = s.ensureNetwork(ctx, spec.Namespace); err != nil {
+			break
+		}
 	}
 	if err != nil {
-		return nil, engineError(r, "create service container "+name, err)
+		err = s.createError(ctx, spec, name, err)
+		cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), serviceCallTimeout)
+		defer cancel()
+		if ctx.Err() != nil {
+			// The engine may create the container after the call gave up:
+			// remove it, if it is this one (its hostname is new).
+			if in, ierr := r.cli.ContainerInspect(cleanup, name, client.ContainerInspectOptions{}); ierr == nil &&
+				in.Container.Config != nil && in.Container.Config.Labels[LabelServiceHostname] == hostname {
+				_, _ = r.cli.ContainerRemove(cleanup, in.Container.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
+			}
+		}
+		return nil, errors.Join(err, s.removeNetworkIfEmpty(cleanup, spec.Namespace))
 	}
 	for _, w := range created.Warnings {
 		r.log.Warn("engine warning", "service", spec.Slug, "warning", w)
 	}
 	return s.handle(created.ID, labels, mask.New(mapValues(spec.SecretEnv)...)), nil
+}
+
+// createError turns a failed create into the error Deploy returns.
+func (s *Services) createError(ctx context.Context, spec service.Spec, name string, err error) error {
+	switch {
+	case ctx.Err() != nil:
+		return fmt.Errorf("docker: service %s: create: %w", spec.Slug, context.Cause(ctx))
+	case cerrdefs.IsConflict(err):
+		return fmt.Errorf("docker: service %s in namespace %s: %w", spec.Slug, spec.Namespace, service.ErrSlugTaken)
+	case spec.DiskSize > 0 && strings.Contains(strings.ToLower(err.Error()), "storage-opt"):
+		return &runner.FieldError{Field: "diskSize", Value: spec.DiskSize.String(), Problem: "the engine's storage driver cannot limit a container's root file system here: " + err.Error(), Err: service.ErrInvalidSpec}
+	}
+	return engineError(s.r, "create service container "+name, err)
 }
 
 // start starts a created service; on failure it deletes it.

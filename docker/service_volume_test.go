@@ -70,7 +70,9 @@ func TestServiceCPUSharesAndDiskSize(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, int64(512), in.Container.HostConfig.CPUShares)
 
-	disk, err := s.Deploy(t.Context(), service.Spec{Slug: "disk", Namespace: ns, Image: testenv.Image, DiskSize: 64 << 20, Command: "sleep 3600", Ephemeral: true})
+	// In a namespace of its own, so that a refusal must leave no network.
+	diskNS := servicetest.Namespace(t)
+	disk, err := s.Deploy(t.Context(), service.Spec{Slug: "disk", Namespace: diskNS, Image: testenv.Image, DiskSize: 64 << 20, Command: "sleep 3600", Ephemeral: true})
 	if err == nil {
 		// A driver that supports it (overlay2 on xfs with pquota).
 		t.Cleanup(func() { _ = disk.Delete(context.Background()) })
@@ -84,6 +86,7 @@ func TestServiceCPUSharesAndDiskSize(t *testing.T) {
 	assert.Equal(t, "diskSize", fe.Field)
 	assert.Equal(t, "64MiB", fe.Value)
 	assert.Contains(t, fe.Problem, "storage driver")
-	_, err = s.Get(t.Context(), ns, "disk")
+	_, err = s.Get(t.Context(), diskNS, "disk")
 	require.ErrorIs(t, err, service.ErrNotFound, "nothing left")
+	assert.Empty(t, networksOf(t, cli, diskNS), "nor the network made for it")
 }
