@@ -198,6 +198,20 @@ func Wait(t *testing.T, svc service.Service) (service.State, error) {
 	return service.Wait(ctx, svc)
 }
 
+// WaitFailed reads svc's status until it is FAILED (a service without a
+// health check that exits at once may be seen DEPLOYED first) and returns
+// that state.
+func WaitFailed(t *testing.T, svc service.Service) service.State {
+	t.Helper()
+	var st service.State
+	var err error
+	require.Eventually(t, func() bool {
+		st, err = svc.Status(t.Context())
+		return err == nil && st.Status == service.Failed
+	}, waitBound, 50*time.Millisecond, "last state %+v, error %v", st, err)
+	return st
+}
+
 func httpGet(t *testing.T, addr string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
@@ -294,7 +308,10 @@ func testLimitsAboveMax(t *testing.T, s *Suite) {
 func testExitIsFailed(t *testing.T, s *Suite) {
 	ns := Namespace(t)
 	m := s.Manager(t, ns, nil)
-	svc := s.Deploy(t, m, ns, service.Spec{Slug: "crash", Command: `sh -c 'echo boom-line-1; echo boom-line-2 >&2; exit 3'`})
+	// The check's first probe comes long after the exit, so the service is
+	// never DEPLOYED on its way to FAILED.
+	svc := s.Deploy(t, m, ns, service.Spec{Slug: "crash", Command: `sh -c 'echo boom-line-1; echo boom-line-2 >&2; exit 3'`,
+		Health: &service.HealthCheck{Command: []string{"true"}, Interval: 5 * time.Second}})
 	st, err := Wait(t, svc)
 	var fe *service.FailedError
 	require.ErrorAs(t, err, &fe)
@@ -392,9 +409,8 @@ func testSecretsMasked(t *testing.T, s *Suite) {
 	m := s.Manager(t, ns, nil)
 	svc := s.Deploy(t, m, ns, service.Spec{Slug: "secret", SecretEnv: map[string]string{"TOKEN": secretValue},
 		Command: `sh -c 'echo token=$TOKEN; echo err=$TOKEN >&2; exit 4'`})
-	st, err := Wait(t, svc)
-	require.ErrorIs(t, err, service.ErrFailed)
-	assert.NotContains(t, err.Error(), secretValue)
+	st := WaitFailed(t, svc)
+	assert.NotContains(t, (&service.FailedError{Slug: "secret", State: st}).Error(), secretValue)
 	assert.NotContains(t, st.Reason, secretValue)
 	assert.Contains(t, st.Reason, "token=****")
 	var out, errw bytes.Buffer
@@ -415,8 +431,7 @@ func testNamespaceEnv(t *testing.T, s *Suite) {
 	env, err := service.ParseEnv("B=from-service\n")
 	require.NoError(t, err)
 	svc := s.Deploy(t, m, ns, service.Spec{Slug: "env", Env: env, Command: `sh -c 'echo A=$A B=$B; exit 0'`})
-	_, err = Wait(t, svc)
-	require.ErrorIs(t, err, service.ErrFailed, "it exits")
+	WaitFailed(t, svc) // it exits
 	var out bytes.Buffer
 	require.NoError(t, svc.Logs(t.Context(), service.LogOptions{Stdout: &out}))
 	assert.Equal(t, "A=from-ns B=from-service\n", out.String())
@@ -617,7 +632,7 @@ func testHealthLog(t *testing.T, s *Suite) {
 	ns := Namespace(t)
 	m := s.Manager(t, ns, nil)
 	svc := s.Deploy(t, m, ns, service.Spec{Slug: "logready", SecretEnv: map[string]string{"TOKEN": secretValue},
-		Command: `sh -c 'echo starting; sleep 0.5; echo "ready to accept connections $TOKEN" >&2; exec sleep 3600'`,
+		Command: `sh -c 'echo starting; sleep 2; echo "ready to accept connections $TOKEN" >&2; exec sleep 3600'`,
 		Health:  &service.HealthCheck{Log: `ready to accept connections`, Interval: 100 * time.Millisecond, Retries: 50}})
 	st, err := svc.Status(t.Context())
 	require.NoError(t, err)
