@@ -20,6 +20,7 @@ import (
 // TestServiceReachedFromTask: a task whose networkMode is the namespace's
 // network reaches a service by slug and by hostname.
 func TestServiceReachedFromTask(t *testing.T) {
+	t.Parallel()
 	s, _ := newServices(t, docker.ServicesConfig{StopTimeout: -1})
 	ns := servicetest.Namespace(t)
 	web, err := s.Deploy(t.Context(), service.Spec{Slug: "web", Namespace: ns, Image: testenv.Image, Port: 8080,
@@ -61,6 +62,7 @@ func exposingImage(t *testing.T, cli *client.Client, ports ...string) string {
 }
 
 func TestServicePortFromExpose(t *testing.T) {
+	t.Parallel()
 	s, cli := newServices(t, docker.ServicesConfig{StopTimeout: -1})
 	ns := servicetest.Namespace(t)
 	t.Cleanup(func() {
@@ -100,6 +102,7 @@ func TestServicePortFromExpose(t *testing.T) {
 }
 
 func TestServicePullPolicy(t *testing.T) {
+	t.Parallel()
 	r, _ := newRunner(t, docker.Config{PullPolicy: docker.PullNever})
 	s, err := r.Services(docker.ServicesConfig{})
 	require.NoError(t, err)
@@ -114,6 +117,7 @@ func TestServicePullPolicy(t *testing.T) {
 // TestServiceStartHelper: servicetest.Start deploys for the test, and the
 // service is gone once the test's cleanups ran.
 func TestServiceStartHelper(t *testing.T) {
+	t.Parallel()
 	s, _ := newServices(t, docker.ServicesConfig{StopTimeout: -1})
 	ns := servicetest.Namespace(t)
 	var id string

@@ -32,6 +32,7 @@ func newServices(t *testing.T, cfg docker.ServicesConfig) (*docker.Services, *cl
 }
 
 func TestServiceConformance(t *testing.T) {
+	t.Parallel()
 	testenv.Engine(t)
 	servicetest.Run(t, servicetest.Config{
 		Image: testenv.Image,
@@ -56,6 +57,7 @@ func networksOf(t *testing.T, cli *client.Client, ns string) []string {
 }
 
 func TestServiceNetworkRemovedWithLastService(t *testing.T) {
+	t.Parallel()
 	s, cli := newServices(t, docker.ServicesConfig{StopTimeout: -1})
 	ns := servicetest.Namespace(t)
 	deploy := func(slug string) service.Service {
@@ -83,6 +85,7 @@ func TestServiceNetworkRemovedWithLastService(t *testing.T) {
 // ephemeral one of this (live) process, are kept, by Services.Prune and by
 // Runner.Prune.
 func TestServicePrune(t *testing.T) {
+	t.Parallel()
 	s, cli := newServices(t, docker.ServicesConfig{StopTimeout: -1})
 	r, _ := newRunner(t, docker.Config{})
 	ns := servicetest.Namespace(t)
@@ -147,6 +150,7 @@ func TestServicePrune(t *testing.T) {
 }
 
 func TestServiceFixedHostPort(t *testing.T) {
+	t.Parallel()
 	s, _ := newServices(t, docker.ServicesConfig{StopTimeout: -1})
 	ns := servicetest.Namespace(t)
 	// Find a free port, then ask for it.
@@ -185,6 +189,7 @@ func cutLast(s, sep string) (string, string, bool) {
 }
 
 func TestServiceRestartPolicy(t *testing.T) {
+	t.Parallel()
 	s, _ := newServices(t, docker.ServicesConfig{StopTimeout: -1})
 	ns := servicetest.Namespace(t)
 	svc, err := s.Deploy(t.Context(), service.Spec{Slug: "flaky", Namespace: ns, Image: testenv.Image, Command: `sh -c 'echo try; exit 2'`,
@@ -202,6 +207,7 @@ func TestServiceRestartPolicy(t *testing.T) {
 }
 
 func TestServiceOOM(t *testing.T) {
+	t.Parallel()
 	s, _ := newServices(t, docker.ServicesConfig{StopTimeout: -1})
 	ns := servicetest.Namespace(t)
 	// Doubles a string until the 16MiB limit kills it (as TestOOM does).
@@ -224,6 +230,7 @@ func TestServiceOOM(t *testing.T) {
 }
 
 func TestServiceInvalidConfig(t *testing.T) {
+	t.Parallel()
 	r, _ := newRunner(t, docker.Config{})
 	_, err := r.Services(docker.ServicesConfig{Namespaces: map[string]service.Namespace{"Bad": {}}})
 	require.ErrorIs(t, err, service.ErrInvalidSpec)
@@ -232,6 +239,7 @@ func TestServiceInvalidConfig(t *testing.T) {
 // TestServiceRestartAlways: a service that exits and is restarted is
 // PENDING while the engine restarts it, and DEPLOYED again once it runs.
 func TestServiceRestartAlways(t *testing.T) {
+	t.Parallel()
 	s, _ := newServices(t, docker.ServicesConfig{StopTimeout: -1})
 	ns := servicetest.Namespace(t)
 	svc, err := s.Deploy(t.Context(), service.Spec{Slug: "phoenix", Namespace: ns, Image: testenv.Image, Command: `sh -c 'sleep 1; exit 1'`,

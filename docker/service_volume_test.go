@@ -21,6 +21,7 @@ import (
 // it, is mounted by the next one, is listed, and is deleted only when
 // asked (and not while in use).
 func TestServiceNamedVolume(t *testing.T) {
+	t.Parallel()
 	s, cli := newServices(t, docker.ServicesConfig{StopTimeout: -1})
 	ns := servicetest.Namespace(t)
 	t.Cleanup(func() { _ = s.DeleteVolume(context.Background(), ns, "data") })
@@ -61,6 +62,7 @@ func TestServiceNamedVolume(t *testing.T) {
 }
 
 func TestServiceCPUSharesAndDiskSize(t *testing.T) {
+	t.Parallel()
 	s, cli := newServices(t, docker.ServicesConfig{StopTimeout: -1})
 	ns := servicetest.Namespace(t)
 	svc, err := s.Deploy(t.Context(), service.Spec{Slug: "shares", Namespace: ns, Image: testenv.Image, CPUShares: 512, Command: "sleep 3600", Ephemeral: true})
