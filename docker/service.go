@@ -423,14 +423,36 @@ func (s *Services) removeNetworkIfEmpty(ctx context.Context, namespace string) e
 	}
 	var errs []error
 	for _, n := range list.Items {
-		_, err := s.r.cli.NetworkRemove(ctx, n.ID, client.NetworkRemoveOptions{})
-		// A conflict is a network a container (a task, a new service)
-		// joined meanwhile: it is kept.
-		if err != nil && !cerrdefs.IsNotFound(err) && !cerrdefs.IsConflict(err) && !strings.Contains(err.Error(), "active endpoints") {
-			errs = append(errs, engineError(s.r, "remove network "+n.Name, err))
+		if err := s.removeNetwork(ctx, n.ID, n.Name); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// removeNetwork removes a namespace's network. A network that a container
+// (a task, a new service) joined meanwhile is kept. Docker may still count
+// the endpoint of a container it has just removed: while the network
+// lists no container, the removal is tried again for up to 2 s.
+func (s *Services) removeNetwork(ctx context.Context, id, name string) error {
+	for attempt := 0; ; attempt++ {
+		_, err := s.r.cli.NetworkRemove(ctx, id, client.NetworkRemoveOptions{})
+		if err == nil || cerrdefs.IsNotFound(err) {
+			return nil
+		}
+		if !cerrdefs.IsConflict(err) && !strings.Contains(err.Error(), "active endpoints") {
+			return engineError(s.r, "remove network "+name, err)
+		}
+		in, ierr := s.r.cli.NetworkInspect(ctx, id, client.NetworkInspectOptions{})
+		if ierr != nil || len(in.Network.Containers) > 0 || attempt >= 20 {
+			return nil // in use: kept
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // Get returns the service of slug in namespace, read from the engine.
@@ -598,10 +620,8 @@ func (s *Services) Prune(ctx context.Context, opts ServicePruneOptions) (Service
 			continue // a task on it
 		}
 		if !opts.DryRun {
-			if _, err := s.r.cli.NetworkRemove(ctx, n.ID, client.NetworkRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
-				if !cerrdefs.IsConflict(err) && !strings.Contains(err.Error(), "active endpoints") {
-					errs = append(errs, engineError(s.r, "remove network "+n.Name, err))
-				}
+			if err := s.removeNetwork(ctx, n.ID, n.Name); err != nil {
+				errs = append(errs, err)
 				continue
 			}
 		}
