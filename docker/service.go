@@ -423,7 +423,7 @@ func (s *Services) removeNetworkIfEmpty(ctx context.Context, namespace string) e
 	}
 	var errs []error
 	for _, n := range list.Items {
-		if err := s.removeNetwork(ctx, n.ID, n.Name); err != nil {
+		if _, err := s.removeNetwork(ctx, n.ID, n.Name); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -434,22 +434,22 @@ func (s *Services) removeNetworkIfEmpty(ctx context.Context, namespace string) e
 // (a task, a new service) joined meanwhile is kept. Docker may still count
 // the endpoint of a container it has just removed: while the network
 // lists no container, the removal is tried again for up to 2 s.
-func (s *Services) removeNetwork(ctx context.Context, id, name string) error {
+func (s *Services) removeNetwork(ctx context.Context, id, name string) (removed bool, err error) {
 	for attempt := 0; ; attempt++ {
 		_, err := s.r.cli.NetworkRemove(ctx, id, client.NetworkRemoveOptions{})
 		if err == nil || cerrdefs.IsNotFound(err) {
-			return nil
+			return true, nil
 		}
 		if !cerrdefs.IsConflict(err) && !strings.Contains(err.Error(), "active endpoints") {
-			return engineError(s.r, "remove network "+name, err)
+			return false, engineError(s.r, "remove network "+name, err)
 		}
 		in, ierr := s.r.cli.NetworkInspect(ctx, id, client.NetworkInspectOptions{})
 		if ierr != nil || len(in.Network.Containers) > 0 || attempt >= 20 {
-			return nil // in use: kept
+			return false, nil // in use: kept
 		}
 		select {
 		case <-ctx.Done():
-			return nil
+			return false, nil
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
@@ -620,8 +620,11 @@ func (s *Services) Prune(ctx context.Context, opts ServicePruneOptions) (Service
 			continue // a task on it
 		}
 		if !opts.DryRun {
-			if err := s.removeNetwork(ctx, n.ID, n.Name); err != nil {
+			removed, err := s.removeNetwork(ctx, n.ID, n.Name)
+			if err != nil {
 				errs = append(errs, err)
+			}
+			if !removed {
 				continue
 			}
 		}
