@@ -175,6 +175,10 @@ imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 serializeImagePulls: false
 maxPods: 110
+# The logs API loses what a follower has not read when the kubelet rotates a
+# container's log twice (every containerLogMaxSize): room for the flood cases.
+containerLogMaxSize: 1Gi
+containerLogMaxFiles: 2
 featureGates: {PodLogsQuerySplitStreams: true}
 # the kubelet would add KUBE-FIREWALL chains to the host's INPUT and OUTPUT
 makeIPTablesUtilChains: false
