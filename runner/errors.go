@@ -110,3 +110,28 @@ func (e *TimeoutError) Error() string {
 
 // Unwrap returns ErrTimeout and the context's error.
 func (e *TimeoutError) Unwrap() []error { return []error{ErrTimeout, e.Cause} }
+
+// WaitError says what a bounded wait was still waiting for when it gave up,
+// as os/exec's Cmd.WaitDelay bounds its waits: an engine call that went
+// unanswered ([ErrEngineUnresponsive]) or a task writer that had not
+// returned ([ErrOutputBlocked]). Runners return it inside their own error:
+// find it with errors.As.
+type WaitError struct {
+	// Awaited names what was awaited: "the engine's answer to stop
+	// container 3f2a...", "the task's Stdout writer".
+	Awaited string
+	// Delay is the bound that ran out; zero when the call was not made
+	// because an earlier one had gone unanswered.
+	Delay time.Duration
+	// Err is ErrEngineUnresponsive or ErrOutputBlocked.
+	Err error
+}
+
+func (e *WaitError) Error() string {
+	if e.Delay == 0 {
+		return fmt.Sprintf("%v: %s: not awaited, an earlier wait gave up", e.Err, e.Awaited)
+	}
+	return fmt.Sprintf("%v: %s: still awaited after %s", e.Err, e.Awaited, e.Delay)
+}
+
+func (e *WaitError) Unwrap() error { return e.Err }
