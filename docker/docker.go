@@ -381,7 +381,6 @@ func (run *run) Remove(ctx context.Context) error {
 	return err
 }
 
-
 // engineCPUs is the engine's CPU count, asked once it is needed and kept
 // once known.
 type engineCPUs struct {
@@ -415,7 +414,6 @@ func initFlag(b bool) *bool {
 	}
 	return &b
 }
-
 
 // interpreter returns the task's interpreter, or the default.
 func interpreter(task runner.Task) []string {
