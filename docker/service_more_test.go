@@ -20,6 +20,7 @@ import (
 // TestServiceReachedFromTask: a task whose networkMode is the namespace's
 // network reaches a service by slug and by hostname.
 func TestServiceReachedFromTask(t *testing.T) {
+	skipServicesOnPodman(t)
 	t.Parallel()
 	s, _ := newServices(t, docker.ServicesConfig{StopTimeout: -1})
 	ns := servicetest.Namespace(t)
@@ -62,6 +63,7 @@ func exposingImage(t *testing.T, cli *client.Client, ports ...string) string {
 }
 
 func TestServicePortFromExpose(t *testing.T) {
+	skipServicesOnPodman(t)
 	t.Parallel()
 	s, cli := newServices(t, docker.ServicesConfig{StopTimeout: -1})
 	ns := servicetest.Namespace(t)
@@ -102,6 +104,7 @@ func TestServicePortFromExpose(t *testing.T) {
 }
 
 func TestServicePullPolicy(t *testing.T) {
+	skipServicesOnPodman(t)
 	t.Parallel()
 	r, _ := newRunner(t, docker.Config{Pull: docker.Pull{PullPolicy: docker.PullNever}})
 	s, err := r.Services(docker.ServicesConfig{})
@@ -117,6 +120,7 @@ func TestServicePullPolicy(t *testing.T) {
 // TestServiceStartHelper: servicetest.Start deploys for the test, and the
 // service is gone once the test's cleanups ran.
 func TestServiceStartHelper(t *testing.T) {
+	skipServicesOnPodman(t)
 	t.Parallel()
 	s, _ := newServices(t, docker.ServicesConfig{StopTimeout: -1})
 	ns := servicetest.Namespace(t)

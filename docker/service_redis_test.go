@@ -28,6 +28,7 @@ import (
 // with SUBSCRIBE: each line once, in order, masked; stats with exactly
 // Zero-OS's fields.
 func TestServiceRedisSinks(t *testing.T) {
+	skipServicesOnPodman(t)
 	t.Parallel()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {

@@ -22,6 +22,17 @@ import (
 	"github.com/lading-dev/lading/service/servicetest"
 )
 
+// skipServicesOnPodman skips a services test on Podman: services are
+// verified on Docker only. Against Podman 4.3's Docker API, tried once: a
+// command health check stays PENDING (the API reports no health state), a
+// service's HTTP check through its published port never passes, and a taken
+// slug comes back as Podman's own "name is already in use" error instead of
+// ErrSlugTaken.
+func skipServicesOnPodman(t *testing.T) {
+	t.Helper()
+	testenv.SkipOnPodman(t, "services are verified on Docker only (Podman 4.3: no health state in its API, published-port checks never pass, a taken name is its own error)")
+}
+
 // newServices returns a Services on a new Runner of the test engine.
 func newServices(t *testing.T, cfg docker.ServicesConfig) (*docker.Services, *client.Client) {
 	t.Helper()
@@ -32,6 +43,7 @@ func newServices(t *testing.T, cfg docker.ServicesConfig) (*docker.Services, *cl
 }
 
 func TestServiceConformance(t *testing.T) {
+	skipServicesOnPodman(t)
 	t.Parallel()
 	testenv.Engine(t)
 	servicetest.Run(t, servicetest.Config{
@@ -57,6 +69,7 @@ func networksOf(t *testing.T, cli *client.Client, ns string) []string {
 }
 
 func TestServiceNetworkRemovedWithLastService(t *testing.T) {
+	skipServicesOnPodman(t)
 	t.Parallel()
 	s, cli := newServices(t, docker.ServicesConfig{StopTimeout: -1})
 	ns := servicetest.Namespace(t)
@@ -85,6 +98,7 @@ func TestServiceNetworkRemovedWithLastService(t *testing.T) {
 // ephemeral one of this (live) process, are kept, by Services.Prune and by
 // Runner.Prune.
 func TestServicePrune(t *testing.T) {
+	skipServicesOnPodman(t)
 	t.Parallel()
 	s, cli := newServices(t, docker.ServicesConfig{StopTimeout: -1})
 	r, _ := newRunner(t, docker.Config{})
@@ -150,6 +164,7 @@ func TestServicePrune(t *testing.T) {
 }
 
 func TestServiceFixedHostPort(t *testing.T) {
+	skipServicesOnPodman(t)
 	t.Parallel()
 	s, _ := newServices(t, docker.ServicesConfig{StopTimeout: -1})
 	ns := servicetest.Namespace(t)
@@ -189,6 +204,7 @@ func cutLast(s, sep string) (string, string, bool) {
 }
 
 func TestServiceRestartPolicy(t *testing.T) {
+	skipServicesOnPodman(t)
 	t.Parallel()
 	s, _ := newServices(t, docker.ServicesConfig{StopTimeout: -1})
 	ns := servicetest.Namespace(t)
@@ -207,6 +223,7 @@ func TestServiceRestartPolicy(t *testing.T) {
 }
 
 func TestServiceOOM(t *testing.T) {
+	skipServicesOnPodman(t)
 	t.Parallel()
 	s, _ := newServices(t, docker.ServicesConfig{StopTimeout: -1})
 	ns := servicetest.Namespace(t)
@@ -230,6 +247,7 @@ func TestServiceOOM(t *testing.T) {
 }
 
 func TestServiceInvalidConfig(t *testing.T) {
+	skipServicesOnPodman(t)
 	t.Parallel()
 	r, _ := newRunner(t, docker.Config{})
 	_, err := r.Services(docker.ServicesConfig{Namespaces: map[string]service.Namespace{"Bad": {}}})
@@ -239,6 +257,7 @@ func TestServiceInvalidConfig(t *testing.T) {
 // TestServiceRestartAlways: a service that exits and is restarted is
 // PENDING while the engine restarts it, and DEPLOYED again once it runs.
 func TestServiceRestartAlways(t *testing.T) {
+	skipServicesOnPodman(t)
 	t.Parallel()
 	s, _ := newServices(t, docker.ServicesConfig{StopTimeout: -1})
 	ns := servicetest.Namespace(t)

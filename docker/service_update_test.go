@@ -35,6 +35,7 @@ func get(addr string) (string, error) {
 }
 
 func TestServiceUpdate(t *testing.T) {
+	skipServicesOnPodman(t)
 	t.Parallel()
 	s, _ := newServices(t, docker.ServicesConfig{StopTimeout: -1})
 	ns := servicetest.Namespace(t)
@@ -101,6 +102,7 @@ func TestServiceUpdate(t *testing.T) {
 // port while a client requests it every 5 ms, and reports how long the
 // port was dark (a figure, not a bound).
 func TestServiceUpdateFixedPortUnderTraffic(t *testing.T) {
+	skipServicesOnPodman(t)
 	t.Parallel()
 	s, _ := newServices(t, docker.ServicesConfig{StopTimeout: -1})
 	ns := servicetest.Namespace(t)

@@ -21,6 +21,7 @@ import (
 // it, is mounted by the next one, is listed, and is deleted only when
 // asked (and not while in use).
 func TestServiceNamedVolume(t *testing.T) {
+	skipServicesOnPodman(t)
 	t.Parallel()
 	s, cli := newServices(t, docker.ServicesConfig{StopTimeout: -1})
 	ns := servicetest.Namespace(t)
@@ -62,6 +63,7 @@ func TestServiceNamedVolume(t *testing.T) {
 }
 
 func TestServiceCPUSharesAndDiskSize(t *testing.T) {
+	skipServicesOnPodman(t)
 	t.Parallel()
 	s, cli := newServices(t, docker.ServicesConfig{StopTimeout: -1})
 	ns := servicetest.Namespace(t)
