@@ -52,11 +52,11 @@ func (v *volumeFiles) changedPaths(ctx context.Context) (paths map[string]bool, 
 		if c.Kind == container.ChangeDelete {
 			continue
 		}
-		if c.Path == ContainerWorkingDir {
+		if c.Path == run.c.WS.ContainerDir {
 			sawWork = true
 			continue
 		}
-		rel, under := strings.CutPrefix(c.Path, ContainerWorkingDir+"/")
+		rel, under := strings.CutPrefix(c.Path, run.c.WS.ContainerDir+"/")
 		if !under {
 			continue
 		}
@@ -125,7 +125,7 @@ func (run *run) changes(ctx context.Context) ([]container.FilesystemChange, erro
 			}
 			return nil, err
 		}
-		if c.Path == ContainerWorkingDir || strings.HasPrefix(c.Path, ContainerWorkingDir+"/") {
+		if c.Path == run.c.WS.ContainerDir || strings.HasPrefix(c.Path, run.c.WS.ContainerDir+"/") {
 			out = append(out, c)
 		}
 	}
@@ -146,7 +146,7 @@ func (run *run) rootsWithoutLinks(ctx context.Context, roots []string) []string 
 	realDir := func(dir string) bool {
 		ok, known := real[dir]
 		if !known {
-			st, err := run.r.cli.ContainerStatPath(ctx, run.c.ContainerID, client.ContainerStatPathOptions{Path: path.Join(ContainerWorkingDir, dir)})
+			st, err := run.r.cli.ContainerStatPath(ctx, run.c.ContainerID, client.ContainerStatPathOptions{Path: path.Join(run.c.WS.ContainerDir, dir)})
 			ok = err == nil && st.Stat.Mode.IsDir() && st.Stat.LinkTarget == ""
 			real[dir] = ok
 		}
@@ -194,9 +194,9 @@ func (v *volumeFiles) copyRoot(ctx context.Context, rel string, changed map[stri
 		}
 		return ws.Matcher.Match(p)
 	}}
-	src := ContainerWorkingDir
+	src := v.ws.ContainerDir
 	if rel == "" {
-		opts.StripPrefix = path.Base(ContainerWorkingDir) + "/"
+		opts.StripPrefix = path.Base(v.ws.ContainerDir) + "/"
 	} else {
 		src += "/" + rel
 		if under := path.Dir(rel); under != "." {

@@ -270,7 +270,7 @@ func (run *run) Create(ctx context.Context) error {
 			Entrypoint:   comp.entryPoint,
 			Cmd:          append(interpreter(run.task), strings.Join(ws.Commands, "\n")),
 			Env:          ws.Env,
-			WorkingDir:   ContainerWorkingDir,
+			WorkingDir:   run.c.WS.ContainerDir,
 			User:         cfg.User,
 			Labels:       labels,
 			ExposedPorts: comp.exposed,

@@ -86,7 +86,7 @@ func TestVolumes(t *testing.T) {
 		require.ErrorIs(t, err, runner.ErrInvalidConfig, "JSON alone cannot enable volumes")
 	})
 	t.Run("bad specs", func(t *testing.T) {
-		for _, v := range []string{"/a", "rel:/b", "/a:rel", "/a:/b:rx", "/a:" + docker.ContainerWorkingDir} {
+		for _, v := range []string{"/a", "rel:/b", "/a:rel", "/a:/b:rx"} {
 			_, err := docker.New(docker.Config{Container: docker.Container{Volumes: []string{v}}}, docker.WithAllow(docker.Allow{Volumes: true}))
 			var fe *runner.FieldError
 			require.ErrorAs(t, err, &fe, v)
@@ -102,6 +102,17 @@ func TestVolumes(t *testing.T) {
 			Commands: []string{"cat /shared/shared.txt; echo", "touch /shared/x 2>/dev/null || echo read-only"}})
 		require.NoError(t, err)
 		assert.Equal(t, "from host\nread-only\n", out.String())
+	})
+	t.Run("not over the working directory, which is at the host's path", func(t *testing.T) {
+		host, work := t.TempDir(), t.TempDir()
+		for _, target := range []string{work, work + "/sub"} {
+			r, _ := newRunner(t, docker.Config{Container: docker.Container{Volumes: []string{host + ":" + target}}}, docker.WithAllow(docker.Allow{Volumes: true}))
+			_, err := r.Run(t.Context(), runner.Task{Image: testenv.Image, WorkingDir: work, Commands: []string{"true"}})
+			var fe *runner.FieldError
+			require.ErrorAs(t, err, &fe, target)
+			assert.Equal(t, "volumes", fe.Field)
+			assert.Contains(t, err.Error(), "must not mount over the working directory "+work)
+		}
 	})
 }
 

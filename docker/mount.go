@@ -114,7 +114,7 @@ type mountFiles struct {
 }
 
 func (m *mountFiles) mounts(map[string]string) []mount.Mount {
-	return []mount.Mount{{Type: mount.TypeBind, Source: m.ws.HostDir, Target: ContainerWorkingDir}}
+	return []mount.Mount{{Type: mount.TypeBind, Source: m.ws.HostDir, Target: m.ws.ContainerDir}}
 }
 
 // Stage writes the task's input files into the host working directory and
@@ -188,7 +188,7 @@ func (m *mountFiles) checkMount(ctx context.Context) error {
 		return fmt.Errorf("docker: MOUNT check: %w", err)
 	}
 	defer os.Remove(filepath.Join(ws.HostDir, marker))
-	_, err := run.r.cli.ContainerStatPath(ctx, run.c.ContainerID, client.ContainerStatPathOptions{Path: ContainerWorkingDir + "/" + marker})
+	_, err := run.r.cli.ContainerStatPath(ctx, run.c.ContainerID, client.ContainerStatPathOptions{Path: run.c.WS.ContainerDir + "/" + marker})
 	if cerrdefs.IsNotFound(err) {
 		return &runner.FieldError{Field: "fileHandlingStrategy", Value: string(FileHandlingMount),
 			Problem: fmt.Sprintf("the engine does not see the host directory %s (is it remote, or in another mount namespace?); use VOLUME", ws.HostDir),

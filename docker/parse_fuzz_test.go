@@ -25,10 +25,11 @@ func checkFieldError(t *testing.T, err error, field, value string) {
 // FuzzParseVolume: a volume comes from a taskRunner block (once the host
 // program allows volumes). Whatever it is, parseVolume does not panic, and
 // what it accepts is a bind mount of an absolute host path on an absolute
-// container path outside the working directory.
+// container path (one over the run's working directory, at the host's
+// path, is refused per run: TestVolumes).
 func FuzzParseVolume(f *testing.F) {
 	for _, s := range []string{"/a:/b", "/a:/b:ro", "/a:/b:rw", "/a:/b:x", "a:/b", "/a:b", "/a", "/a:/b:ro:x", "",
-		"/a:" + ContainerWorkingDir, "/a:" + ContainerWorkingDir + "/x", "/a:" + ContainerWorkingDir + "/../x", "/a:/lading/workx", "/a:/lading/work/", "/a:/lading//work"} {
+		"/a:/w/x", "/a:/w/../x", "/a:/w/", "/a:/w//x"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -39,10 +40,6 @@ func FuzzParseVolume(f *testing.F) {
 		}
 		if m.Type != mount.TypeBind || !filepath.IsAbs(m.Source) || !path.IsAbs(m.Target) {
 			t.Fatalf("%q: accepted as %+v", s, m)
-		}
-		target := path.Clean(m.Target)
-		if target == ContainerWorkingDir || strings.HasPrefix(target, ContainerWorkingDir+"/") {
-			t.Fatalf("%q: mounts over the working directory (%s)", s, target)
 		}
 		if m.ReadOnly != strings.HasSuffix(s, ":ro") {
 			t.Fatalf("%q: read-only %v", s, m.ReadOnly)

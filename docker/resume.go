@@ -60,6 +60,11 @@ func (run *run) Reattach(ctx context.Context) (*core.Attachment, time.Time, erro
 	if err != nil {
 		return nil, started, engineError(run.r, "inspect container to resume", err)
 	}
+	if c := inspected.Container.Config; c != nil && c.WorkingDir != "" {
+		// The earlier run's working directory is where its files are: a
+		// new run's temporary directory has another path.
+		run.c.WS.ContainerDir = c.WorkingDir
+	}
 	if st := inspected.Container.State; st != nil {
 		started, _ = time.Parse(time.RFC3339Nano, st.StartedAt)
 		if st.Status == container.StateCreated {

@@ -31,9 +31,6 @@ const (
 	FileHandlingMount FileHandlingStrategy = "MOUNT"
 )
 
-// ContainerWorkingDir is where the working directory is inside the
-// container; {{ workingDir }} and WORKING_DIR name it.
-const ContainerWorkingDir = core.WorkingDir
 
 // fileStrategy is a [FileHandlingStrategy] for one run: how its files reach
 // the container ([core.Files]) and the mounts that takes.
@@ -65,10 +62,17 @@ func (run *run) Files() core.Files {
 // directory, and the configured extra volumes.
 func (run *run) mounts(labels map[string]string) ([]mount.Mount, error) {
 	ms := run.files.mounts(labels)
+	work := run.c.WS.ContainerDir
 	for _, v := range run.r.cfg.Volumes {
 		m, err := parseVolume(v)
 		if err != nil {
 			return nil, err
+		}
+		if t := path.Clean(m.Target); t == work || strings.HasPrefix(t, work+"/") {
+			// The host paths are the same in the container: a volume of the
+			// host's working directory, or of a directory under it, is not
+			// one a block may add.
+			return nil, invalidConfig("volumes", v, "must not mount over the working directory "+work)
 		}
 		ms = append(ms, m)
 	}
@@ -86,9 +90,6 @@ func parseVolume(v string) (mount.Mount, error) {
 	}
 	if !filepath.IsAbs(parts[0]) || !path.IsAbs(parts[1]) {
 		return bad("both paths must be absolute")
-	}
-	if path.Clean(parts[1]) == ContainerWorkingDir || strings.HasPrefix(path.Clean(parts[1])+"/", ContainerWorkingDir+"/") {
-		return bad("must not mount over the working directory " + ContainerWorkingDir)
 	}
 	m := mount.Mount{Type: mount.TypeBind, Source: parts[0], Target: parts[1]}
 	if len(parts) == 3 {
@@ -154,12 +155,12 @@ func (v *volumeFiles) CopyIn(ctx context.Context) error {
 				extra = []string{ws.OutputRel}
 			}
 			pw.CloseWithError(files.WriteTar(ctx, pw, ws.HostDir, files.TarOptions{
-				Prefix: path.Base(ContainerWorkingDir) + "/", ExtraDirs: extra, Shared: !root,
+				Prefix: path.Base(ws.ContainerDir) + "/", ExtraDirs: extra, Shared: !root,
 				OnFile: func(rel string, f files.StagedFile) { v.staging.Files[rel] = f },
 			}))
 		}()
 		_, err := run.r.cli.CopyToContainer(ctx, run.c.ContainerID, client.CopyToContainerOptions{
-			DestinationPath: path.Dir(ContainerWorkingDir),
+			DestinationPath: path.Dir(ws.ContainerDir),
 			Content:         pr,
 		})
 		pr.CloseWithError(err) // unblocks the writer if the engine stopped reading

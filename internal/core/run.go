@@ -32,9 +32,6 @@ const EngineTimeout = 10 * time.Second
 // moved. See docker.OutputWaitDelay.
 const OutputWaitDelay = 5 * time.Second
 
-// WorkingDir is where the working directory is inside the container;
-// {{ workingDir }} and WORKING_DIR name it.
-const WorkingDir = "/lading/work"
 
 // Engine is what an engine writes to run a task; [Run] does the rest. A
 // value serves one run: the function given to Run makes it for that run's
@@ -100,6 +97,11 @@ type Options struct {
 	MaxOutputBytes int64         // <= 0: files.DefaultMaxBytes
 	MaxOutputFiles int           // <= 0: files.DefaultMaxFiles
 	Warnings       []string      // added to every result
+	// ContainerDir is where the working directory is inside the
+	// container: "" means at the host's absolute path, as Kestra does, so
+	// that a host path rendered into the script means the same file on
+	// both sides.
+	ContainerDir string
 	// Track, when set, is called with the run's id once it is known and
 	// its result once the run is over.
 	Track func(runID string) (done func())

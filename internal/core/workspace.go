@@ -1,13 +1,16 @@
 package core
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"maps"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -47,14 +50,15 @@ type Files interface {
 
 // Workspace is a run's working directory on the host and in the container.
 type Workspace struct {
-	HostDir   string
-	Created   bool   // lading made HostDir: the caller owns it only if Run returns a result
-	OutputRel string // the output directory relative to HostDir, "" when disabled
-	Matcher   *files.Matcher
-	Commands  []string // the script's lines
-	Env       []string // "NAME=value", secrets and WORKING_DIR, OUTPUT_DIR included
-	Empty     bool     // after Stage: nothing to copy in (no inputs, and HostDir held nothing)
-	engine    string
+	HostDir      string
+	ContainerDir string // where the container sees HostDir (slash-separated)
+	Created      bool   // lading made HostDir: the caller owns it only if Run returns a result
+	OutputRel    string // the output directory relative to HostDir, "" when disabled
+	Matcher      *files.Matcher
+	Commands     []string // the script's lines
+	Env          []string // "NAME=value", secrets and WORKING_DIR, OUTPUT_DIR included
+	Empty        bool     // after Stage: nothing to copy in (no inputs, and HostDir held nothing)
+	engine       string
 }
 
 // OutputDir is the output directory in the container, "" when disabled.
@@ -62,7 +66,7 @@ func (ws *Workspace) OutputDir() string {
 	if ws.OutputRel == "" {
 		return ""
 	}
-	return WorkingDir + "/" + ws.OutputRel
+	return path.Join(ws.ContainerDir, ws.OutputRel)
 }
 
 // HostPath is the host path of rel, a path relative to the working
@@ -78,12 +82,24 @@ func (ws *Workspace) HostPath(rel string) string {
 // pulled or created, and replaced in the run's copy of the task by their
 // rendered text; with DisableTemplates nothing is rendered.
 func (run *State) prepare(ctx context.Context) (*Workspace, error) {
+	ws, err := run.makeWorkspace()
+	if err != nil {
+		return nil, err
+	}
+	if err := run.render(ctx, ws); err != nil {
+		ws.discard()
+		return nil, err
+	}
+	return ws, nil
+}
+
+// render fills in ws from the task's templated fields.
+func (run *State) render(ctx context.Context, ws *Workspace) error {
 	task := &run.Task
-	ws := &Workspace{HostDir: task.WorkingDir, engine: run.opts.Name}
 	if !task.DisableOutputDir {
 		ws.OutputRel = "outputs-" + run.ID
 	}
-	vars := map[string]any{"workingDir": WorkingDir}
+	vars := map[string]any{"workingDir": ws.ContainerDir}
 	for k, v := range task.Vars {
 		vars[k] = v
 	}
@@ -106,50 +122,116 @@ func (run *State) prepare(ctx context.Context) (*Workspace, error) {
 	}
 	before, err := renderList("beforeCommands", task.BeforeCommands)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	commands, err := renderList("commands", task.Commands)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	ws.Commands = runner.ScriptLines(task.FailFast(), before, commands)
 	globs, err := renderList("outputFiles", task.OutputFiles)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if ws.Matcher, err = files.NewMatcher(globs); err != nil {
-		return nil, err
+		return err
 	}
 	for k, v := range task.Env {
 		rendered, err := render("env."+k, v)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		ws.Env = append(ws.Env, k+"="+rendered)
 	}
 	if err := run.renderInputs(ctx, vars); err != nil {
-		return nil, err
+		return err
 	}
 	for k, v := range task.Secrets {
 		ws.Env = append(ws.Env, k+"="+v)
 	}
-	ws.Env = append(ws.Env, "WORKING_DIR="+WorkingDir)
+	ws.Env = append(ws.Env, "WORKING_DIR="+ws.ContainerDir)
 	if ws.OutputRel != "" {
 		ws.Env = append(ws.Env, "OUTPUT_DIR="+ws.OutputDir())
 	}
+	return nil
+}
 
+// makeWorkspace makes (or takes) the host working directory and decides
+// where the container sees it: at [Options.ContainerDir], else at the
+// host's absolute path. A directory it made is removed again when that
+// path cannot be used.
+func (run *State) makeWorkspace() (*Workspace, error) {
+	task := &run.Task
+	ws := &Workspace{HostDir: task.WorkingDir, engine: run.opts.Name}
+	var err error
+	if ws.HostDir != "" {
+		if ws.HostDir, err = filepath.Abs(ws.HostDir); err != nil {
+			return nil, &runner.FieldError{Field: "workingDir", Value: task.WorkingDir, Problem: err.Error(), Err: runner.ErrInvalidTask}
+		}
+		if err := checkContainerDir(filepath.ToSlash(ws.HostDir), "workingDir", task.WorkingDir); err != nil && run.opts.ContainerDir == "" {
+			return nil, err
+		}
+	}
 	if ws.HostDir == "" {
 		if ws.HostDir, err = os.MkdirTemp("", "lading-"); err != nil {
 			return nil, fmt.Errorf("%s: make a working directory: %w", run.opts.Name, err)
 		}
 		ws.Created = true
+		if ws.HostDir, err = filepath.Abs(ws.HostDir); err != nil {
+			ws.discard()
+			return nil, err
+		}
 	} else if err := os.MkdirAll(ws.HostDir, 0o755); err != nil {
 		return nil, fmt.Errorf("%s: working directory: %w", run.opts.Name, err)
 	}
-	if ws.HostDir, err = filepath.Abs(ws.HostDir); err != nil {
-		return nil, err
+	ws.ContainerDir = cmp.Or(run.opts.ContainerDir, filepath.ToSlash(ws.HostDir))
+	if run.opts.ContainerDir == "" {
+		if err := checkContainerDir(ws.ContainerDir, "workingDir", ws.HostDir); err != nil {
+			ws.discard()
+			return nil, err
+		}
 	}
 	return ws, nil
+}
+
+// systemDirs are the directories a working directory may not replace in
+// the container: its file system's own.
+var systemDirs = []string{"/", "/bin", "/boot", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32",
+	"/mnt", "/opt", "/root", "/run", "/sbin", "/srv", "/tmp", "/usr", "/usr/bin", "/usr/lib",
+	"/usr/local", "/usr/local/bin", "/usr/sbin", "/usr/share", "/var", "/var/lib", "/var/run"}
+
+// checkContainerDir refuses, as the container's working directory, a
+// directory of the container's own system (the working directory would
+// hide or mix with it) or one under /proc, /sys or /dev. field and value
+// name the setting that gave dir.
+func checkContainerDir(dir, field, value string) error {
+	bad := func(problem string) error {
+		return &runner.FieldError{Field: field, Value: value, Problem: problem, Err: runner.ErrInvalidTask}
+	}
+	dir = path.Clean(dir)
+	if !path.IsAbs(dir) {
+		return bad("the container's working directory must be an absolute path")
+	}
+	for _, special := range []string{"/proc", "/sys", "/dev"} {
+		if dir == special || strings.HasPrefix(dir, special+"/") {
+			return bad("the container sees the working directory at the same path, which is under " + special + " there: choose another directory, or give the runner a fixed container path")
+		}
+	}
+	if slices.Contains(systemDirs, dir) {
+		return bad("the container sees the working directory at the same path, which is a system directory there (it would hide or mix with the image's): choose a directory of its own, or give the runner a fixed container path")
+	}
+	return nil
+}
+
+// CheckContainerDir is checkContainerDir for an engine's fixed container
+// path, reported as the engine's setting field (an invalid config).
+func CheckContainerDir(dir, field string) error {
+	err := checkContainerDir(dir, field, dir)
+	if fe, ok := err.(*runner.FieldError); ok {
+		fe.Err = runner.ErrInvalidConfig
+		fe.Problem = strings.TrimSuffix(strings.Split(fe.Problem, ": choose")[0], ", or give the runner a fixed container path")
+	}
+	return err
 }
 
 // renderInputs replaces, in the run's copy of the task, each input file
