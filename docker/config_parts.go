@@ -15,6 +15,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/lading-dev/lading/cpu"
+	"github.com/lading-dev/lading/internal/core"
 	"github.com/lading-dev/lading/credentials"
 	"github.com/lading-dev/lading/memory"
 	"github.com/lading-dev/lading/runner"
@@ -131,6 +132,15 @@ type Container struct {
 	// User runs the script as this user ("name", "uid", "uid:gid").
 	User string `json:"user,omitempty"`
 
+	// WorkingDir is where the container sees the working directory. Empty
+	// (the default) means at the host's absolute path, as Kestra does, so
+	// that a host path rendered into the script is the same file inside.
+	// A fixed path ("/work") suits paths that must not change from run to
+	// run (a compiler cache keyed by absolute paths) or a host directory
+	// the container cannot use at its own path; it must be absolute and
+	// not a system directory of the container.
+	WorkingDir string `json:"containerWorkingDir,omitempty"`
+
 	// EntryPoint replaces the image's entrypoint. Nil means Kestra's default
 	// [""]: the entrypoint is cleared and the interpreter runs directly. To
 	// keep the image's own entrypoint, set it to an empty, non-nil slice.
@@ -224,6 +234,11 @@ func (c *Container) Validate(allow Allow) error {
 
 func (c *Container) compile(allow Allow) (compiledContainer, error) {
 	var out compiledContainer
+	if c.WorkingDir != "" {
+		if err := core.CheckContainerDir(c.WorkingDir, "containerWorkingDir"); err != nil {
+			return out, err
+		}
+	}
 	if c.Runtime != "" && !networkName.MatchString(c.Runtime) {
 		return out, invalidConfig("runtime", c.Runtime, "must be the name of a runtime the engine has, such as runc or runsc")
 	}

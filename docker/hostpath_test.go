@@ -86,3 +86,36 @@ func TestWorkingDirThatIsASystemDirectory(t *testing.T) {
 		assert.Equal(t, dir, fe.Value)
 	}
 }
+
+// TestFixedContainerWorkingDir: containerWorkingDir puts the working
+// directory at a fixed path in the container instead of the host's.
+func TestFixedContainerWorkingDir(t *testing.T) {
+	for _, strategy := range []docker.FileHandlingStrategy{docker.FileHandlingVolume, docker.FileHandlingMount} {
+		t.Run(string(strategy), func(t *testing.T) {
+			cfg, err := docker.ParseConfig([]byte(`{"containerWorkingDir": "/work", "fileHandlingStrategy": "` + string(strategy) + `", "user": "1000:1000"}`))
+			require.NoError(t, err)
+			r, _ := newRunner(t, cfg)
+			var out strings.Builder
+			res, err := r.Run(t.Context(), runner.Task{Image: testenv.Image, Stdout: &out, OutputFiles: []string{"copy.txt"},
+				InputFiles: map[string]runner.Source{"in.txt": files.String("payload")},
+				Commands:   []string{`echo "$(pwd) {{ workingDir }} $WORKING_DIR $OUTPUT_DIR"`, "cp in.txt copy.txt"}})
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = os.RemoveAll(res.WorkingDir) })
+			fields := strings.Fields(out.String())
+			require.Len(t, fields, 4, out.String())
+			assert.Equal(t, []string{"/work", "/work", "/work"}, fields[:3])
+			assert.True(t, strings.HasPrefix(fields[3], "/work/outputs-"), fields[3])
+			data, err := os.ReadFile(res.OutputFiles["copy.txt"])
+			require.NoError(t, err)
+			assert.Equal(t, "payload", string(data))
+		})
+	}
+	for _, dir := range []string{"work", "/etc", "/proc/w"} {
+		_, err := docker.ParseConfig([]byte(`{"containerWorkingDir": "` + dir + `"}`))
+		var fe *runner.FieldError
+		require.ErrorAs(t, err, &fe, dir)
+		assert.Equal(t, "containerWorkingDir", fe.Field)
+		assert.Equal(t, dir, fe.Value)
+		require.ErrorIs(t, err, runner.ErrInvalidConfig)
+	}
+}

@@ -200,38 +200,43 @@ var systemDirs = []string{"/", "/bin", "/boot", "/etc", "/home", "/lib", "/lib32
 	"/mnt", "/opt", "/root", "/run", "/sbin", "/srv", "/tmp", "/usr", "/usr/bin", "/usr/lib",
 	"/usr/local", "/usr/local/bin", "/usr/sbin", "/usr/share", "/var", "/var/lib", "/var/run"}
 
-// checkContainerDir refuses, as the container's working directory, a
-// directory of the container's own system (the working directory would
-// hide or mix with it) or one under /proc, /sys or /dev. field and value
-// name the setting that gave dir.
-func checkContainerDir(dir, field, value string) error {
-	bad := func(problem string) error {
-		return &runner.FieldError{Field: field, Value: value, Problem: problem, Err: runner.ErrInvalidTask}
-	}
+// containerDirProblem says why dir cannot be the container's working
+// directory, or returns "": a directory of the container's own system (the
+// working directory would hide or mix with it), one under /proc, /sys or
+// /dev, or a relative path.
+func containerDirProblem(dir string) string {
 	dir = path.Clean(dir)
 	if !path.IsAbs(dir) {
-		return bad("the container's working directory must be an absolute path")
+		return "must be an absolute path"
 	}
 	for _, special := range []string{"/proc", "/sys", "/dev"} {
 		if dir == special || strings.HasPrefix(dir, special+"/") {
-			return bad("the container sees the working directory at the same path, which is under " + special + " there: choose another directory, or give the runner a fixed container path")
+			return "is under " + special + " in the container"
 		}
 	}
 	if slices.Contains(systemDirs, dir) {
-		return bad("the container sees the working directory at the same path, which is a system directory there (it would hide or mix with the image's): choose a directory of its own, or give the runner a fixed container path")
+		return "is a system directory in the container (the working directory would hide or mix with the image's)"
+	}
+	return ""
+}
+
+// checkContainerDir refuses a host working directory the container cannot
+// see at its own path; field and value name the setting that gave it.
+func checkContainerDir(dir, field, value string) error {
+	if problem := containerDirProblem(dir); problem != "" {
+		return &runner.FieldError{Field: field, Value: value, Err: runner.ErrInvalidTask,
+			Problem: "the container sees the working directory at the host's path, which " + problem + ": choose another directory, or give the runner a fixed container working directory"}
 	}
 	return nil
 }
 
-// CheckContainerDir is checkContainerDir for an engine's fixed container
-// path, reported as the engine's setting field (an invalid config).
+// CheckContainerDir refuses dir as an engine's fixed container working
+// directory, reported as its setting field (an invalid config).
 func CheckContainerDir(dir, field string) error {
-	err := checkContainerDir(dir, field, dir)
-	if fe, ok := err.(*runner.FieldError); ok {
-		fe.Err = runner.ErrInvalidConfig
-		fe.Problem = strings.TrimSuffix(strings.Split(fe.Problem, ": choose")[0], ", or give the runner a fixed container path")
+	if problem := containerDirProblem(dir); problem != "" {
+		return &runner.FieldError{Field: field, Value: dir, Problem: problem, Err: runner.ErrInvalidConfig}
 	}
-	return err
+	return nil
 }
 
 // renderInputs replaces, in the run's copy of the task, each input file
