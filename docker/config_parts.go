@@ -15,8 +15,8 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/lading-dev/lading/cpu"
-	"github.com/lading-dev/lading/internal/core"
 	"github.com/lading-dev/lading/credentials"
+	"github.com/lading-dev/lading/internal/core"
 	"github.com/lading-dev/lading/memory"
 	"github.com/lading-dev/lading/runner"
 )

@@ -31,7 +31,6 @@ const (
 	FileHandlingMount FileHandlingStrategy = "MOUNT"
 )
 
-
 // fileStrategy is a [FileHandlingStrategy] for one run: how its files reach
 // the container ([core.Files]) and the mounts that takes.
 type fileStrategy interface {

@@ -32,7 +32,6 @@ const EngineTimeout = 10 * time.Second
 // moved. See docker.OutputWaitDelay.
 const OutputWaitDelay = 5 * time.Second
 
-
 // Engine is what an engine writes to run a task; [Run] does the rest. A
 // value serves one run: the function given to Run makes it for that run's
 // [*State], which it keeps. Errors of the engine's API are wrapped by Error;
