@@ -100,10 +100,10 @@ func TestHostSettingsHaveNoJSONForm(t *testing.T) {
 	r, err := New(Config{}, WithMaxConcurrency(3))
 	require.NoError(t, err)
 	defer r.Close()
-	assert.Equal(t, 3, cap(r.slots))
+	assert.Equal(t, 3, r.limiter.Limit())
 	d, err := r.With(Config{})
 	require.NoError(t, err)
-	assert.Equal(t, r.slots, d.slots, "With shares the limit")
+	assert.Same(t, r.limiter, d.limiter, "With shares the limit")
 }
 
 // TestNewCompilesOnce: New reads the docker config file once; the runs,

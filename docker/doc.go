@@ -17,7 +17,8 @@
 // [Container] and [Lifecycle], whose fields are promoted (cfg.PullPolicy,
 // cfg.Memory, cfg.Delete) and which each validate on their own. What only
 // the host program decides has no JSON form and is given to [New] as
-// options: [WithLogger], [WithMaxConcurrency], [WithAllow]. New parses the
+// options: [WithLogger], [WithMaxConcurrency] (or [WithLimiter], a
+// [runner.Limiter] shared with other runners), [WithAllow]. New parses the
 // Config once (sizes, ports, the platform, the docker config file) for all
 // its runs. Property names match exactly, case
 // included, at every level (cpu, memory, credentials, deviceRequests); an

@@ -73,7 +73,7 @@ type Runner struct {
 	compiled *compiled // cfg's parsed forms
 	cli      *client.Client
 	log      *slog.Logger
-	slots    chan struct{}     // nil: no limit; shared with the Runners from With
+	limiter  *runner.Limiter   // nil: no limit; shared with the Runners from With
 	derived  bool              // made by With: Close leaves cli alone
 	owner    map[string]string // labels naming this process, for Prune
 	platform *ocispec.Platform // nil: the engine's own
@@ -122,21 +122,21 @@ func New(cfg Config, opts ...Option) (*Runner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("docker: %w: %w", runner.ErrInvalidConfig, err)
 	}
-	var slots chan struct{}
-	if o.maxConcurrency > 0 {
-		slots = make(chan struct{}, o.maxConcurrency)
+	limiter := o.limiter
+	if limiter == nil && o.maxConcurrency > 0 {
+		limiter = runner.NewLimiter(o.maxConcurrency)
 	}
-	return newRunner(cfg, comp, o, cli, slots, &engineCPUs{}, newInflight()), nil
+	return newRunner(cfg, comp, o, cli, limiter, &engineCPUs{}, newInflight()), nil
 }
 
 // newRunner returns a Runner for cfg, compiled as comp, on cli and the
 // state it shares with the Runners made from it.
-func newRunner(cfg Config, comp *compiled, o options, cli *client.Client, slots chan struct{}, cpus *engineCPUs, runs *inflight) *Runner {
+func newRunner(cfg Config, comp *compiled, o options, cli *client.Client, limiter *runner.Limiter, cpus *engineCPUs, runs *inflight) *Runner {
 	log := o.logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &Runner{cfg: cfg, opts: o, compiled: comp, cli: cli, log: log, slots: slots, owner: ownerLabels(), cpus: cpus, runs: runs}
+	r := &Runner{cfg: cfg, opts: o, compiled: comp, cli: cli, log: log, limiter: limiter, owner: ownerLabels(), cpus: cpus, runs: runs}
 	r.platform = comp.pull.platform
 	r.resolver.Explicit = cfg.Credentials
 	r.resolver.Config = comp.pull.dockerConfig
@@ -172,7 +172,7 @@ func (r *Runner) Run(ctx context.Context, task runner.Task) (*runner.Result, err
 	}
 	defer end()
 	opts := core.Options{
-		Name: "docker", Log: r.log, Slots: r.slots, MaxConcurrency: cap(r.slots),
+		Name: "docker", Log: r.log, Limiter: r.limiter,
 		Resume: r.cfg.Resume, Wait: r.cfg.waits(), Delete: r.cfg.deletes(), KillGrace: time.Duration(r.cfg.KillGracePeriod),
 		MaxOutputBytes: r.cfg.MaxOutputBytes, MaxOutputFiles: r.cfg.MaxOutputFiles,
 		Warnings: r.cfg.Memory.Warnings(), Track: liveRuns.add, ContainerDir: r.cfg.Container.WorkingDir,

@@ -385,3 +385,43 @@ func TestInvalidTaskWhateverTheContext(t *testing.T) {
 		assert.NotContains(t, err.Error(), "context canceled")
 	}
 }
+
+// TestLimiterSharedByIndependentRunners: two Runners of New, each with its
+// own connection, under one runner.Limiter of 2 never run more than 2
+// scripts at once between them.
+func TestLimiterSharedByIndependentRunners(t *testing.T) {
+	limit := runner.NewLimiter(2)
+	a, _ := newRunner(t, docker.Config{}, docker.WithLimiter(limit))
+	b, _ := newRunner(t, docker.Config{Container: docker.Container{User: "1000:1000"}}, docker.WithLimiter(limit))
+	var running, peak atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 6 {
+		r := a
+		if i%2 == 1 {
+			r = b
+		}
+		wg.Go(func() {
+			_, err := r.Run(t.Context(), runner.Task{
+				Image: testenv.Image, Commands: []string{"echo in", "sleep 0.5"},
+				OnLine: func(runner.Line) {
+					n := running.Add(1)
+					for {
+						p := peak.Load()
+						if n <= p || peak.CompareAndSwap(p, n) {
+							break
+						}
+					}
+				},
+				OnEvent: func(e runner.Event) {
+					if e.Stage == runner.StageCleaning {
+						running.Add(-1)
+					}
+				},
+			})
+			assert.NoError(t, err)
+		})
+	}
+	wg.Wait()
+	assert.Equal(t, int32(2), peak.Load(), "never more than 2 scripts at once over both runners, and the limit was reached")
+	assert.Equal(t, 0, limit.InUse())
+}

@@ -4,6 +4,8 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+
+	"github.com/lading-dev/lading/runner"
 )
 
 // An Option is a setting of the host program given to [New]: what no
@@ -15,6 +17,7 @@ type Option func(*options)
 type options struct {
 	logger         *slog.Logger
 	maxConcurrency int
+	limiter        *runner.Limiter
 	allow          Allow
 }
 
@@ -33,6 +36,14 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l 
 // since a workflow engine gives every block a Runner from With under the
 // one limit of its root.
 func WithMaxConcurrency(n int) Option { return func(o *options) { o.maxConcurrency = n } }
+
+// WithLimiter puts the Runner, and the Runners made from it with
+// [Runner.With], under l, a limit it shares with every other runner given
+// l, whatever its engine: a workflow engine's flow-wide limit, or one per
+// machine over runners of several engines or connections. It takes the
+// place of [WithMaxConcurrency]; the wait for a slot is as described
+// there.
+func WithLimiter(l *runner.Limiter) Option { return func(o *options) { o.limiter = l } }
 
 // WithAllow lets a taskRunner block's [Config] ask for the settings that
 // widen a container's reach, as a allows; without it New refuses them

@@ -32,7 +32,7 @@ func (r *Runner) With(cfg Config) (*Runner, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := newRunner(cfg, comp, r.opts, r.cli, r.slots, r.cpus, r.runs)
+	d := newRunner(cfg, comp, r.opts, r.cli, r.limiter, r.cpus, r.runs)
 	d.derived = true
 	return d, nil
 }

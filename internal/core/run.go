@@ -87,8 +87,7 @@ type Resumer interface {
 type Options struct {
 	Name           string        // the engine's name, which starts every error: "docker"
 	Log            *slog.Logger  // never nil
-	Slots          chan struct{} // nil: no concurrency limit
-	MaxConcurrency int           // the size of Slots, for errors
+	Limiter        *runner.Limiter // nil: no concurrency limit
 	Resume         bool          // look for a container to resume (the engine is a [Resumer])
 	Wait           bool          // false: return once the container has started
 	Delete         bool          // remove the container once done
@@ -182,14 +181,13 @@ func Run(ctx context.Context, task runner.Task, opts Options, newEngine func(*St
 		run.Log = run.Log.With("task", task.ID)
 	}
 	run.eng = newEngine(run)
-	if opts.Slots != nil {
-		run.doing = fmt.Sprintf("waiting for a free slot (maxConcurrency %d)", opts.MaxConcurrency)
-		select {
-		case opts.Slots <- struct{}{}:
-			defer func() { <-opts.Slots }()
-		case <-ctx.Done():
-			return nil, run.stopped(ctx, run.invalidFirst(ctx, ctx.Err()))
+	if opts.Limiter != nil {
+		run.doing = fmt.Sprintf("waiting for a free slot (maxConcurrency %d)", opts.Limiter.Limit())
+		release, err := opts.Limiter.Acquire(ctx)
+		if err != nil {
+			return nil, run.stopped(ctx, run.invalidFirst(ctx, err))
 		}
+		defer release()
 	}
 	if task.Timeout > 0 {
 		// This very value is the cause when the timeout is reached, which
