@@ -85,16 +85,16 @@ type Resumer interface {
 
 // Options are an engine's settings that [Run] applies.
 type Options struct {
-	Name           string        // the engine's name, which starts every error: "docker"
-	Log            *slog.Logger  // never nil
+	Name           string          // the engine's name, which starts every error: "docker"
+	Log            *slog.Logger    // never nil
 	Limiter        *runner.Limiter // nil: no concurrency limit
-	Resume         bool          // look for a container to resume (the engine is a [Resumer])
-	Wait           bool          // false: return once the container has started
-	Delete         bool          // remove the container once done
-	KillGrace      time.Duration // <= 0: SIGKILL at once
-	MaxOutputBytes int64         // <= 0: files.DefaultMaxBytes
-	MaxOutputFiles int           // <= 0: files.DefaultMaxFiles
-	Warnings       []string      // added to every result
+	Resume         bool            // look for a container to resume (the engine is a [Resumer])
+	Wait           bool            // false: return once the container has started
+	Delete         bool            // remove the container once done
+	KillGrace      time.Duration   // <= 0: SIGKILL at once
+	MaxOutputBytes int64           // <= 0: files.DefaultMaxBytes
+	MaxOutputFiles int             // <= 0: files.DefaultMaxFiles
+	Warnings       []string        // added to every result
 	// ContainerDir is where the working directory is inside the
 	// container: "" means at the host's absolute path, as Kestra does, so
 	// that a host path rendered into the script means the same file on
