@@ -21,6 +21,7 @@ import (
 
 	"github.com/lading-dev/lading/build"
 	"github.com/lading-dev/lading/credentials"
+	"github.com/lading-dev/lading/internal/core"
 	"github.com/lading-dev/lading/internal/mask"
 )
 
@@ -107,7 +108,7 @@ func (r *Runner) Build(ctx context.Context, spec build.Spec) (_ build.Image, err
 		secrets = append(secrets, v)
 	}
 	masker := mask.New(secrets...)
-	defer func() { err = maskError(masker, err) }()
+	defer func() { err = core.MaskError(masker, err) }()
 
 	bc, err := build.Open(spec)
 	if err != nil {

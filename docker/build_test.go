@@ -178,7 +178,7 @@ RUN echo final > /stage
 func TestBuildArgsTargetAndCacheByContent(t *testing.T) {
 	cli := testenv.Engine(t)
 	host, builds := buildCountingEngine(t, cli)
-	r, _ := newRunner(t, docker.Config{Host: host, PullPolicy: docker.PullNever})
+	r, _ := newRunner(t, docker.Config{Host: host, Pull: docker.Pull{PullPolicy: docker.PullNever}})
 	dir, _ := buildContext(t, map[string]string{"Containerfile": buildMultiStage, "data.txt": "one\n"})
 	spec := build.Spec{Context: dir, Args: map[string]string{"GREETING": "hello-arg"}, Target: "base", Name: "lading-test/build-cache"}
 
@@ -341,7 +341,7 @@ func TestBuildFromPrivateRegistryBase(t *testing.T) {
 	})
 	t.Run("with the runner's credentials the base is pulled", func(t *testing.T) {
 		before := reg.ManifestGets()
-		r, _ := newRunner(t, docker.Config{Credentials: &credentials.Credentials{Registry: reg.Host, Username: reg.Username, Password: reg.Password}})
+		r, _ := newRunner(t, docker.Config{Pull: docker.Pull{Credentials: &credentials.Credentials{Registry: reg.Host, Username: reg.Username, Password: reg.Password}}})
 		img, err := r.Build(t.Context(), build.Spec{Context: dir})
 		require.NoError(t, err)
 		removeBuilt(t, cli, img)

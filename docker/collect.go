@@ -7,23 +7,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path"
-	"path/filepath"
-	"slices"
 	"strings"
-	"sync"
-	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
 	"github.com/lading-dev/lading/files"
+	"github.com/lading-dev/lading/internal/core"
 	"github.com/lading-dev/lading/runner"
 )
 
@@ -35,56 +31,7 @@ import (
 // cut off: what it had copied is removed and Run's error matches the
 // context's cause. Before the context is done, collection is bounded by it
 // alone.
-const CollectGracePeriod = 10 * time.Second
-
-// maxCopies bounds the archive calls of one collection (each costs tens of
-// milliseconds whatever it carries): past it, paths that share a directory
-// are copied as that directory, and the entries of it that are not wanted
-// are read and dropped.
-const maxCopies = 8
-
-// maxConflictWarnings bounds the warnings about files changed on the host
-// while the run ran; the rest are counted.
-const maxConflictWarnings = 100
-
-// collectContext returns the context collection runs under: it ends
-// CollectGracePeriod after ctx is done, with ctx's cause. Call done when
-// collection is over.
-func collectContext(ctx context.Context) (cctx context.Context, done func()) {
-	cctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
-	var mu sync.Mutex
-	var timer *time.Timer
-	finished := false
-	stopWatching := context.AfterFunc(ctx, func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if finished {
-			return
-		}
-		timer = time.AfterFunc(CollectGracePeriod, func() {
-			cancel(fmt.Errorf("collection of output files cut off %s after the run's end: %w", CollectGracePeriod, context.Cause(ctx)))
-		})
-	})
-	return cctx, func() {
-		stopWatching()
-		mu.Lock()
-		finished = true
-		if timer != nil {
-			timer.Stop()
-		}
-		mu.Unlock()
-		cancel(context.Canceled)
-	}
-}
-
-// collectError wraps err, an error met while collecting, with the cause of
-// cctx when cctx is done, so a cut-off collection matches the run's cause.
-func collectError(cctx context.Context, err error) error {
-	if cause := context.Cause(cctx); cause != nil && !errors.Is(err, cause) {
-		return fmt.Errorf("docker: collect output files: %w (%w)", cause, err)
-	}
-	return fmt.Errorf("docker: collect output files: %w", err)
-}
+const CollectGracePeriod = core.CollectGracePeriod
 
 // changedPaths asks the engine which paths of the working directory the
 // container's own file system holds (added or modified since the image),
@@ -92,7 +39,8 @@ func collectError(cctx context.Context, err error) error {
 // left out. ok is false when the engine cannot say (no such endpoint, an
 // error, or a list that does not hold the working directory, which the
 // engine made): the caller then copies the glob roots.
-func (run *run) changedPaths(ctx context.Context, ws *workspace) (paths map[string]bool, ok bool) {
+func (v *volumeFiles) changedPaths(ctx context.Context) (paths map[string]bool, ok bool) {
+	run, ws := v.run, v.ws
 	changes, err := run.changes(ctx)
 	if err != nil {
 		run.log.Debug("container changes unavailable; copying the glob roots", "error", err)
@@ -104,16 +52,16 @@ func (run *run) changedPaths(ctx context.Context, ws *workspace) (paths map[stri
 		if c.Kind == container.ChangeDelete {
 			continue
 		}
-		if c.Path == ContainerWorkingDir {
+		if c.Path == run.c.WS.ContainerDir {
 			sawWork = true
 			continue
 		}
-		rel, under := strings.CutPrefix(c.Path, ContainerWorkingDir+"/")
+		rel, under := strings.CutPrefix(c.Path, run.c.WS.ContainerDir+"/")
 		if !under {
 			continue
 		}
 		rel, valid := files.LocalPath(rel)
-		if !valid || (ws.outputRel != "" && (rel == ws.outputRel || strings.HasPrefix(rel, ws.outputRel+"/"))) {
+		if !valid || (ws.OutputRel != "" && (rel == ws.OutputRel || strings.HasPrefix(rel, ws.OutputRel+"/"))) {
 			continue
 		}
 		paths[rel] = true
@@ -136,16 +84,16 @@ const maxChangesBytes = 32 << 20
 func (run *run) changes(ctx context.Context) ([]container.FilesystemChange, error) {
 	sock, local := strings.CutPrefix(run.r.cli.DaemonHost(), "unix://")
 	if !local {
-		diff, err := run.r.cli.ContainerDiff(ctx, run.containerID, client.ContainerDiffOptions{})
+		diff, err := run.r.cli.ContainerDiff(ctx, run.c.ContainerID, client.ContainerDiffOptions{})
 		return diff.Changes, err
 	}
 	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
 	}}
 	defer tr.CloseIdleConnections()
-	u := "http://engine/containers/" + url.PathEscape(run.containerID) + "/changes"
+	u := "http://engine/containers/" + url.PathEscape(run.c.ContainerID) + "/changes"
 	if v := run.r.cli.ClientVersion(); v != "" {
-		u = "http://engine/v" + v + "/containers/" + url.PathEscape(run.containerID) + "/changes"
+		u = "http://engine/v" + v + "/containers/" + url.PathEscape(run.c.ContainerID) + "/changes"
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
@@ -177,7 +125,7 @@ func (run *run) changes(ctx context.Context) ([]container.FilesystemChange, erro
 			}
 			return nil, err
 		}
-		if c.Path == ContainerWorkingDir || strings.HasPrefix(c.Path, ContainerWorkingDir+"/") {
+		if c.Path == run.c.WS.ContainerDir || strings.HasPrefix(c.Path, run.c.WS.ContainerDir+"/") {
 			out = append(out, c)
 		}
 	}
@@ -198,7 +146,7 @@ func (run *run) rootsWithoutLinks(ctx context.Context, roots []string) []string 
 	realDir := func(dir string) bool {
 		ok, known := real[dir]
 		if !known {
-			st, err := run.r.cli.ContainerStatPath(ctx, run.containerID, client.ContainerStatPathOptions{Path: path.Join(ContainerWorkingDir, dir)})
+			st, err := run.r.cli.ContainerStatPath(ctx, run.c.ContainerID, client.ContainerStatPathOptions{Path: path.Join(run.c.WS.ContainerDir, dir)})
 			ok = err == nil && st.Stat.Mode.IsDir() && st.Stat.LinkTarget == ""
 			real[dir] = ok
 		}
@@ -227,185 +175,14 @@ func (run *run) rootsWithoutLinks(ctx context.Context, roots []string) []string 
 	return out
 }
 
-// wantedLeaves returns the changed paths that are not directories (no other
-// changed path is under them) and that m matches: the files a collection
-// expects.
-func wantedLeaves(changed map[string]bool, m *files.Matcher) map[string]bool {
-	dirs := map[string]bool{}
-	for p := range changed {
-		for d := path.Dir(p); d != "."; d = path.Dir(d) {
-			dirs[d] = true
-		}
-	}
-	want := map[string]bool{}
-	for p := range changed {
-		if !dirs[p] && m.Match(p) {
-			want[p] = true
-		}
-	}
-	return want
-}
-
-// stopWhenDone returns an [files.ExtractOptions.Stop] for a copy of root
-// ("" for the whole working directory) that ends it once every path of
-// want under root has gone by: the rest of the stream holds nothing wanted.
-func stopWhenDone(root string, want map[string]bool) func(string) bool {
-	expected := 0
-	for p := range want {
-		if root == "" || p == root || strings.HasPrefix(p, root+"/") {
-			expected++
-		}
-	}
-	seen := 0
-	return func(rel string) bool {
-		if want[rel] {
-			seen++
-			return false
-		}
-		return seen >= expected
-	}
-}
-
-// planCopies returns the paths of the working directory to copy out so
-// that every changed path the matcher wants comes back and, as far as
-// maxCopies allows, nothing else is read: a directory whose changed
-// entries are all wanted is copied whole, one with an unwanted entry is
-// split. "" is the whole working directory.
-func planCopies(changed map[string]bool, m *files.Matcher) []string {
-	dirs := map[string]bool{}
-	for p := range changed {
-		for d := path.Dir(p); d != "."; d = path.Dir(d) {
-			dirs[d] = true
-		}
-	}
-	dirty, wanted := map[string]bool{}, map[string]bool{}
-	mark := func(set map[string]bool, p string) {
-		for set[p] = true; p != ""; {
-			if p = path.Dir(p); p == "." {
-				p = ""
-			}
-			set[p] = true
-		}
-	}
-	for p := range changed {
-		if dirs[p] {
-			continue
-		}
-		if m.Match(p) {
-			mark(wanted, p)
-		} else {
-			mark(dirty, p)
-		}
-	}
-	if !wanted[""] {
-		return nil
-	}
-	if !dirty[""] {
-		return []string{""}
-	}
-	var roots []string
-	for p := range wanted {
-		parent := path.Dir(p)
-		if parent == "." {
-			parent = ""
-		}
-		if p != "" && !dirty[p] && dirty[parent] {
-			roots = append(roots, p)
-		}
-	}
-	slices.Sort(roots)
-	for len(roots) > maxCopies {
-		// Merge the roots of the parent that has the most of them.
-		count := map[string]int{}
-		best := ""
-		for _, r := range roots {
-			parent := path.Dir(r)
-			if parent == "." {
-				parent = ""
-			}
-			count[parent]++
-			if count[parent] > count[best] || (count[parent] == count[best] && len(parent) > len(best)) {
-				best = parent
-			}
-		}
-		merged := []string{best}
-		for _, r := range roots {
-			if best != "" && r != best && !strings.HasPrefix(r, best+"/") {
-				merged = append(merged, r)
-			}
-		}
-		slices.Sort(merged)
-		roots = merged
-	}
-	return roots
-}
-
-// staging is what the run sent into the container and what collection
-// brings back (VOLUME).
-type staging struct {
-	known    bool                        // the run staged what is in files (false for a resumed run)
-	files    map[string]files.StagedFile // path relative to the working directory -> what was sent
-	outputs  map[string]string           // key -> host path, what the collection wrote
-	globbed  []string                    // paths (relative to the working directory) written for the globs
-	warnings []string
-	more     int // conflict warnings not listed
-}
-
-func (s *staging) conflict(rel, what string) {
-	if len(s.warnings) < maxConflictWarnings {
-		s.warnings = append(s.warnings, fmt.Sprintf("output %s: %s while the run ran (another run on the same working directory?); the host's file is kept and this run's is not collected", rel, what))
-	} else {
-		s.more++
-	}
-}
-
-// decide returns the [files.ExtractOptions.Decide] of a VOLUME collection:
-// a file comes back only when the container created or changed it, and
-// never over a host file that changed since it was staged. The output
-// directory is the run's own: everything in it comes back. hostRoot is the
-// host working directory.
-func (s *staging) decide(hostRoot *os.Root, outputRel string) func(rel string, hdr *tar.Header) files.Decision {
-	return func(rel string, hdr *tar.Header) files.Decision {
-		if !s.known || (outputRel != "" && strings.HasPrefix(rel, outputRel+"/")) {
-			return files.Write
-		}
-		sent, wasStaged := s.files[rel]
-		host, err := hostRoot.Lstat(rel)
-		if !wasStaged {
-			if errors.Is(err, fs.ErrNotExist) {
-				return files.Write // the container made it, and the host has none
-			}
-			s.conflict(rel, "a file was created on the host")
-			return files.Skip
-		}
-		hostSame := err == nil && host.Mode().IsRegular() && host.Size() == sent.Size && host.ModTime().Equal(sent.ModTime)
-		// The tar carries whole seconds: a time within a second of the one
-		// sent is the one sent, and the content decides.
-		entrySame := hdr.Size == sent.Size && hdr.ModTime.Sub(sent.ModTime).Abs() < time.Second &&
-			fs.FileMode(hdr.Mode).Perm() == sent.Mode
-		switch {
-		case !hostSame && entrySame:
-			return files.Skip // the container left it as staged; the host's is newer
-		case !hostSame && errors.Is(err, fs.ErrNotExist):
-			s.conflict(rel, "the file was removed from the host")
-			return files.Skip
-		case !hostSame:
-			s.conflict(rel, "the file was also changed on the host")
-			return files.Skip
-		case entrySame:
-			return files.WriteIfChanged
-		}
-		return files.Write
-	}
-}
-
 // copyRoot copies one path of the working directory (rel, "" for all of
 // it) out of the container into the host working directory.
 // stop, when set, ends the copy early ([files.ExtractOptions.Stop]).
-func (run *run) copyRoot(ctx context.Context, ws *workspace, rel string, changed map[string]bool, decide func(string, *tar.Header) files.Decision,
-	stop func(string) bool, left *outputLimits, res *runner.Result, sawOutput *bool) (*files.Extraction, []string, error) {
+func (v *volumeFiles) copyRoot(ctx context.Context, rel string, changed map[string]bool, decide func(string, *tar.Header) files.Decision,
+	stop func(string) bool, left *core.OutputLimits, res *runner.Result, sawOutput *bool) (*files.Extraction, []string, error) {
+	ws := v.ws
 	opts := files.ExtractOptions{Decide: decide, Stop: stop, Filter: func(p string) bool {
-		if ws.outputRel != "" && strings.HasPrefix(p, ws.outputRel+"/") {
+		if ws.OutputRel != "" && strings.HasPrefix(p, ws.OutputRel+"/") {
 			*sawOutput = true
 			return rel == "" // the output volume inside a copy of the whole working directory (Docker)
 		}
@@ -415,131 +192,145 @@ func (run *run) copyRoot(ctx context.Context, ws *workspace, rel string, changed
 		if changed != nil && !changed[p] {
 			return false
 		}
-		return ws.matcher.Match(p)
+		return ws.Matcher.Match(p)
 	}}
-	src := ContainerWorkingDir
+	src := v.ws.ContainerDir
 	if rel == "" {
-		opts.StripPrefix = path.Base(ContainerWorkingDir) + "/"
+		opts.StripPrefix = path.Base(v.ws.ContainerDir) + "/"
 	} else {
 		src += "/" + rel
 		if under := path.Dir(rel); under != "." {
 			opts.Under = under
 		}
 	}
-	return run.extract(ctx, src, ws.hostDir, opts, left, res)
-}
-
-// listOutputs fills res.OutputFiles with what the run produced: under
-// VOLUME what the collection wrote, under MOUNT what the snapshot taken
-// before the start says was created or changed, within the output limits.
-// It returns the paths (relative to the working directory) that came from
-// the globs.
-func (run *run) listOutputs(ctx context.Context, ws *workspace, res *runner.Result) (globbed []string, err error) {
-	if run.r.strategy() == FileHandlingVolume {
-		res.OutputFiles = ws.staging.outputs
-		if res.OutputFiles == nil {
-			res.OutputFiles = map[string]string{}
-		}
-		globbed = ws.staging.globbed
-		res.Warnings = append(res.Warnings, ws.staging.warnings...)
-		if ws.staging.more > 0 {
-			res.Warnings = append(res.Warnings, fmt.Sprintf("%d more output files changed on the host while the run ran were not collected", ws.staging.more))
-		}
-	} else {
-		if ws.snapshotErr != nil {
-			res.Warnings = append(res.Warnings, "no snapshot of the working directory before the start ("+ws.snapshotErr.Error()+"): every file the globs match counts as the run's")
-		}
-		left := run.outputLimits()
-		c, err := files.CollectChanged(ctx, ws.hostDir, ws.matcher, files.CollectOptions{
-			Under: []string{ws.outputRel}, Since: ws.snapshot, MaxBytes: left.bytes, MaxFiles: left.files})
-		if errors.Is(err, files.ErrLimit) {
-			return nil, collectError(ctx, errors.Join(err, run.removeOverLimit(ws, c)))
-		}
-		if err != nil {
-			return nil, collectError(ctx, err)
-		}
-		res.OutputFiles, globbed = c.Files, c.Globbed
-	}
-	return globbed, nil
-}
-
-// dropRemoved takes out of res.OutputFiles, and of globbed, the files that
-// are no longer regular files on the host: the hygiene step (tidy) removes
-// what it cannot make safe. It returns what is left of globbed.
-func dropRemoved(ws *workspace, res *runner.Result, globbed []string) []string {
-	for key, p := range res.OutputFiles {
-		if fi, err := os.Lstat(p); err != nil || !fi.Mode().IsRegular() {
-			delete(res.OutputFiles, key)
-		}
-	}
-	return slices.DeleteFunc(globbed, func(rel string) bool {
-		fi, err := os.Lstat(ws.hostPath(rel))
-		return err != nil || !fi.Mode().IsRegular()
-	})
-}
-
-// warnUnmatched adds a warning for each output glob that matched none of
-// globbed, the files the run produced.
-func (run *run) warnUnmatched(ws *workspace, globbed []string, res *runner.Result) {
-	patterns := ws.matcher.Patterns()
-	for _, i := range ws.matcher.Unmatched(globbed) {
-		glob := fmt.Sprintf("%q", run.task.OutputFiles[i])
-		if patterns[i] != run.task.OutputFiles[i] {
-			glob += fmt.Sprintf(" (%q)", patterns[i])
-		}
-		res.Warnings = append(res.Warnings, "output glob "+glob+" matched no file the run created or changed")
-	}
-}
-
-// removeOverLimit removes, under MOUNT, what a collection over the output
-// limits would have handed back and the run created: the output directory
-// and the new files the globs match. Files that were there before the run
-// and were changed in place are left: removing them would destroy the
-// caller's files.
-func (run *run) removeOverLimit(ws *workspace, c files.Collected) error {
-	root, err := os.OpenRoot(ws.hostDir)
-	if err != nil {
-		return err
-	}
-	defer root.Close()
-	var errs []error
-	for _, rel := range c.Created {
-		if ws.outputRel != "" && strings.HasPrefix(rel, ws.outputRel+"/") {
-			continue
-		}
-		if err := root.Remove(rel); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, err)
-		}
-	}
-	if ws.outputRel != "" {
-		if err := root.RemoveAll(ws.outputRel); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if kept := len(c.Files) - len(c.Created); kept > 0 {
-		errs = append(errs, fmt.Errorf("removed the files the run created; left as the script left them, files that existed before the run and were changed in place: %d", kept))
-	}
-	return errors.Join(errs...)
-}
-
-// outputLimits returns the configured output limits, defaults applied.
-func (run *run) outputLimits() outputLimits {
-	left := outputLimits{bytes: run.r.cfg.MaxOutputBytes, files: run.r.cfg.MaxOutputFiles}
-	if left.bytes <= 0 {
-		left.bytes = files.DefaultMaxBytes
-	}
-	if left.files <= 0 {
-		left.files = files.DefaultMaxFiles
-	}
-	return left
+	return v.extract(ctx, src, ws.HostDir, opts, left, res)
 }
 
 // isNotFound reports whether err is the engine's answer for a path that is
 // not in the container.
 func isNotFound(err error) bool { return cerrdefs.IsNotFound(err) }
 
-// hostPath is the host path of rel, a path relative to the working
-// directory.
-func (ws *workspace) hostPath(rel string) string {
-	return filepath.Join(ws.hostDir, filepath.FromSlash(rel))
+// copyOut copies back into the host directory (VOLUME) the files the globs
+// match among those the container created or changed and, when the script
+// wrote into it, the output directory. The engine's list of changes
+// ([changedPaths]) says which paths to ask for, so files nobody asked for
+// are not read; without it, the roots of the globs are copied. A copy of
+// the whole working directory also brings the output directory on engines
+// whose archives take in the output volume mounted inside it (Docker); when
+// none did (Podman leaves mounts out), another copy takes the output
+// directory itself. The output limits hold for all copies together, and
+// they succeed or fail together: on error, nothing they wrote is left.
+func (v *volumeFiles) copyOut(ctx context.Context, res *runner.Result) (err error) {
+	run, ws := v.run, v.ws
+	globs := !ws.Matcher.Empty()
+	wantOutput := ws.OutputRel != "" && v.outputDirWritten(ctx)
+	if !globs && !wantOutput {
+		return nil
+	}
+	run.event(runner.StageCollecting, ws.HostDir)
+	left := run.c.OutputLimits()
+	hostRoot, err := os.OpenRoot(ws.HostDir)
+	if err != nil {
+		return fmt.Errorf("docker: collect output files: %w", err)
+	}
+	defer hostRoot.Close()
+	decide := v.staging.Decide(hostRoot, ws.OutputRel)
+
+	var done []*files.Extraction
+	var written []string // host paths relative to the working directory
+	defer func() {
+		if err != nil {
+			for i := len(done) - 1; i >= 0; i-- {
+				err = errors.Join(err, done[i].Rollback())
+			}
+		}
+	}()
+	sawOutput := false
+	if globs {
+		var roots []string
+		var want map[string]bool
+		changed, ok := v.changedPaths(ctx)
+		if ok {
+			roots, want = core.PlanCopies(changed, ws.Matcher), core.WantedLeaves(changed, ws.Matcher)
+		} else {
+			roots = run.rootsWithoutLinks(ctx, ws.Matcher.Roots())
+		}
+		for _, rel := range roots {
+			var stop func(string) bool
+			if want != nil && (rel != "" || !wantOutput) {
+				// (A copy of the whole working directory may carry the
+				// output directory's files, which the list leaves out.)
+				stop = core.StopWhenDone(rel, want)
+			}
+			x, paths, err := v.copyRoot(ctx, rel, changed, decide, stop, &left, res, &sawOutput)
+			if err != nil {
+				return err
+			}
+			if x != nil {
+				done = append(done, x)
+				written = append(written, paths...)
+			}
+		}
+	}
+	if wantOutput && !sawOutput {
+		// "dir/." gives entries relative to dir on every engine; "dir"
+		// gives absolute names on Podman when dir is a mount.
+		x, paths, err := v.extract(ctx, ws.OutputDir()+"/.", ws.HostDir, files.ExtractOptions{Under: ws.OutputRel}, &left, res)
+		if err != nil {
+			return err
+		}
+		if x != nil {
+			done = append(done, x)
+			written = append(written, paths...)
+		}
+	}
+	var errs []error
+	for _, x := range done {
+		errs = append(errs, x.Commit())
+	}
+	done = nil
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("docker: collect output files: %w", err)
+	}
+	outputs := map[string]string{}
+	fromOutput := map[string]bool{}
+	for _, rel := range written {
+		if key, ok := strings.CutPrefix(rel, ws.OutputRel+"/"); ws.OutputRel != "" && ok {
+			outputs[key], fromOutput[key] = ws.HostPath(rel), true
+			continue
+		}
+		v.staging.Globbed = append(v.staging.Globbed, rel)
+		if !fromOutput[rel] {
+			outputs[rel] = ws.HostPath(rel)
+		}
+	}
+	v.staging.Outputs = outputs
+	return nil
+}
+
+// extract copies src out of the container into dest within the limits
+// left ([core.State.Extract]).
+func (v *volumeFiles) extract(ctx context.Context, src, dest string, opts files.ExtractOptions, left *core.OutputLimits, res *runner.Result) (*files.Extraction, []string, error) {
+	run := v.run
+	return run.c.Extract(ctx, src, func() (io.ReadCloser, error) {
+		copied, err := run.r.cli.CopyFromContainer(ctx, run.c.ContainerID, client.CopyFromContainerOptions{SourcePath: src})
+		if isNotFound(err) {
+			return nil, nil // a glob root the script did not make
+		}
+		return copied.Content, err
+	}, dest, opts, left, res)
+}
+
+// outputDirWritten reports whether the script may have written into the
+// output directory: true unless the directory still has the modification
+// time noted before the start (adding or removing an entry changes it, and
+// the script starts long after the engine made the directory). Any doubt, an
+// error included, answers true, so no output is ever skipped.
+func (v *volumeFiles) outputDirWritten(ctx context.Context) bool {
+	run, ws := v.run, v.ws
+	if v.outputMod.IsZero() {
+		return true
+	}
+	st, err := run.r.cli.ContainerStatPath(ctx, run.c.ContainerID, client.ContainerStatPathOptions{Path: ws.OutputDir()})
+	return err != nil || !st.Stat.Mtime.Equal(v.outputMod)
 }

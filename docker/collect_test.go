@@ -435,7 +435,7 @@ func TestParallelRunsShareAWorkingDir(t *testing.T) {
 	for _, strategy := range strategies {
 		t.Run(string(strategy), func(t *testing.T) {
 			syncDir := t.TempDir()
-			r, _ := newRunner(t, docker.Config{FileHandlingStrategy: strategy, VolumesEnabled: true, Volumes: []string{syncDir + ":/sync"}})
+			r, _ := newRunner(t, docker.Config{FileHandlingStrategy: strategy, Container: docker.Container{Volumes: []string{syncDir + ":/sync"}}}, docker.WithAllow(docker.Allow{Volumes: true}))
 			waitFor := func(name string) string {
 				return "while [ ! -e /sync/" + name + " ]; do sleep 0.05; done"
 			}
@@ -511,7 +511,7 @@ func TestParallelRunsShareAWorkingDir(t *testing.T) {
 	}
 	t.Run("VOLUME/both changed the file: the host's is kept, with a warning", func(t *testing.T) {
 		syncDir := t.TempDir()
-		r, _ := newRunner(t, docker.Config{VolumesEnabled: true, Volumes: []string{syncDir + ":/sync"}})
+		r, _ := newRunner(t, docker.Config{Container: docker.Container{Volumes: []string{syncDir + ":/sync"}}}, docker.WithAllow(docker.Allow{Volumes: true}))
 		dir := t.TempDir()
 		require.NoError(t, os.WriteFile(filepath.Join(dir, "x"), []byte("old\n"), 0o644))
 		running := make(chan struct{})

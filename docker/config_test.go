@@ -3,6 +3,7 @@ package docker
 import (
 	"encoding/json"
 	"errors"
+	"net/netip"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moby/moby/api/types/network"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -45,14 +47,15 @@ func TestParseConfigKestraBlock(t *testing.T) {
 	assert.False(t, cfg.waits())
 	assert.Equal(t, 5*time.Second, time.Duration(cfg.KillGracePeriod))
 
-	ports, err := portBindings(cfg.PortBindings)
-	require.NoError(t, err)
-	assert.Equal(t, "127.0.0.1", ports["80/udp"][0].HostIP)
-	assert.Equal(t, "8080", ports["80/udp"][0].HostPort)
-	assert.Equal(t, "9090", ports["90/tcp"][0].HostPort)
-	shm, err := shmSize(cfg.ShmSize)
-	require.NoError(t, err)
-	assert.Equal(t, int64(128<<20), shm)
+	comp, err := cfg.compile(Allow{PortBindings: true, Privileged: true, DeviceRequests: true}, nil)
+	require.NoError(t, err, "compiled once, as New does")
+	ports := comp.container.ports
+	assert.Equal(t, netip.MustParseAddr("127.0.0.1"), ports[network.MustParsePort("80/udp")][0].HostIP)
+	assert.Equal(t, "8080", ports[network.MustParsePort("80/udp")][0].HostPort)
+	assert.Equal(t, "9090", ports[network.MustParsePort("90/tcp")][0].HostPort)
+	assert.Contains(t, comp.container.exposed, network.MustParsePort("90/tcp"))
+	assert.Equal(t, int64(128<<20), comp.container.shm)
+	assert.Equal(t, []string{"/bin/tini", "--"}, comp.container.entryPoint)
 }
 
 func TestConfigDefaults(t *testing.T) {
@@ -87,7 +90,6 @@ func TestConfigErrorsNameFieldAndValue(t *testing.T) {
 		{"device count and ids", `{"deviceRequests":[{"count":1,"deviceIds":["0"]}]}`, "deviceRequests[0].deviceIds", "0"},
 		{"negative grace", `{"killGracePeriod":"-5s"}`, "killGracePeriod", "-5s"},
 		{"reserved label", `{"labels":{"dev.lading.run":"x"}}`, "labels", "dev.lading.run"},
-		{"max concurrency", `{"maxConcurrency":-1}`, "maxConcurrency", "-1"},
 		{"docker config not JSON", `{"config":"{not json"}`, "config", ""},
 		{"docker config missing file", `{"config":"/nonexistent/config.json"}`, "config", "/nonexistent/config.json"},
 		{"credentials auth", `{"credentials":{"auth":"***"}}`, "credentials.auth", ""},
@@ -118,7 +120,7 @@ func TestParseConfigRejectsUnknownProperty(t *testing.T) {
 }
 
 func TestConfigJSONRoundTrip(t *testing.T) {
-	in := Config{PullPolicy: PullNever, Delete: Bool(false), KillGracePeriod: Duration(1500 * time.Millisecond)}
+	in := Config{Pull: Pull{PullPolicy: PullNever}, Lifecycle: Lifecycle{Delete: Bool(false), KillGracePeriod: Duration(1500 * time.Millisecond)}}
 	data, err := json.Marshal(in)
 	require.NoError(t, err)
 	assert.JSONEq(t, `{"pullPolicy":"NEVER","delete":false,"killGracePeriod":"1.5s"}`, string(data))
@@ -284,15 +286,13 @@ func TestParseConfigReadsOnlyRegularConfigFiles(t *testing.T) {
 }
 
 func TestConfigUnmarshalOntoBase(t *testing.T) {
-	base := Config{PullPolicy: PullNever, User: "1000", Allow: Allow{HostNetwork: true}, VolumesEnabled: true, Labels: map[string]string{"a": "b"}}
+	base := Config{Pull: Pull{PullPolicy: PullNever}, Container: Container{User: "1000", Labels: map[string]string{"a": "b"}}}
 	cfg := base
 	require.NoError(t, json.Unmarshal([]byte(`{"user":"2000","networkMode":"host","labels":null,"entryPoint":[],"delete":null}`), &cfg))
-	require.NoError(t, cfg.Validate())
+	require.NoError(t, cfg.Container.Validate(Allow{HostNetwork: true}))
 	assert.Equal(t, PullNever, cfg.PullPolicy, "left out: kept")
 	assert.Equal(t, "2000", cfg.User)
 	assert.Equal(t, "host", cfg.NetworkMode)
-	assert.True(t, cfg.Allow.HostNetwork, "no JSON form: kept")
-	assert.True(t, cfg.VolumesEnabled)
 	assert.Nil(t, cfg.Labels, "null empties an object, as encoding/json does")
 	assert.NotNil(t, cfg.EntryPoint, "[] keeps the image's entrypoint: an empty, non-nil slice")
 	assert.Empty(t, cfg.EntryPoint)

@@ -22,7 +22,7 @@ import (
 // where Kestra's properties are strings.
 const renderedBlock = `{
 	"delete": "false", "wait": "TRUE", "privileged": " True ", "init": "false", "resume": "true",
-	"pidsLimit": "100", "maxConcurrency": "4", "pullRetries": "-1", "maxOutputBytes": "1048576", "maxOutputFiles": " 10 ",
+	"pidsLimit": "100", "pullRetries": "-1", "maxOutputBytes": "1048576", "maxOutputFiles": " 10 ",
 	"cpu": {"cpus": "1.5"}, "memory": {"memory": "512Mb", "oomKillDisable": "true", "memorySwappiness": "10"},
 	"deviceRequests": [{"count": "2", "capabilities": [["gpu"]], "options": {"n": 1}}],
 	"user": 1000, "stopSignal": 15, "labels": {"build": 42, "ok": true}, "extraHosts": ["db:10.0.0.5"],
@@ -39,7 +39,6 @@ func checkRendered(t *testing.T, cfg Config) {
 	assert.False(t, cfg.Init)
 	assert.True(t, cfg.Resume)
 	assert.Equal(t, int64(100), cfg.PidsLimit)
-	assert.Equal(t, 4, cfg.MaxConcurrency)
 	assert.Equal(t, -1, cfg.PullRetries)
 	assert.Equal(t, int64(1<<20), cfg.MaxOutputBytes)
 	assert.Equal(t, 10, cfg.MaxOutputFiles)
@@ -85,8 +84,8 @@ func TestParseConfigScalarGarbage(t *testing.T) {
 		{"boolean object", `{"init":{"a":1}}`, "init", `{"a":1}`, "must be true or false"},
 		{"fraction", `{"pidsLimit":"1.5"}`, "pidsLimit", "1.5", "must be a whole number"},
 		{"fraction number", `{"pidsLimit":1.5}`, "pidsLimit", "1.5", "must be a whole number"},
-		{"exponent", `{"maxConcurrency":1e2}`, "maxConcurrency", "1e2", "must be a whole number"},
-		{"word", `{"maxConcurrency":"four"}`, "maxConcurrency", "four", "must be a whole number"},
+		{"exponent", `{"pullRetries":1e2}`, "pullRetries", "1e2", "must be a whole number"},
+		{"word", `{"pidsLimit":"four"}`, "pidsLimit", "four", "must be a whole number"},
 		{"empty number", `{"pullRetries":""}`, "pullRetries", "", "must be a whole number"},
 		{"overflow", `{"pidsLimit":"99999999999999999999"}`, "pidsLimit", "99999999999999999999", "must be a whole number"},
 		{"number true", `{"maxOutputFiles":true}`, "maxOutputFiles", "true", "must be a whole number"},
@@ -132,7 +131,6 @@ func yamlFlowBlock() map[string]any {
 		"delete":          false,
 		"wait":            "true",
 		"pidsLimit":       100,
-		"maxConcurrency":  "4",
 		"cpu":             map[string]any{"cpus": 1.5},
 		"memory":          map[any]any{"memory": "512Mb", "memorySwap": -1, "oomKillDisable": true},
 		"shmSize":         "64m",
@@ -159,7 +157,6 @@ func TestParseConfigMap(t *testing.T) {
 	assert.False(t, cfg.deletes())
 	assert.True(t, cfg.waits())
 	assert.Equal(t, int64(100), cfg.PidsLimit)
-	assert.Equal(t, 4, cfg.MaxConcurrency)
 	assert.Equal(t, cpu.CPUs(1500), cfg.CPU.CPUs)
 	assert.Equal(t, memory.Size(512<<20), cfg.Memory.Memory)
 	assert.Equal(t, memory.Unlimited, cfg.Memory.MemorySwap)

@@ -45,7 +45,7 @@ func TestEngineCPUsAskedAgainAfterAFailure(t *testing.T) {
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
 
-	r, err := docker.New(docker.Config{Host: "unix://" + sock, CPU: cpu.Config{CPUs: 4096 * 1000}})
+	r, err := docker.New(docker.Config{Host: "unix://" + sock, Container: docker.Container{CPU: cpu.Config{CPUs: 4096 * 1000}}})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = r.Close() })
 	task := runner.Task{Image: testenv.Image, Commands: []string{"true"}}

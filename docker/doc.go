@@ -12,7 +12,15 @@
 // and wait true, killGracePeriod 0 (kill at once). [ParseConfig] reads a
 // Kestra taskRunner block as JSON, [ParseConfigMap] one that a YAML (or
 // JSON) library decoded into a map[string]any, with the same checks and
-// errors; lading itself reads no YAML. Property names match exactly, case
+// errors; lading itself reads no YAML. The properties are flat, as in
+// Kestra; in Go they are grouped by concern in the embedded [Pull],
+// [Container] and [Lifecycle], whose fields are promoted (cfg.PullPolicy,
+// cfg.Memory, cfg.Delete) and which each validate on their own. What only
+// the host program decides has no JSON form and is given to [New] as
+// options: [WithLogger], [WithMaxConcurrency] (or [WithLimiter], a
+// [runner.Limiter] shared with other runners), [WithAllow]. New parses the
+// Config once (sizes, ports, the platform, the docker config file) for all
+// its runs. Property names match exactly, case
 // included, at every level (cpu, memory, credentials, deviceRequests); an
 // unknown property is refused with the nearest name suggested
 // ("pullPolicyy: unknown property; did you mean pullPolicy?"). Every error is
@@ -28,7 +36,7 @@
 //   - a boolean (delete, wait, privileged, init, resume) takes true or
 //     false, or a string holding one in any case ("false", " TRUE ");
 //     Jackson takes only "true", "True" and "TRUE" (and false alike);
-//   - a whole number (pidsLimit, maxConcurrency, pullRetries,
+//   - a whole number (pidsLimit, pullRetries,
 //     maxOutputBytes, maxOutputFiles, deviceRequests[].count) takes a
 //     number or a string holding one ("100"); 1.5 and "1e2" are refused,
 //     as Kestra refuses them once rendered;
@@ -50,10 +58,12 @@
 //
 // A taskRunner block comes from a workflow author, who is not the host
 // program. The settings that widen a container's reach beyond its own
-// sandbox are refused by [Config.Validate] (so by [ParseConfig] and [New])
-// unless the host program allows them in [Config.Allow], which has no JSON
-// form; [ParseConfigAllowing] reads a block with the host program's
-// [Allow]. The error names the property, its value and the field to set:
+// sandbox are refused by [New] unless the host program allows them with
+// [WithAllow], and by [ParseConfig] and [Config.Validate], which allow
+// none; [ParseConfigAllowing] reads a block with the host program's
+// [Allow] (give New the same). [Allow] has no JSON form, so no block allows
+// itself anything. The error names the property, its value and the field
+// to set:
 //
 //   - networkMode "host": the host's network stack, services bound to its
 //     127.0.0.1 included ([Allow.HostNetwork]);
@@ -69,8 +79,8 @@
 //     ([Allow.DeviceRequests]);
 //   - portBindings: ports published on the host's interfaces
 //     ([Allow.PortBindings]);
-//   - volumes: bind mounts of host paths ([Allow.Volumes], or
-//     [Config.VolumesEnabled]);
+//   - volumes: bind mounts of host paths ([Allow.Volumes], Kestra's
+//     volume-enabled plugin setting);
 //   - runtime: the container's OCI runtime, its sandbox ([Allow.Runtimes]):
 //     one a block names may be weaker than the engine's default;
 //   - host, when a block sets it: the engine that receives the task's
@@ -106,8 +116,19 @@
 // A workflow whose tasks each carry a taskRunner block needs one Runner per
 // block, on one engine connection and under one concurrency limit:
 // [Runner.With] returns a Runner with another [Config] that shares its
-// root's connection and [Config.MaxConcurrency] slots. Only the Runner [New]
-// returned closes the connection; Close on one from With does nothing.
+// root's connection, [WithMaxConcurrency] slots and other options. Only the
+// Runner [New] returned closes the connection; Close and Shutdown on one
+// from With do nothing.
+//
+// # Shutting down
+//
+// [Runner.Shutdown] stops a Runner as net/http's Server.Shutdown stops a
+// server: new runs are refused at once with [runner.ErrClosed], the runs in
+// flight (on the root and every Runner from With) are waited for, and when
+// the context ends first they are cancelled, with ErrClosed as the cause,
+// and stop and remove their containers before the connection closes.
+// [Runner.Close] is Shutdown without waiting: it cancels the runs in flight
+// and returns once they have cleaned up.
 //
 // # Files under MOUNT
 //
@@ -143,7 +164,7 @@
 //     runs on a fresh context bounded like every cleanup (30 s) and looks at
 //     no more than [files.DefaultMaxSanitizeEntries] entries; when it cannot
 //     finish, the working directory is left with mode 0700 and Run's error
-//     says so. A run with [Config.Wait] false returns while the container
+//     says so. A run with [Lifecycle.Wait] false returns while the container
 //     runs, so neither step happens for it.
 //
 // Runs may share a caller's working directory: lading running as root keeps
@@ -165,7 +186,7 @@
 // container has stopped, with the output read up to then.
 //
 // The task's Timeout counts from the call (after the wait for a
-// maxConcurrency slot), pull and create included; its ScriptTimeout counts
+// [WithMaxConcurrency] slot), pull and create included; its ScriptTimeout counts
 // from the container's start, and when it is reached the output files are
 // still collected. The first limit reached stops the run; the
 // [*runner.TimeoutError] in the error says which (Limit "timeout" or
@@ -296,7 +317,7 @@
 // # Engines
 //
 // CI runs the docker package's tests on Docker 20.10 (runc), on Docker with
-// gVisor's runsc ([Config.Runtime], the conformance suite) and on Podman
+// gVisor's runsc ([Container.Runtime], the conformance suite) and on Podman
 // 4.3's API service (rootful); README's Engines table says what differs. In
 // short:
 //
@@ -333,7 +354,7 @@
 //
 // # Example
 //
-//	r, err := docker.New(docker.Config{PullPolicy: docker.PullIfNotPresent})
+//	r, err := docker.New(docker.Config{Pull: docker.Pull{PullPolicy: docker.PullIfNotPresent}})
 //	if err != nil {
 //		log.Fatal(err)
 //	}

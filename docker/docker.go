@@ -2,33 +2,24 @@ package docker
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"maps"
 	"math"
-	"net/netip"
-	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	cerrdefs "github.com/containerd/errdefs"
-	"github.com/distribution/reference"
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
-	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/lading-dev/lading/credentials"
-	"github.com/lading-dev/lading/internal/logs"
-	"github.com/lading-dev/lading/internal/mask"
+	"github.com/lading-dev/lading/internal/core"
 	"github.com/lading-dev/lading/runner"
 )
 
@@ -47,43 +38,49 @@ const (
 
 // cleanupTimeout bounds every cleanup call, which runs on a fresh context so
 // that a cancelled caller still leaves a clean engine.
-const cleanupTimeout = 30 * time.Second
+const cleanupTimeout = core.CleanupTimeout
 
 // EngineTimeout bounds each wait for the engine once a run is being stopped
 // (its context cancelled or its timeout reached): the stop call gets the
 // kill grace period plus EngineTimeout, every later call (the wait for the
 // exit, the inspect, the removal, a start or create that was under way)
 // EngineTimeout. When a call goes unanswered, Run makes no further call and
-// returns an error matching [runner.ErrEngineUnresponsive]; the container is
-// left on the engine for [Runner.Prune]. So with a frozen engine Run returns
+// returns an error matching [runner.ErrEngineUnresponsive], with a
+// [*runner.WaitError] naming the call; the container is left on the engine
+// for [Runner.Prune]. So with a frozen engine Run returns
 // within KillGracePeriod + EngineTimeout of the cancel.
-const EngineTimeout = 10 * time.Second
+const EngineTimeout = core.EngineTimeout
 
 // OutputWaitDelay bounds how long Run waits, once the container has exited,
 // for its output to reach the task's Stdout and Stderr writers and OnLine
 // callback, counted from the last byte that moved: like os/exec's
 // Cmd.WaitDelay, when a writer or the callback has not returned for that
-// long, Run returns an error matching [runner.ErrOutputBlocked] without
+// long, Run returns an error matching [runner.ErrOutputBlocked], with a
+// [*runner.WaitError] naming the writer or the callback, without
 // waiting for it (the call still under way returns when the writer does;
 // nothing is written after Run returned). A stream the engine does not close
 // within that delay of the exit is closed, with a warning.
-const OutputWaitDelay = 5 * time.Second
+const OutputWaitDelay = core.OutputWaitDelay
 
 // Runner runs tasks in containers on a Docker Engine (or any engine that
 // serves the Docker API, such as Podman). It is safe for concurrent use; call
-// Close when done with it. [Runner.With] gives Runners with other settings
-// on the same connection and under the same concurrency limit.
+// [Runner.Shutdown] or [Runner.Close] when done with it. [Runner.With] gives
+// Runners with other settings on the same connection and under the same
+// concurrency limit.
 type Runner struct {
 	cfg      Config
+	opts     options   // the host program's, kept by With
+	compiled *compiled // cfg's parsed forms
 	cli      *client.Client
 	log      *slog.Logger
-	slots    chan struct{}     // nil: no limit; shared with the Runners from With
+	limiter  *runner.Limiter   // nil: no limit; shared with the Runners from With
 	derived  bool              // made by With: Close leaves cli alone
 	owner    map[string]string // labels naming this process, for Prune
 	platform *ocispec.Platform // nil: the engine's own
 	resolver credentials.Resolver
 	cpus     *engineCPUs // shared with the Runners from With
 	runtimes runtimes
+	runs     *inflight // the runs under way, for Shutdown; shared with the Runners from With
 }
 
 var _ runner.Runner = (*Runner)(nil)
@@ -100,55 +97,53 @@ type Details struct {
 	RunID string
 }
 
-// New returns a Runner for cfg. It validates cfg but does not contact the
-// engine: the API version is negotiated on the first call, so New never
-// blocks.
-func New(cfg Config) (*Runner, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
+// New returns a Runner for cfg, with the host program's options. It
+// validates cfg, checking the settings that widen a container's reach
+// against [WithAllow], and parses it once (sizes, ports, the docker
+// config file) for all its runs, but does not contact the engine: the API
+// version is negotiated on the first call, so New never blocks.
+func New(cfg Config, opts ...Option) (*Runner, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
 	}
-	opts, err := clientOptions(cfg)
+	if o.maxConcurrency < 0 {
+		return nil, invalidConfig("maxConcurrency", fmt.Sprint(o.maxConcurrency), "must not be negative (0 means no limit)")
+	}
+	comp, err := cfg.compile(o.allow, nil)
 	if err != nil {
 		return nil, err
 	}
-	cli, err := client.New(opts...)
+	copts, err := clientOptions(cfg)
+	if err != nil {
+		return nil, err
+	}
+	cli, err := client.New(copts...)
 	if err != nil {
 		return nil, fmt.Errorf("docker: %w: %w", runner.ErrInvalidConfig, err)
 	}
-	var slots chan struct{}
-	if cfg.MaxConcurrency > 0 {
-		slots = make(chan struct{}, cfg.MaxConcurrency)
+	limiter := o.limiter
+	if limiter == nil && o.maxConcurrency > 0 {
+		limiter = runner.NewLimiter(o.maxConcurrency)
 	}
-	return newRunner(cfg, cli, slots, &engineCPUs{}), nil
+	return newRunner(cfg, comp, o, cli, limiter, &engineCPUs{}, newInflight()), nil
 }
 
-// newRunner returns a Runner for cfg, validated, on cli and slots.
-func newRunner(cfg Config, cli *client.Client, slots chan struct{}, cpus *engineCPUs) *Runner {
-	log := cfg.Logger
+// newRunner returns a Runner for cfg, compiled as comp, on cli and the
+// state it shares with the Runners made from it.
+func newRunner(cfg Config, comp *compiled, o options, cli *client.Client, limiter *runner.Limiter, cpus *engineCPUs, runs *inflight) *Runner {
+	log := o.logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &Runner{cfg: cfg, cli: cli, log: log, slots: slots, owner: ownerLabels(), cpus: cpus}
-	r.platform, _ = parsePlatform(cfg.Platform) // validated by the caller
+	r := &Runner{cfg: cfg, opts: o, compiled: comp, cli: cli, log: log, limiter: limiter, owner: ownerLabels(), cpus: cpus, runs: runs}
+	r.platform = comp.pull.platform
 	r.resolver.Explicit = cfg.Credentials
-	if cfg.DockerConfig != "" {
-		r.resolver.Config, _ = credentials.LoadConfig(string(cfg.DockerConfig)) // validated by the caller
-	}
+	r.resolver.Config = comp.pull.dockerConfig
 	for _, w := range cfg.Memory.Warnings() {
 		log.Warn(w)
 	}
 	return r
-}
-
-// Close releases the connection to the engine. Runs in progress fail,
-// on r and on every Runner made from it by [Runner.With]. Close on a
-// Runner from With does nothing and returns nil: the connection is the
-// one of the Runner [New] returned, which alone closes it.
-func (r *Runner) Close() error {
-	if r.derived {
-		return nil
-	}
-	return r.cli.Close()
 }
 
 // Run pulls the task's image as the pull policy says, runs the script in a
@@ -170,188 +165,63 @@ func (r *Runner) Close() error {
 // [*runner.TimeoutError] whose Limit is "scriptTimeout". With
 // [Config.Wait] false, Run returns once the container has started, and
 // neither limit applies to the container after that.
-func (r *Runner) Run(ctx context.Context, task runner.Task) (res *runner.Result, err error) {
-	// The masker comes first, so that no error Run returns quotes a secret,
-	// not even one about an image or env name that holds it by accident.
-	masker := newMasker(task.Secrets)
-	if masker != nil {
-		defer func() {
-			err = maskError(masker, err)
-			if res != nil {
-				for i, w := range res.Warnings {
-					res.Warnings[i] = masker.String(w)
-				}
-			}
-		}()
-	}
-	if err := task.Validate(); err != nil {
+func (r *Runner) Run(ctx context.Context, task runner.Task) (*runner.Result, error) {
+	ctx, end, err := r.runs.begin(ctx)
+	if err != nil {
 		return nil, err
 	}
-	if _, err := reference.ParseNormalizedNamed(task.Image); err != nil {
-		return nil, &runner.FieldError{Field: "image", Value: task.Image, Problem: "is not a valid image reference: " + err.Error(), Err: runner.ErrInvalidTask}
+	defer end()
+	opts := core.Options{
+		Name: "docker", Log: r.log, Limiter: r.limiter,
+		Resume: r.cfg.Resume, Wait: r.cfg.waits(), Delete: r.cfg.deletes(), KillGrace: time.Duration(r.cfg.KillGracePeriod),
+		MaxOutputBytes: r.cfg.MaxOutputBytes, MaxOutputFiles: r.cfg.MaxOutputFiles,
+		Warnings: r.cfg.Memory.Warnings(), Track: liveRuns.add, ContainerDir: r.cfg.Container.WorkingDir,
 	}
-
-	run := &run{r: r, task: task, id: newRunID(), mask: masker}
-	run.log = r.log.With("run", run.id, "image", task.Image)
-	if task.ID != "" {
-		run.log = run.log.With("task", task.ID)
-	}
-	if r.slots != nil {
-		run.doing = fmt.Sprintf("waiting for a free slot (maxConcurrency %d)", r.cfg.MaxConcurrency)
-		select {
-		case r.slots <- struct{}{}:
-			defer func() { <-r.slots }()
-		case <-ctx.Done():
-			return nil, run.stopped(ctx, run.invalidFirst(ctx, ctx.Err()))
-		}
-	}
-	if task.Timeout > 0 {
-		// This very value is the cause when the timeout is reached, which
-		// tells it from a caller's cause that is a TimeoutError too (a
-		// sibling's, passed on by an errgroup).
-		run.timeout = &runner.TimeoutError{Timeout: task.Timeout.String(), Cause: context.DeadlineExceeded, Limit: "timeout"}
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, task.Timeout, run.timeout)
-		defer cancel()
-	}
-	// A connection error seen once ctx is done is the cancel's doing.
-	defer context.AfterFunc(ctx, func() { now := time.Now(); run.doneAt.Store(&now) })()
-
-	var resumed bool
-	if r.cfg.Resume && task.ID != "" {
-		run.doing = "looking for a container to resume"
-		found, err := r.resumable(ctx, task.ID)
-		if err != nil {
-			return nil, run.stopped(ctx, run.invalidFirst(ctx, err))
-		}
-		if found != nil {
-			run.id, run.containerID, resumed = found.Labels[LabelRun], found.ID, true
-		}
-	}
-	defer liveRuns.add(run.id)()
-	run.doing = "rendering the task"
-	ws, err := run.prepare(ctx)
-	if err != nil {
-		return nil, run.stopped(ctx, run.invalidFirst(ctx, err))
-	}
-	defer func() {
-		if res == nil {
-			ws.discard()
-		}
-	}()
-
-	cleanup := r.cfg.deletes() && (r.cfg.waits() || resumed)
-	if !resumed {
-		run.doing = "looking for the image"
-		if err := r.ensureImage(ctx, run); err != nil {
-			return nil, run.stopped(ctx, err)
-		}
-		if err := run.stage(ctx, ws); err != nil {
-			return nil, run.stopped(ctx, err)
-		}
-		if err := run.create(ctx, ws); err != nil {
-			return nil, run.stopped(ctx, err)
-		}
-	}
-	if cleanup {
-		defer func() { err = errors.Join(err, run.remove(ctx)) }()
-	}
-	if resumed {
-		res, err = run.reattach(ctx)
-	} else {
-		if err := run.copyIn(ctx, ws); err != nil {
-			if !cleanup { // nothing else removes what never started
-				err = errors.Join(err, run.remove(ctx))
-			}
-			return nil, run.stopped(ctx, err)
-		}
-		res, err = run.start(ctx)
-	}
-	if res != nil {
-		res.WorkingDir = ws.hostDir
-		res.Warnings = append(res.Warnings, r.cfg.Memory.Warnings()...)
-	}
-	// An engine that did not answer is not asked for the files.
-	if res != nil && r.cfg.waits() && !run.unresponsive {
-		err = errors.Join(err, run.collect(ctx, ws, res))
-	}
-	return res, run.stopped(ctx, err)
+	return core.Run(ctx, task, opts, func(c *core.State) core.Engine {
+		return &run{r: r, c: c, task: c.Task, log: c.Log}
+	})
 }
 
-// newMasker returns the masker for a task's secrets, nil when there are
-// none. It is built before the task is validated, from the values long
-// enough to be masked ([runner.MinSecretLength]): validation refuses the
-// others without quoting them, and masking them would mangle its message.
-func newMasker(secrets map[string]string) *mask.Masker {
-	values := make([]string, 0, len(secrets))
-	for _, v := range secrets {
-		if utf8.RuneCountInString(v) >= runner.MinSecretLength {
-			values = append(values, v)
-		}
-	}
-	return mask.New(values...)
-}
-
-// maskError masks err's message; a [*runner.FieldError] is replaced by a
-// masked copy, so that errors.As finds no secret in its fields either.
-func maskError(m *mask.Masker, err error) error {
-	if fe, ok := err.(*runner.FieldError); ok {
-		masked := *fe
-		masked.Field, masked.Value, masked.Problem = m.String(fe.Field), m.String(fe.Value), m.String(fe.Problem)
-		return &masked
-	}
-	return m.Error(err)
-}
-
-// run is the state of one Run call.
+// run is the Docker engine of one Run call: what [core.Run] asks of it.
 type run struct {
-	r           *Runner
-	mask        *mask.Masker // nil when the task has no secrets
-	task        runner.Task
-	id          string
-	log         *slog.Logger
-	containerID string
+	r     *Runner
+	c     *core.State
+	task  runner.Task // the task as given (its Image, OnPull, OnStats); c.Task is the rendered one
+	log   *slog.Logger
+	files fileStrategy // chosen once, by Files
 
 	imageUser      string // the image's configured user, when imageUserKnown
 	imageUserKnown bool
-
-	timeout       *runner.TimeoutError      // the cause set when Task.Timeout is reached, nil without one
-	scriptTimeout *runner.TimeoutError      // the cause set when Task.ScriptTimeout is reached, nil without one
-	doing         string                    // what the run is doing, for errors: "pulling", "running", ...
-	unresponsive  bool                      // an engine call went unanswered: make no more
-	doneAt        atomic.Pointer[time.Time] // when ctx was done, nil before
 }
 
-func (run *run) name() string { return "lading-" + run.id }
+var (
+	_ core.Engine  = (*run)(nil)
+	_ core.Resumer = (*run)(nil)
+)
 
 // event reports a stage to the task's OnEvent and the debug log.
-func (run *run) event(stage runner.Stage, detail string) {
-	if stage != runner.StageStopping && stage != runner.StageCleaning {
-		run.doing = string(stage) // errors say in which stage a run was stopped
-	}
-	detail = run.mask.String(detail)
-	run.log.Debug(string(stage), "detail", detail)
-	if run.task.OnEvent != nil {
-		run.task.OnEvent(runner.Event{Stage: stage, Time: time.Now(), Detail: detail})
-	}
-}
+func (run *run) event(stage runner.Stage, detail string) { run.c.Event(stage, detail) }
 
-func (run *run) create(ctx context.Context, ws *workspace) error {
+// Image makes the image present as the pull policy says.
+func (run *run) Image(ctx context.Context) error { return run.r.ensureImage(ctx, run) }
+
+// Details is the docker part of the result.
+func (run *run) Details() any { return &Details{ContainerID: run.c.ContainerID, RunID: run.c.ID} }
+
+// Error wraps an error of the engine's API.
+func (run *run) Error(doing string, err error) error { return engineError(run.r, doing, err) }
+
+// Create makes the container.
+func (run *run) Create(ctx context.Context) error {
 	cfg := &run.r.cfg
-	entry := cfg.EntryPoint
-	switch {
-	case entry == nil:
-		entry = []string{""} // Kestra's default: clear the image's entrypoint
-	case len(entry) == 0:
-		entry = nil // keep the image's entrypoint
-	}
+	ws := run.c.WS
 	labels := maps.Clone(cfg.Labels)
 	if labels == nil {
 		labels = map[string]string{}
 	}
 	maps.Copy(labels, map[string]string{
 		LabelManaged: "true",
-		LabelRun:     run.id,
+		LabelRun:     run.c.ID,
 		LabelCreated: time.Now().UTC().Format(time.RFC3339),
 	})
 	if run.task.ID != "" {
@@ -361,9 +231,8 @@ func (run *run) create(ctx context.Context, ws *workspace) error {
 		labels[LabelDetached] = "true"
 	}
 	maps.Copy(labels, run.r.owner)
-	ports, _ := portBindings(cfg.PortBindings) // validated in New
-	shm, _ := shmSize(cfg.ShmSize)
-	mounts, err := run.mounts(ws, labels)
+	comp := &run.r.compiled.container
+	mounts, err := run.mounts(labels)
 	if err != nil {
 		return err
 	}
@@ -380,47 +249,31 @@ func (run *run) create(ctx context.Context, ws *workspace) error {
 		NetworkMode:  container.NetworkMode(cfg.NetworkMode),
 		ExtraHosts:   cfg.ExtraHosts,
 		Privileged:   cfg.Privileged,
-		ShmSize:      shm,
-		PortBindings: network.PortMap{},
-		Resources:    run.r.resources(),
+		ShmSize:      comp.shm,
+		PortBindings: comp.ports,
+		Resources:    comp.resources,
 	}
-	exposed := network.PortSet{}
-	for port, bindings := range ports {
-		p, err := network.ParsePort(string(port))
-		if err != nil {
-			return &runner.FieldError{Field: "portBindings", Value: string(port), Problem: err.Error(), Err: runner.ErrInvalidConfig}
-		}
-		exposed[p] = struct{}{}
-		for _, b := range bindings {
-			pb := network.PortBinding{HostPort: b.HostPort}
-			if b.HostIP != "" {
-				if pb.HostIP, err = netip.ParseAddr(b.HostIP); err != nil {
-					return &runner.FieldError{Field: "portBindings", Value: b.HostIP, Problem: "is not an IP address", Err: runner.ErrInvalidConfig}
-				}
-			}
-			hostCfg.PortBindings[p] = append(hostCfg.PortBindings[p], pb)
-		}
-	}
-	run.event(runner.StageCreating, run.name())
+	name := run.c.Name()
+	run.event(runner.StageCreating, name)
 	// The create is not cancelled half-way: a cancelled request can leave a
 	// container the engine finishes creating after lading looked for it.
 	// Cancellation is honoured once the engine has answered, or has not
 	// within EngineTimeout of it.
-	createCtx, cancelCreate := engineCall(ctx, EngineTimeout)
+	createCtx, cancelCreate := core.EngineCall(ctx, EngineTimeout)
 	defer cancelCreate()
 	createCtx, cancelCreateTimeout := context.WithTimeout(createCtx, cleanupTimeout)
 	defer cancelCreateTimeout()
 	created, err := run.r.cli.ContainerCreate(createCtx, client.ContainerCreateOptions{
-		Name: run.name(),
+		Name: name,
 		Config: &container.Config{
 			Image:        run.task.Image,
-			Entrypoint:   entry,
-			Cmd:          append(interpreter(run.task), strings.Join(ws.commands, "\n")),
-			Env:          ws.env,
-			WorkingDir:   ContainerWorkingDir,
+			Entrypoint:   comp.entryPoint,
+			Cmd:          append(interpreter(run.task), strings.Join(ws.Commands, "\n")),
+			Env:          ws.Env,
+			WorkingDir:   run.c.WS.ContainerDir,
 			User:         cfg.User,
 			Labels:       labels,
-			ExposedPorts: exposed,
+			ExposedPorts: comp.exposed,
 			AttachStdout: true,
 			AttachStderr: true,
 		},
@@ -430,12 +283,12 @@ func (run *run) create(ctx context.Context, ws *workspace) error {
 	if err != nil {
 		// The engine may have created the container although the call
 		// failed (a lost reply): remove it by name.
-		run.containerID = run.name()
-		return errors.Join(run.callError(createCtx, "create container "+run.name(), EngineTimeout, err), run.remove(ctx))
+		run.c.ContainerID = name
+		return errors.Join(run.c.CallError(createCtx, "create container "+name, EngineTimeout, err), run.c.Remove(ctx))
 	}
-	run.containerID = created.ID
+	run.c.ContainerID = created.ID
 	if ctx.Err() != nil {
-		return errors.Join(ctx.Err(), run.remove(ctx))
+		return errors.Join(ctx.Err(), run.c.Remove(ctx))
 	}
 	for _, w := range created.Warnings {
 		run.log.Warn("engine warning", "warning", w)
@@ -443,275 +296,89 @@ func (run *run) create(ctx context.Context, ws *workspace) error {
 	return nil
 }
 
-// start attaches to the container, registers the wait, starts it, and
-// follows it to its end.
-func (run *run) start(ctx context.Context) (*runner.Result, error) {
-	cli := run.r.cli
-	id := run.containerID
-	res := &runner.Result{Details: &Details{ContainerID: id, RunID: run.id}}
-
-	// The start is not cancelled half-way: the caller may cancel, and output
-	// may arrive, before the engine answers; the stop in follow handles the
-	// cancel. It is bounded once ctx is done.
-	startCtx, cancelStart := engineCall(ctx, EngineTimeout)
-	defer cancelStart()
-	if !run.r.cfg.waits() {
-		res.Started = time.Now()
-		if _, err := cli.ContainerStart(startCtx, id, client.ContainerStartOptions{}); err != nil {
-			return nil, run.callError(startCtx, "start container "+id, EngineTimeout, err)
-		}
-		run.event(runner.StageRunning, id)
-		return res, nil
-	}
-
-	// The stream and the wait outlive a cancelled ctx: after a stop we still
-	// read the output up to the end and learn the exit status.
-	following, stopFollowing := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopFollowing()
-
+// Attach attaches to the created container's output and registers the
+// wait for its exit, before the start.
+func (run *run) Attach(ctx context.Context) (*core.Attachment, error) {
+	cli, id := run.r.cli, run.c.ContainerID
 	att, err := cli.ContainerAttach(ctx, id, client.ContainerAttachOptions{Stream: true, Stdout: true, Stderr: true})
 	if err != nil {
 		return nil, engineError(run.r, "attach to container", err)
 	}
-	defer att.Close()
-	wait := cli.ContainerWait(following, id, client.ContainerWaitOptions{Condition: container.WaitConditionNextExit})
-	return run.follow(ctx, following, res, att.Reader, att.Close, wait, func() error {
-		res.Started = time.Now()
-		run.event(runner.StageRunning, id)
-		if _, err := cli.ContainerStart(startCtx, id, client.ContainerStartOptions{}); err != nil {
-			return run.callError(startCtx, "start container "+id, EngineTimeout, err)
-		}
-		return nil
-	})
+	// The wait outlives a cancelled ctx: after a stop we still learn the
+	// exit status.
+	waiting, stopWaiting := context.WithCancel(context.WithoutCancel(ctx))
+	wait := cli.ContainerWait(waiting, id, client.ContainerWaitOptions{Condition: container.WaitConditionNextExit})
+	return run.attachment(att.Reader, func() { att.Close(); stopWaiting() }, wait), nil
 }
 
-// follow reads the container's multiplexed output from stream into the
-// task's sinks, calls start (if any), waits for the exit (stopping the
-// container when ctx ends first, or [runner.Task.ScriptTimeout] after
-// res.Started), drains the stream and fills res. following is the context
-// that outlives ctx for the wait and the reads.
-func (run *run) follow(ctx, following context.Context, res *runner.Result, stream io.Reader, closeStream func(),
-	wait client.ContainerWaitResult, start func() error) (*runner.Result, error) {
-	limit := run.task.ScriptTimeout
-	if limit <= 0 {
-		return run.followScript(ctx, following, res, stream, closeStream, wait, start)
-	}
-	run.scriptTimeout = &runner.TimeoutError{Timeout: limit.String(), Cause: context.DeadlineExceeded, Limit: "scriptTimeout"}
-	script, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	defer context.AfterFunc(script, func() { now := time.Now(); run.doneAt.CompareAndSwap(nil, &now) })()
-	var timer *time.Timer
-	arm := func() {
-		// From the container's start: a resumed run gets what is left.
-		timer = time.AfterFunc(limit-time.Since(res.Started), func() { cancel(run.scriptTimeout) })
-	}
-	if start == nil {
-		arm()
-	} else {
-		inner := start
-		start = func() error {
-			err := inner()
-			if err == nil {
-				arm()
-			}
+// attachment is the shape the core follows of a container's multiplexed
+// stream and its registered wait.
+func (run *run) attachment(stream io.Reader, closeStream func(), wait client.ContainerWaitResult) *core.Attachment {
+	id := run.c.ContainerID
+	a := &core.Attachment{
+		Stream: stream,
+		Close:  closeStream,
+		Demux: func(stdout, stderr io.Writer, src io.Reader) error {
+			_, err := stdcopy.StdCopy(stdout, stderr, src)
 			return err
-		}
-	}
-	res, err := run.followScript(script, following, res, stream, closeStream, wait, start)
-	if timer != nil {
-		timer.Stop()
-	}
-	if ctx.Err() == nil && context.Cause(script) == error(run.scriptTimeout) {
-		err = run.stopped(script, err)
-	}
-	return res, err
-}
-
-func (run *run) followScript(ctx, following context.Context, res *runner.Result, stream io.Reader, closeStream func(),
-	wait client.ContainerWaitResult, start func() error) (*runner.Result, error) {
-	id := run.containerID
-	var out flow
-	defer out.gone.Store(true) // nothing reaches the task after Run returns
-	sink := logs.New(out.taskWriter(run.task.Stdout), out.taskWriter(run.task.Stderr), out.onLine(run.task.OnLine), run.mask)
-	drained := make(chan error, 1)
-	go func() {
-		_, err := stdcopy.StdCopy(sinkWriter{&out, sink.Writer(runner.Stdout)}, sinkWriter{&out, sink.Writer(runner.Stderr)}, flowReader{&out, stream})
-		drained <- err
-	}()
-	if start != nil {
-		if err := start(); err != nil {
-			closeStream()
-			return nil, err
-		}
-	}
-
-	statsDone := make(chan struct{})
-	statsCtx, stopStats := context.WithCancel(following)
-	go func() {
-		defer close(statsDone)
-		if run.statsWanted() {
-			if err := run.followStats(statsCtx, id, res); err != nil {
-				run.log.Warn("following stats", "error", err)
-			}
-		}
-	}()
-	defer func() { stopStats(); <-statsDone }()
-
-	var status container.WaitResponse
-	var stopped bool // the caller cancelled, or the timeout came, and we stopped the container
-	var stopErr error
-	select {
-	case status = <-wait.Result:
-	case err := <-wait.Error:
-		closeStream()
-		return nil, engineError(run.r, "wait for container", err)
-	case <-ctx.Done():
-		stopped = true
-		run.event(runner.StageStopping, context.Cause(ctx).Error())
-		stopErr = run.stop(ctx)
-		if !run.unresponsive {
-			timer := time.NewTimer(EngineTimeout)
+		},
+		Wait: func(ctx context.Context) (core.Exit, error) {
 			select {
-			case status = <-wait.Result:
+			case status := <-wait.Result:
+				exit := core.Exit{Code: int(status.StatusCode)}
+				if status.Error != nil {
+					exit.Message = status.Error.Message
+				}
+				return exit, nil
 			case err := <-wait.Error:
-				timer.Stop()
-				closeStream()
-				return nil, errors.Join(stopErr, engineError(run.r, "wait for stopped container", err))
-			case <-timer.C:
-				run.unresponsive = true
-				stopErr = errors.Join(stopErr, &unresponsiveError{doing: "wait for container " + id + " to exit", bound: EngineTimeout})
+				return core.Exit{}, err
+			case <-ctx.Done():
+				return core.Exit{}, ctx.Err()
 			}
-			timer.Stop()
-		}
-	}
-	res.Finished = time.Now()
-	res.ExitCode = int(status.StatusCode)
-	if run.unresponsive {
-		res.ExitCode = -1 // unknown: the engine did not say
-	}
-	stopStats()
-	<-statsDone // res is complete: no more writes from the stats goroutine
-
-	if run.unresponsive {
-		// The engine may never end the stream: what was read is kept.
-		closeStream()
-	}
-	drainErr, warning, blocked := out.drain(drained, closeStream)
-	if blocked {
-		// A task writer holds the sink: its lines and outputs cannot be
-		// read without waiting for it.
-		var exitErr error
-		if !stopped && res.ExitCode != 0 {
-			exitErr = &runner.ExitError{ExitCode: res.ExitCode}
-		}
-		return res, errors.Join(outputBlockedError{}, stopErr, run.stoppedErr(stopped, res), exitErr)
-	}
-	if drainErr != nil && ctx.Err() == nil {
-		res.Warnings = append(res.Warnings, "reading the container's output: "+drainErr.Error())
-	}
-	if warning != "" {
-		res.Warnings = append(res.Warnings, warning)
-	}
-	writeErr := sink.Close()
-	sink.Fill(res)
-
-	if res.ExitCode > 0 && !run.unresponsive {
-		call, cancel := engineCall(ctx, EngineTimeout)
-		call, cancelTimeout := context.WithTimeout(call, cleanupTimeout)
-		inspected, err := run.r.cli.ContainerInspect(call, id, client.ContainerInspectOptions{})
-		if err == nil && inspected.Container.State != nil {
-			res.OOMKilled = inspected.Container.State.OOMKilled
-		} else if err != nil {
-			if uerr, ok := run.callError(call, "inspect container "+id, EngineTimeout, err).(*unresponsiveError); ok {
-				stopErr = errors.Join(stopErr, uerr)
+		},
+		OOM: func(ctx context.Context) (bool, error) {
+			inspected, err := run.r.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+			if err != nil {
+				return false, err
 			}
-		}
-		cancelTimeout()
-		cancel()
+			return inspected.Container.State != nil && inspected.Container.State.OOMKilled, nil
+		},
 	}
-	switch {
-	case status.Error != nil && status.Error.Message != "":
-		return res, errors.Join(fmt.Errorf("docker: wait for container %s: %s", id, status.Error.Message), stopErr, writeErr)
-	case stopped:
-		return res, errors.Join(run.stoppedErr(stopped, res), stopErr, writeErr)
-	case res.ExitCode != 0:
-		return res, errors.Join(&runner.ExitError{ExitCode: res.ExitCode, OOMKilled: res.OOMKilled}, stopErr, writeErr)
+	if run.statsWanted() {
+		a.Stats = func(ctx context.Context, res *runner.Result) error { return run.followStats(ctx, id, res) }
 	}
-	return res, errors.Join(stopErr, writeErr)
+	return a
 }
 
-// stoppedErr says that the container was stopped, and with what exit code;
-// nil when it was not. Run's error adds why (the context's end).
-func (run *run) stoppedErr(stopped bool, res *runner.Result) error {
-	switch {
-	case !stopped:
-		return nil
-	case run.unresponsive:
-		return errors.New("asked the container to stop; the engine did not say whether it did")
-	}
-	return fmt.Errorf("container stopped, exit code %d", res.ExitCode)
+// Start starts the created container.
+func (run *run) Start(ctx context.Context) error {
+	_, err := run.r.cli.ContainerStart(ctx, run.c.ContainerID, client.ContainerStartOptions{})
+	return err
 }
 
-// stop stops the container with the configured signal and grace period. The
-// call is given the grace period plus EngineTimeout.
-func (run *run) stop(ctx context.Context) error {
-	cfg := &run.r.cfg
-	grace := max(time.Duration(cfg.KillGracePeriod), 0)
-	call, cancel := engineCall(ctx, grace+EngineTimeout)
-	defer cancel()
+// Stop stops the container with the configured signal and grace period.
+func (run *run) Stop(ctx context.Context, grace time.Duration) error {
 	var err error
 	if grace == 0 {
-		_, err = run.r.cli.ContainerKill(call, run.containerID, client.ContainerKillOptions{Signal: "SIGKILL"})
+		_, err = run.r.cli.ContainerKill(ctx, run.c.ContainerID, client.ContainerKillOptions{Signal: "SIGKILL"})
 	} else {
 		secs := int(math.Ceil(grace.Seconds()))
-		_, err = run.r.cli.ContainerStop(call, run.containerID, client.ContainerStopOptions{Signal: cfg.StopSignal, Timeout: &secs})
+		_, err = run.r.cli.ContainerStop(ctx, run.c.ContainerID, client.ContainerStopOptions{Signal: run.r.cfg.StopSignal, Timeout: &secs})
 	}
 	if err != nil && !cerrdefs.IsNotFound(err) && !cerrdefs.IsConflict(err) {
-		return run.callError(call, "stop container "+run.containerID, grace+EngineTimeout, err)
+		return err
 	}
 	return nil
 }
 
-// remove deletes the container and its anonymous volumes, within
-// cleanupTimeout, and within EngineTimeout once ctx is done. A container
-// that is already gone counts as removed. After an engine call went
-// unanswered it is not asked: the container is left for Prune.
-func (run *run) remove(ctx context.Context) error {
-	run.event(runner.StageCleaning, run.containerID)
-	doing := "remove container " + run.containerID
-	if run.unresponsive {
-		return &unresponsiveError{doing: doing}
-	}
-	call, cancel := engineCall(ctx, EngineTimeout)
-	defer cancel()
-	call, cancelTimeout := context.WithTimeout(call, cleanupTimeout)
-	defer cancelTimeout()
-	_, err := run.r.cli.ContainerRemove(call, run.containerID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
-	if err == nil || cerrdefs.IsNotFound(err) {
+// Remove deletes the container and its anonymous volumes. A container that
+// is already gone, or being removed, counts as removed.
+func (run *run) Remove(ctx context.Context) error {
+	_, err := run.r.cli.ContainerRemove(ctx, run.c.ContainerID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
+	if err == nil || cerrdefs.IsNotFound(err) || cerrdefs.IsConflict(err) {
 		return nil
 	}
-	if cerrdefs.IsConflict(err) {
-		return nil // removal already in progress
-	}
-	return run.callError(call, doing, EngineTimeout, err)
-}
-
-// resources returns the container's limits from the configuration.
-func (r *Runner) resources() container.Resources {
-	mem := r.cfg.Memory.Limits()
-	res := container.Resources{
-		NanoCPUs:          r.cfg.CPU.CPUs.NanoCPUs(),
-		Memory:            mem.Memory,
-		MemorySwap:        mem.MemorySwap,
-		MemoryReservation: mem.MemoryReservation,
-		MemorySwappiness:  mem.MemorySwappiness,
-		OomKillDisable:    mem.OOMKillDisable,
-		DeviceRequests:    deviceRequests(r.cfg.DeviceRequests),
-	}
-	if r.cfg.PidsLimit > 0 {
-		res.PidsLimit = &r.cfg.PidsLimit
-	}
-	return res
+	return err
 }
 
 // engineCPUs is the engine's CPU count, asked once it is needed and kept
@@ -748,29 +415,8 @@ func initFlag(b bool) *bool {
 	return &b
 }
 
-func deviceRequests(in []DeviceRequest) []container.DeviceRequest {
-	if len(in) == 0 {
-		return nil
-	}
-	out := make([]container.DeviceRequest, len(in))
-	for i, d := range in {
-		out[i] = container.DeviceRequest{Driver: d.Driver, Count: d.Count, DeviceIDs: d.DeviceIDs, Capabilities: d.Capabilities, Options: d.Options}
-	}
-	return out
-}
-
 // interpreter returns the task's interpreter, or the default.
 func interpreter(task runner.Task) []string {
 	cmd := task.Command()
 	return cmd[:len(cmd)-1]
-}
-
-func newRunID() string {
-	var b [8]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		// crypto/rand does not fail on supported platforms; fall back to
-		// something unique within this process anyway.
-		return fmt.Sprintf("%x-%x", os.Getpid(), time.Now().UnixNano())
-	}
-	return hex.EncodeToString(b[:])
 }

@@ -22,10 +22,10 @@ import (
 
 // newRunner returns a Runner on the test engine with cfg, closed at the end
 // of the test.
-func newRunner(t *testing.T, cfg docker.Config) (*docker.Runner, *client.Client) {
+func newRunner(t *testing.T, cfg docker.Config, opts ...docker.Option) (*docker.Runner, *client.Client) {
 	t.Helper()
 	cli := testenv.Engine(t)
-	r, err := docker.New(cfg)
+	r, err := docker.New(cfg, opts...)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = r.Close() })
 	return r, cli
@@ -58,7 +58,7 @@ func removeAfter(t *testing.T, cli *client.Client, id string) {
 }
 
 func TestIssueExample(t *testing.T) {
-	r, cli := newRunner(t, docker.Config{PullPolicy: docker.PullIfNotPresent})
+	r, cli := newRunner(t, docker.Config{Pull: docker.Pull{PullPolicy: docker.PullIfNotPresent}})
 	var stdout, stderr strings.Builder
 	res, err := r.Run(t.Context(), runner.Task{
 		Image:    testenv.Image,
@@ -128,7 +128,7 @@ func TestContainerIsLabelledAndRemovedOnEveryPath(t *testing.T) {
 }
 
 func TestDeleteFalseKeepsContainer(t *testing.T) {
-	r, cli := newRunner(t, docker.Config{Delete: docker.Bool(false)})
+	r, cli := newRunner(t, docker.Config{Lifecycle: docker.Lifecycle{Delete: docker.Bool(false)}})
 	res, err := r.Run(t.Context(), runner.Task{Image: testenv.Image, Commands: []string{"exit 4"}})
 	require.Error(t, err)
 	id := details(t, res).ContainerID
@@ -139,7 +139,7 @@ func TestDeleteFalseKeepsContainer(t *testing.T) {
 }
 
 func TestWaitFalseReturnsAtOnce(t *testing.T) {
-	r, cli := newRunner(t, docker.Config{Wait: docker.Bool(false)})
+	r, cli := newRunner(t, docker.Config{Lifecycle: docker.Lifecycle{Wait: docker.Bool(false)}})
 	start := time.Now()
 	res, err := r.Run(t.Context(), runner.Task{Image: testenv.Image, Commands: []string{"echo hidden", "sleep 30"}})
 	require.NoError(t, err)
@@ -172,7 +172,7 @@ func TestEntryPoint(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r, _ := newRunner(t, docker.Config{EntryPoint: tt.entry})
+			r, _ := newRunner(t, docker.Config{Container: docker.Container{EntryPoint: tt.entry}})
 			var out strings.Builder
 			_, err := r.Run(t.Context(), runner.Task{Image: image, Commands: []string{"echo script-ran"}, Stdout: &out})
 			require.NoError(t, err)
@@ -183,10 +183,7 @@ func TestEntryPoint(t *testing.T) {
 
 func TestConfigReachesTheContainer(t *testing.T) {
 	r, _ := newRunner(t, docker.Config{
-		User:        "1000:1000",
-		NetworkMode: "none",
-		ExtraHosts:  []string{"lading-db:10.1.2.3"},
-		ShmSize:     "32m",
+		Container: docker.Container{User: "1000:1000", NetworkMode: "none", ExtraHosts: []string{"lading-db:10.1.2.3"}, ShmSize: "32m"},
 	})
 	var out strings.Builder
 	_, err := r.Run(t.Context(), runner.Task{
@@ -204,7 +201,7 @@ func TestConfigReachesTheContainer(t *testing.T) {
 }
 
 func TestPortBindings(t *testing.T) {
-	r, cli := newRunner(t, docker.Config{PortBindings: []string{"127.0.0.1:18080:8080/tcp", "18081:81/udp"}, Allow: docker.Allow{PortBindings: true}, Delete: docker.Bool(false)})
+	r, cli := newRunner(t, docker.Config{Container: docker.Container{PortBindings: []string{"127.0.0.1:18080:8080/tcp", "18081:81/udp"}}, Lifecycle: docker.Lifecycle{Delete: docker.Bool(false)}}, docker.WithAllow(docker.Allow{PortBindings: true}))
 	res, err := r.Run(t.Context(), runner.Task{Image: testenv.Image, Commands: []string{"echo up"}})
 	require.NoError(t, err)
 	id := details(t, res).ContainerID
@@ -226,20 +223,20 @@ func TestPortBindings(t *testing.T) {
 
 func TestPullPolicies(t *testing.T) {
 	t.Run("NEVER with a missing image names it", func(t *testing.T) {
-		r, _ := newRunner(t, docker.Config{PullPolicy: docker.PullNever})
+		r, _ := newRunner(t, docker.Config{Pull: docker.Pull{PullPolicy: docker.PullNever}})
 		_, err := r.Run(t.Context(), runner.Task{Image: "lading-test/absent:nope", Commands: []string{"true"}})
 		require.ErrorIs(t, err, runner.ErrImageNotFound)
 		assert.Contains(t, err.Error(), "lading-test/absent:nope")
 		assert.Contains(t, err.Error(), "NEVER")
 	})
 	t.Run("NEVER with a present image runs", func(t *testing.T) {
-		r, _ := newRunner(t, docker.Config{PullPolicy: docker.PullNever})
+		r, _ := newRunner(t, docker.Config{Pull: docker.Pull{PullPolicy: docker.PullNever}})
 		_, err := r.Run(t.Context(), runner.Task{Image: testenv.Image, Commands: []string{"true"}})
 		require.NoError(t, err)
 	})
 	t.Run("IF_NOT_PRESENT with a present image does not pull", func(t *testing.T) {
 		// The test image exists only locally: a pull would fail.
-		r, _ := newRunner(t, docker.Config{PullPolicy: docker.PullIfNotPresent})
+		r, _ := newRunner(t, docker.Config{Pull: docker.Pull{PullPolicy: docker.PullIfNotPresent}})
 		_, err := r.Run(t.Context(), runner.Task{Image: testenv.Image, Commands: []string{"true"}})
 		require.NoError(t, err)
 	})
@@ -252,7 +249,7 @@ func TestPullPolicies(t *testing.T) {
 		require.NoError(t, err)
 		t.Cleanup(func() { _, _ = cli.ImageRemove(context.Background(), image, client.ImageRemoveOptions{}) })
 
-		r, _ := newRunner(t, docker.Config{PullPolicy: docker.PullAlways})
+		r, _ := newRunner(t, docker.Config{Pull: docker.Pull{PullPolicy: docker.PullAlways}})
 		_, err = r.Run(t.Context(), runner.Task{Image: image, Commands: []string{"true"}})
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), "pull "+image)

@@ -162,14 +162,14 @@ func tlsHint(err error) string {
 }
 
 // runtimes is a Runner's cache of the engine's OCI runtimes, filled on the
-// first Run that sets [Config.Runtime] and filled again after a failure.
+// first Run that sets [Container.Runtime] and filled again after a failure.
 type runtimes struct {
 	mu    sync.Mutex
 	names []string // sorted; nil until known
 }
 
 // checkRuntime fails with a FieldError naming the engine's runtimes when
-// [Config.Runtime] is not one of them.
+// [Container.Runtime] is not one of them.
 func (r *Runner) checkRuntime(ctx context.Context) error {
 	want := r.cfg.Runtime
 	if want == "" {

@@ -44,7 +44,7 @@ func TestRuntimeNeedsAllow(t *testing.T) {
 	require.ErrorAs(t, err, &fe)
 	assert.Equal(t, "runtime", fe.Field)
 	assert.Equal(t, "runc", fe.Value)
-	assert.Contains(t, err.Error(), "Config.Allow.Runtimes")
+	assert.Contains(t, err.Error(), "sets Allow.Runtimes")
 
 	_, err = docker.ParseConfigAllowing([]byte(`{"runtime":"runc"}`), docker.Allow{Runtimes: []string{"runsc"}})
 	require.ErrorAs(t, err, &fe, "a runtime the host program did not list is refused")
@@ -63,7 +63,7 @@ func TestRuntimeNeedsAllow(t *testing.T) {
 }
 
 func TestUnknownRuntimeNamesTheEngines(t *testing.T) {
-	r, cli := newRunner(t, docker.Config{Runtime: "no-such-runtime", Allow: docker.Allow{Runtimes: []string{"*"}}})
+	r, cli := newRunner(t, docker.Config{Container: docker.Container{Runtime: "no-such-runtime"}}, docker.WithAllow(docker.Allow{Runtimes: []string{"*"}}))
 	have := engineRuntimes(t, cli)
 	for range 2 { // the second Run uses the cached list
 		res, err := r.Run(t.Context(), runner.Task{Image: testenv.Image, Commands: []string{"true"}})
@@ -105,7 +105,7 @@ func TestRuntimeListRetriedAfterAFailure(t *testing.T) {
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
 
-	r, _ := newRunner(t, docker.Config{Host: "unix://" + front, Runtime: "no-such-runtime", Allow: docker.Allow{Runtimes: []string{"*"}}})
+	r, _ := newRunner(t, docker.Config{Host: "unix://" + front, Container: docker.Container{Runtime: "no-such-runtime"}}, docker.WithAllow(docker.Allow{Runtimes: []string{"*"}}))
 	_, err = r.Run(t.Context(), runner.Task{Image: testenv.Image, Commands: []string{"true"}})
 	require.Error(t, err)
 	assert.NotErrorIs(t, err, runner.ErrInvalidConfig, "the engine's failure, not a verdict on the runtime")
@@ -122,7 +122,7 @@ func TestRuntimeReachesTheEngine(t *testing.T) {
 	cli := testenv.Engine(t)
 	have := engineRuntimes(t, cli)
 	require.Contains(t, have, "runc")
-	r, _ := newRunner(t, docker.Config{Runtime: "runc", Allow: docker.Allow{Runtimes: []string{"runc"}}, Delete: docker.Bool(false)})
+	r, _ := newRunner(t, docker.Config{Container: docker.Container{Runtime: "runc"}, Lifecycle: docker.Lifecycle{Delete: docker.Bool(false)}}, docker.WithAllow(docker.Allow{Runtimes: []string{"runc"}}))
 	res, err := r.Run(t.Context(), runner.Task{Image: testenv.Image, Commands: []string{"true"}})
 	require.NoError(t, err)
 	id := details(t, res).ContainerID
@@ -151,7 +151,7 @@ func TestConformanceRunsc(t *testing.T) {
 	}
 	sandboxed := docker.Allow{Runtimes: []string{"runsc"}}
 	t.Run("sandboxed", func(t *testing.T) {
-		r, _ := newRunner(t, docker.Config{Runtime: "runsc", Allow: sandboxed})
+		r, _ := newRunner(t, docker.Config{Container: docker.Container{Runtime: "runsc"}}, docker.WithAllow(sandboxed))
 		var kernel []string
 		_, err := r.Run(t.Context(), runner.Task{Image: testenv.Image, Commands: []string{"uname -r"},
 			OnLine: func(l runner.Line) { kernel = append(kernel, l.Text) }})
@@ -163,7 +163,7 @@ func TestConformanceRunsc(t *testing.T) {
 			runnertest.Run(t, runnertest.Config{
 				Image: testenv.Image,
 				New: func(t *testing.T) runner.Runner {
-					r, _ := newRunner(t, docker.Config{Runtime: "runsc", Allow: sandboxed, FileHandlingStrategy: strategy})
+					r, _ := newRunner(t, docker.Config{FileHandlingStrategy: strategy, Container: docker.Container{Runtime: "runsc"}}, docker.WithAllow(sandboxed))
 					return r
 				},
 			})
@@ -184,7 +184,7 @@ func BenchmarkTrivialByRuntime(b *testing.B) {
 			if _, ok := info.Info.Runtimes[rt]; rt != "" && (!ok || testenv.IsPodman(b)) {
 				b.Skip("no runsc on this engine (or Podman, where it is not tested)")
 			}
-			r, err := docker.New(docker.Config{Runtime: rt, Allow: docker.Allow{Runtimes: []string{"*"}}})
+			r, err := docker.New(docker.Config{Container: docker.Container{Runtime: rt}}, docker.WithAllow(docker.Allow{Runtimes: []string{"*"}}))
 			require.NoError(b, err)
 			b.Cleanup(func() { _ = r.Close() })
 			for b.Loop() {

@@ -14,7 +14,7 @@ import (
 
 // The program of the README: needs an engine, so it has no Output line.
 func ExampleRunner_Run() {
-	r, err := docker.New(docker.Config{PullPolicy: docker.PullIfNotPresent})
+	r, err := docker.New(docker.Config{Pull: docker.Pull{PullPolicy: docker.PullIfNotPresent}})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -15,8 +15,8 @@ import (
 // connection and under one limit of 2 runs at once; the script alone may
 // take a minute, the pull not counted. Needs an engine: no Output line.
 func ExampleRunner_With() {
-	base := docker.Config{MaxConcurrency: 2}
-	root, err := docker.New(base)
+	base := docker.Config{}
+	root, err := docker.New(base, docker.WithMaxConcurrency(2))
 	if err != nil {
 		log.Fatal(err)
 	}

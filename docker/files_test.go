@@ -38,7 +38,7 @@ func TestNonRootUserWritesItsDirectories(t *testing.T) {
 		for _, user := range []string{"1000:1000", "nobody", "lading", "image's USER"} {
 			for _, inputs := range []bool{true, false} {
 				t.Run(fmt.Sprintf("%s/%s/inputs=%v", strategy, user, inputs), func(t *testing.T) {
-					cfg, image := docker.Config{User: user, FileHandlingStrategy: strategy}, testenv.Image
+					cfg, image := docker.Config{FileHandlingStrategy: strategy, Container: docker.Container{User: user}}, testenv.Image
 					if user == "image's USER" {
 						cfg.User, image = "", nobodyImage
 					}
@@ -75,19 +75,19 @@ func TestNonRootUserWritesItsDirectories(t *testing.T) {
 
 func TestVolumes(t *testing.T) {
 	t.Run("refused unless the host program enables them", func(t *testing.T) {
-		_, err := docker.New(docker.Config{Volumes: []string{"/etc:/host-etc:ro"}})
+		_, err := docker.New(docker.Config{Container: docker.Container{Volumes: []string{"/etc:/host-etc:ro"}}})
 		require.ErrorIs(t, err, runner.ErrInvalidConfig)
 		var fe *runner.FieldError
 		require.ErrorAs(t, err, &fe)
 		assert.Equal(t, "volumes", fe.Field)
-		assert.Contains(t, err.Error(), "VolumesEnabled")
+		assert.Contains(t, err.Error(), "Allow.Volumes (docker.WithAllow)")
 
 		_, err = docker.ParseConfig([]byte(`{"volumes":["/etc:/host-etc"]}`))
 		require.ErrorIs(t, err, runner.ErrInvalidConfig, "JSON alone cannot enable volumes")
 	})
 	t.Run("bad specs", func(t *testing.T) {
-		for _, v := range []string{"/a", "rel:/b", "/a:rel", "/a:/b:rx", "/a:" + docker.ContainerWorkingDir} {
-			_, err := docker.New(docker.Config{VolumesEnabled: true, Volumes: []string{v}})
+		for _, v := range []string{"/a", "rel:/b", "/a:rel", "/a:/b:rx"} {
+			_, err := docker.New(docker.Config{Container: docker.Container{Volumes: []string{v}}}, docker.WithAllow(docker.Allow{Volumes: true}))
 			var fe *runner.FieldError
 			require.ErrorAs(t, err, &fe, v)
 			assert.Equal(t, v, fe.Value)
@@ -96,12 +96,23 @@ func TestVolumes(t *testing.T) {
 	t.Run("mounted when enabled", func(t *testing.T) {
 		host := t.TempDir()
 		require.NoError(t, os.WriteFile(filepath.Join(host, "shared.txt"), []byte("from host"), 0o644))
-		r, _ := newRunner(t, docker.Config{VolumesEnabled: true, Volumes: []string{host + ":/shared:ro"}})
+		r, _ := newRunner(t, docker.Config{Container: docker.Container{Volumes: []string{host + ":/shared:ro"}}}, docker.WithAllow(docker.Allow{Volumes: true}))
 		var out strings.Builder
 		_, err := r.Run(t.Context(), runner.Task{Image: testenv.Image, Stdout: &out,
 			Commands: []string{"cat /shared/shared.txt; echo", "touch /shared/x 2>/dev/null || echo read-only"}})
 		require.NoError(t, err)
 		assert.Equal(t, "from host\nread-only\n", out.String())
+	})
+	t.Run("not over the working directory, which is at the host's path", func(t *testing.T) {
+		host, work := t.TempDir(), t.TempDir()
+		for _, target := range []string{work, work + "/sub"} {
+			r, _ := newRunner(t, docker.Config{Container: docker.Container{Volumes: []string{host + ":" + target}}}, docker.WithAllow(docker.Allow{Volumes: true}))
+			_, err := r.Run(t.Context(), runner.Task{Image: testenv.Image, WorkingDir: work, Commands: []string{"true"}})
+			var fe *runner.FieldError
+			require.ErrorAs(t, err, &fe, target)
+			assert.Equal(t, "volumes", fe.Field)
+			assert.Contains(t, err.Error(), "must not mount over the working directory "+work)
+		}
 	})
 }
 
@@ -123,7 +134,7 @@ func TestTempWorkingDirRemovedWhenNothingRan(t *testing.T) {
 	// A private TMPDIR: other test processes (go test runs packages side
 	// by side) make lading-* directories of their own in the shared one.
 	t.Setenv("TMPDIR", t.TempDir())
-	r, _ := newRunner(t, docker.Config{PullPolicy: docker.PullNever})
+	r, _ := newRunner(t, docker.Config{Pull: docker.Pull{PullPolicy: docker.PullNever}})
 	before, _ := filepath.Glob(filepath.Join(os.TempDir(), "lading-*"))
 	_, err := r.Run(t.Context(), runner.Task{Image: "lading-test/absent:x", Commands: []string{"true"},
 		InputFiles: map[string]runner.Source{"a.txt": files.String("a")}})

@@ -42,7 +42,7 @@ func cancelOn(line string, cancel context.CancelFunc) (func(runner.Line), func()
 
 func TestKillGracePeriod(t *testing.T) {
 	t.Run("a trapping script runs its handler within the grace period", func(t *testing.T) {
-		r, cli := newRunner(t, docker.Config{KillGracePeriod: docker.Duration(10 * time.Second)})
+		r, cli := newRunner(t, docker.Config{Lifecycle: docker.Lifecycle{KillGracePeriod: docker.Duration(10 * time.Second)}})
 		ctx, cancel := context.WithCancel(t.Context())
 		onLine, seen := cancelOn("ready", cancel)
 		res, err := r.Run(ctx, runner.Task{
@@ -63,7 +63,7 @@ func TestKillGracePeriod(t *testing.T) {
 	})
 	t.Run("a PID 1 that ignores SIGTERM is killed after the grace period", func(t *testing.T) {
 		const grace = 2 * time.Second
-		r, cli := newRunner(t, docker.Config{KillGracePeriod: docker.Duration(grace)})
+		r, cli := newRunner(t, docker.Config{Lifecycle: docker.Lifecycle{KillGracePeriod: docker.Duration(grace)}})
 		ctx, cancel := context.WithCancel(t.Context())
 		onLine, _ := cancelOn("ready", cancel)
 		var cancelledAt time.Time
@@ -99,7 +99,7 @@ func TestKillGracePeriod(t *testing.T) {
 		assert.NotContains(t, seen(), "trapped", "SIGKILL cannot be trapped")
 	})
 	t.Run("timeout stops with the grace period too", func(t *testing.T) {
-		r, _ := newRunner(t, docker.Config{KillGracePeriod: docker.Duration(10 * time.Second)})
+		r, _ := newRunner(t, docker.Config{Lifecycle: docker.Lifecycle{KillGracePeriod: docker.Duration(10 * time.Second)}})
 		res, err := r.Run(t.Context(), runner.Task{
 			Image:    testenv.Image,
 			Commands: []string{`trap 'echo timed out, cleaning; exit 3' TERM`, "while true; do sleep 0.1; done"},
@@ -137,7 +137,7 @@ func TestEventsInOrder(t *testing.T) {
 }
 
 func TestMaxConcurrency(t *testing.T) {
-	r, _ := newRunner(t, docker.Config{MaxConcurrency: 2})
+	r, _ := newRunner(t, docker.Config{}, docker.WithMaxConcurrency(2))
 	var running, peak atomic.Int32
 	var wg sync.WaitGroup
 	for range 5 {
@@ -166,7 +166,7 @@ func TestMaxConcurrency(t *testing.T) {
 	assert.Equal(t, int32(2), peak.Load(), "never more than 2 scripts at once, and the limit was reached")
 
 	t.Run("cancellation while queued", func(t *testing.T) {
-		r, _ := newRunner(t, docker.Config{MaxConcurrency: 1})
+		r, _ := newRunner(t, docker.Config{}, docker.WithMaxConcurrency(1))
 		started := make(chan struct{})
 		done := make(chan struct{})
 		go func() {
@@ -210,7 +210,7 @@ func TestCancelWithCause(t *testing.T) {
 	reg.Stall() // the pull stays under way until the cancel
 
 	// What the errgroup's cancel carries: a sibling step that timed out.
-	sibling := fmt.Errorf("step b: %w", &runner.TimeoutError{Timeout: "1s", Cause: context.DeadlineExceeded})
+	sibling := fmt.Errorf("step b: %w", &runner.TimeoutError{Timeout: time.Second, Cause: context.DeadlineExceeded})
 	type setup struct {
 		r    *docker.Runner
 		task runner.Task
@@ -227,7 +227,7 @@ func TestCancelWithCause(t *testing.T) {
 		mayNotFail bool
 	}{
 		{name: "waiting for a slot", words: []string{"maxConcurrency 1"}, setup: func(t *testing.T, cancel func()) setup {
-			r, _ := newRunner(t, docker.Config{MaxConcurrency: 1})
+			r, _ := newRunner(t, docker.Config{}, docker.WithMaxConcurrency(1))
 			holding := make(chan struct{})
 			ctx, stop := context.WithCancel(context.Background())
 			done := make(chan struct{})
@@ -247,7 +247,7 @@ func TestCancelWithCause(t *testing.T) {
 			return setup{r: r, task: runner.Task{Image: testenv.Image, Commands: []string{"true"}}, arm: func(cancel func()) { cancel() }}
 		}},
 		{name: "pull", words: []string{"pulling", pullRef}, setup: func(t *testing.T, cancel func()) setup {
-			r := registryRunner(t, reg, docker.Config{PullPolicy: docker.PullAlways})
+			r := registryRunner(t, reg, docker.Config{Pull: docker.Pull{PullPolicy: docker.PullAlways}})
 			return setup{r: r, task: runner.Task{Image: pullRef, Commands: []string{"true"}, OnEvent: onStage(runner.StagePulling, cancel)}}
 		}},
 		{name: "create", words: []string{"creating", "lading-"}, setup: func(t *testing.T, cancel func()) setup {
@@ -324,7 +324,7 @@ func TestCancelAndDeadlines(t *testing.T) {
 		require.ErrorIs(t, err, context.DeadlineExceeded)
 		var te *runner.TimeoutError
 		require.ErrorAs(t, err, &te)
-		assert.Equal(t, "1s", te.Timeout)
+		assert.Equal(t, time.Second, te.Timeout)
 	})
 	t.Run("the caller's deadline is not Task.Timeout", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
@@ -369,7 +369,7 @@ func TestCancelAndDeadlines(t *testing.T) {
 // TestInvalidTaskWhateverTheContext: an invalid task is reported as invalid
 // even when ctx is done, or ends while Run looks at the task.
 func TestInvalidTaskWhateverTheContext(t *testing.T) {
-	r, _ := newRunner(t, docker.Config{MaxConcurrency: 1})
+	r, _ := newRunner(t, docker.Config{}, docker.WithMaxConcurrency(1))
 	invalid := []runner.Task{
 		{Image: testenv.Image, Commands: []string{"echo {{ undefinedVariable }}"}},
 		{Image: testenv.Image, Commands: []string{"true"}, Env: map[string]string{"A": "{{ nope }}"}},
@@ -384,4 +384,44 @@ func TestInvalidTaskWhateverTheContext(t *testing.T) {
 		assert.NotErrorIs(t, err, context.Canceled, "not hidden behind the cancel: %v", err)
 		assert.NotContains(t, err.Error(), "context canceled")
 	}
+}
+
+// TestLimiterSharedByIndependentRunners: two Runners of New, each with its
+// own connection, under one runner.Limiter of 2 never run more than 2
+// scripts at once between them.
+func TestLimiterSharedByIndependentRunners(t *testing.T) {
+	limit := runner.NewLimiter(2)
+	a, _ := newRunner(t, docker.Config{}, docker.WithLimiter(limit))
+	b, _ := newRunner(t, docker.Config{Container: docker.Container{User: "1000:1000"}}, docker.WithLimiter(limit))
+	var running, peak atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 6 {
+		r := a
+		if i%2 == 1 {
+			r = b
+		}
+		wg.Go(func() {
+			_, err := r.Run(t.Context(), runner.Task{
+				Image: testenv.Image, Commands: []string{"echo in", "sleep 0.5"},
+				OnLine: func(runner.Line) {
+					n := running.Add(1)
+					for {
+						p := peak.Load()
+						if n <= p || peak.CompareAndSwap(p, n) {
+							break
+						}
+					}
+				},
+				OnEvent: func(e runner.Event) {
+					if e.Stage == runner.StageCleaning {
+						running.Add(-1)
+					}
+				},
+			})
+			assert.NoError(t, err)
+		})
+	}
+	wg.Wait()
+	assert.Equal(t, int32(2), peak.Load(), "never more than 2 scripts at once over both runners, and the limit was reached")
+	assert.Equal(t, 0, limit.InUse())
 }

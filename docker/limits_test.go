@@ -108,7 +108,7 @@ func TestOOM(t *testing.T) {
 }
 
 func TestInitReapsAndForwards(t *testing.T) {
-	r, _ := newRunner(t, docker.Config{Init: true})
+	r, _ := newRunner(t, docker.Config{Container: docker.Container{Init: true}})
 	var out strings.Builder
 	_, err := r.Run(t.Context(), runner.Task{Image: testenv.Image, Stdout: &out, Commands: []string{"cat /proc/1/cmdline | tr '\\0' ' '; echo"}})
 	require.NoError(t, err)

@@ -14,7 +14,11 @@ import (
 	"strconv"
 	"strings"
 
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
+
+	"github.com/lading-dev/lading/internal/core"
 
 	"github.com/lading-dev/lading/files"
 	"github.com/lading-dev/lading/runner"
@@ -97,14 +101,146 @@ func madeByStage(dir string, inputs map[string]runner.Source) []string {
 	return made
 }
 
+// mountFiles is the MOUNT strategy: the host working directory is
+// bind-mounted, so nothing is copied; the engine must see the host's file
+// system.
+type mountFiles struct {
+	run         *run
+	ws          *core.Workspace
+	made        []string        // what staging made, for a non-root user
+	grant       *grant          // what the container's user was given, until given back
+	snapshot    *files.Snapshot // the files the globs can match before the start, nil without globs
+	snapshotErr error           // why there is no snapshot
+}
+
+func (m *mountFiles) mounts(map[string]string) []mount.Mount {
+	return []mount.Mount{{Type: mount.TypeBind, Source: m.ws.HostDir, Target: m.ws.ContainerDir}}
+}
+
+// Stage writes the task's input files into the host working directory and
+// makes the output directory there. With a non-root user it notes what it
+// makes, which the user is given once the container exists (shareMount).
+func (m *mountFiles) Stage(ctx context.Context) error {
+	inputs := m.run.c.Task.InputFiles
+	if !m.run.runsAsRoot() {
+		m.made = madeByStage(m.ws.HostDir, inputs)
+	}
+	if err := m.ws.Stage(ctx, inputs); err != nil {
+		return err
+	}
+	return m.ws.MakeOutputDir()
+}
+
+// CopyIn checks that the engine sees the host directory, shares it with
+// the run, and notes the files the output globs can match, so that those
+// there before the start are not taken for the run's.
+func (m *mountFiles) CopyIn(ctx context.Context) error {
+	if err := m.checkMount(ctx); err != nil {
+		return err
+	}
+	if !m.ws.Matcher.Empty() {
+		// What is there before the start is not the run's output.
+		m.snapshot, m.snapshotErr = files.TakeSnapshot(ctx, m.ws.HostDir, m.ws.Matcher)
+	}
+	return nil
+}
+
+// Collect lists in res.OutputFiles what the snapshot taken before the start
+// says was created or changed, within the output limits.
+func (m *mountFiles) Collect(ctx context.Context, res *runner.Result) ([]string, error) {
+	ws := m.ws
+	if m.snapshotErr != nil {
+		res.Warnings = append(res.Warnings, "no snapshot of the working directory before the start ("+m.snapshotErr.Error()+"): every file the globs match counts as the run's")
+	}
+	left := m.run.c.OutputLimits()
+	c, err := files.CollectChanged(ctx, ws.HostDir, ws.Matcher, files.CollectOptions{
+		Under: []string{ws.OutputRel}, Since: m.snapshot, MaxBytes: left.Bytes, MaxFiles: left.Files})
+	if errors.Is(err, files.ErrLimit) {
+		return nil, m.run.c.CollectError(ctx, errors.Join(err, m.removeOverLimit(c)))
+	}
+	if err != nil {
+		return nil, m.run.c.CollectError(ctx, err)
+	}
+	res.OutputFiles = c.Files
+	return c.Globbed, nil
+}
+
+// Discard gives a caller's directory back what the container's user was
+// given, and makes it safe, for a run without a result.
+func (m *mountFiles) Discard() {
+	if m.grant != nil && !m.ws.Created {
+		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+		defer cancel()
+		_, _ = m.release(ctx)
+	}
+}
+
+// checkMount fails clearly when the engine cannot see the host working
+// directory (a remote engine, or one in another mount namespace): a marker
+// file written on the host must show in the created container. Then it
+// shares the directory with the run (shareMount): a caller's directory is
+// registered as in use, and a script that does not run as root is given
+// what it must write.
+func (m *mountFiles) checkMount(ctx context.Context) error {
+	run, ws := m.run, m.ws
+	marker := ".lading-mount-" + run.c.ID
+	if err := os.WriteFile(filepath.Join(ws.HostDir, marker), nil, 0o644); err != nil {
+		return fmt.Errorf("docker: MOUNT check: %w", err)
+	}
+	defer os.Remove(filepath.Join(ws.HostDir, marker))
+	_, err := run.r.cli.ContainerStatPath(ctx, run.c.ContainerID, client.ContainerStatPathOptions{Path: run.c.WS.ContainerDir + "/" + marker})
+	if cerrdefs.IsNotFound(err) {
+		return &runner.FieldError{Field: "fileHandlingStrategy", Value: string(FileHandlingMount),
+			Problem: fmt.Sprintf("the engine does not see the host directory %s (is it remote, or in another mount namespace?); use VOLUME", ws.HostDir),
+			Err:     runner.ErrInvalidConfig}
+	}
+	if err != nil {
+		return engineError(run.r, "check the mounted working directory", err)
+	}
+	return m.shareMount(ctx)
+}
+
+// removeOverLimit removes, under MOUNT, what a collection over the output
+// limits would have handed back and the run created: the output directory
+// and the new files the globs match. Files that were there before the run
+// and were changed in place are left: removing them would destroy the
+// caller's files.
+func (m *mountFiles) removeOverLimit(c files.Collected) error {
+	ws := m.ws
+	root, err := os.OpenRoot(ws.HostDir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	var errs []error
+	for _, rel := range c.Created {
+		if ws.OutputRel != "" && strings.HasPrefix(rel, ws.OutputRel+"/") {
+			continue
+		}
+		if err := root.Remove(rel); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	if ws.OutputRel != "" {
+		if err := root.RemoveAll(ws.OutputRel); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if kept := len(c.Files) - len(c.Created); kept > 0 {
+		errs = append(errs, fmt.Errorf("removed the files the run created; left as the script left them, files that existed before the run and were changed in place: %d", kept))
+	}
+	return errors.Join(errs...)
+}
+
 // shareMount prepares the MOUNT working directory once the container is
 // created, before the start: a caller's directory is recorded as used by
 // this run (so that the last run using it makes it safe: acquireLease), and
 // a non-root container user is given what it must write, or, when lading
 // cannot change owners, what lading made is opened to all for the run.
-func (run *run) shareMount(ctx context.Context, ws *workspace) error {
+func (m *mountFiles) shareMount(ctx context.Context) error {
+	run, ws := m.run, m.ws
 	g := &grant{}
-	ws.grant = g
+	m.grant = g
 	uid, gid := -1, -1
 	var uerr error
 	user := run.r.cfg.User
@@ -115,24 +251,24 @@ func (run *run) shareMount(ctx context.Context, ws *workspace) error {
 	if nonRoot {
 		uid, gid, uerr = run.containerUser(ctx, user)
 	}
-	root, err := os.OpenRoot(ws.hostDir)
+	root, err := os.OpenRoot(ws.HostDir)
 	if err != nil {
 		return fmt.Errorf("docker: working directory: %w", err)
 	}
 	defer root.Close()
 	var rels []string
-	if ws.outputRel != "" {
-		rels = append(rels, ws.outputRel)
+	if ws.OutputRel != "" {
+		rels = append(rels, ws.OutputRel)
 	}
-	rels = append(rels, ws.made...)
+	rels = append(rels, m.made...)
 
 	topGiven, topHandled := false, false
-	if !ws.created {
+	if !ws.Created {
 		want := -1
 		if nonRoot && uerr == nil {
 			want = uid
 		}
-		l, given, err := acquireLease(ctx, ws.hostDir, run.id, run.r.owner, want, gid)
+		l, given, err := acquireLease(ctx, ws.HostDir, run.c.ID, run.r.owner, want, gid)
 		if err != nil {
 			return err
 		}
@@ -158,7 +294,7 @@ func (run *run) shareMount(ctx context.Context, ws *workspace) error {
 	if !nonRoot {
 		return nil
 	}
-	if top, err := os.Stat(ws.hostDir); uerr == nil && err == nil {
+	if top, err := os.Stat(ws.HostDir); uerr == nil && err == nil {
 		if _, _, _, _, known := statOwner(top); !known {
 			uerr = errors.New("lading cannot read owners on this system")
 		}
@@ -185,13 +321,13 @@ func (run *run) shareMount(ctx context.Context, ws *workspace) error {
 			return fmt.Errorf("docker: give the working directory to the container's user %s: %w", user, err)
 		}
 	}
-	if !ws.created && !topGiven {
-		fi, err := os.Stat(ws.hostDir)
+	if !ws.Created && !topGiven {
+		fi, err := os.Stat(ws.HostDir)
 		if err != nil {
 			return fmt.Errorf("docker: working directory: %w", err)
 		}
 		if !writableBy(fi, uid, gid) {
-			return &runner.FieldError{Field: "workingDir", Value: ws.hostDir,
+			return &runner.FieldError{Field: "workingDir", Value: ws.HostDir,
 				Problem: fmt.Sprintf("the container's user %s cannot write it (mode %v) and lading cannot give it to that user (%v): make it writable by that user, run the host program as root, or use fileHandlingStrategy VOLUME", user, fi.Mode(), uerr),
 				Err:     runner.ErrInvalidTask}
 		}
@@ -262,7 +398,7 @@ const maxPasswdSize = 1 << 20
 
 // lookupPasswd finds name in the container's /etc/passwd.
 func (run *run) lookupPasswd(ctx context.Context, name string) (uid, gid int, err error) {
-	copied, err := run.r.cli.CopyFromContainer(ctx, run.containerID, client.CopyFromContainerOptions{SourcePath: "/etc/passwd"})
+	copied, err := run.r.cli.CopyFromContainer(ctx, run.c.ContainerID, client.CopyFromContainerOptions{SourcePath: "/etc/passwd"})
 	if err != nil {
 		return -1, -1, fmt.Errorf("read the image's /etc/passwd: %w", err)
 	}
@@ -332,20 +468,17 @@ func (g *grant) giveBack(dir string) error {
 	return nil
 }
 
-// tidy is the post-run hygiene step (MOUNT): it gives back what shareMount
+// Tidy is the post-run hygiene step: it gives back what shareMount
 // gave the container's user, then makes the tree safe (files.Sanitize),
 // adding what it did to res.Warnings. It runs on a fresh context bounded
 // like every cleanup, so that a cancelled or timed-out run is tidied too,
 // and looks at no more than files.DefaultMaxSanitizeEntries entries. When
 // it cannot finish, the working directory is left with mode 0700 (closed to
 // everyone but its owner) and the error says so.
-func (run *run) tidy(ctx context.Context, ws *workspace, res *runner.Result) error {
-	if run.r.strategy() != FileHandlingMount {
-		return nil
-	}
+func (m *mountFiles) Tidy(ctx context.Context, res *runner.Result) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
-	warnings, err := ws.release(ctx)
+	warnings, err := m.release(ctx)
 	res.Warnings = append(res.Warnings, warnings...)
 	return err
 }
@@ -354,40 +487,41 @@ func (run *run) tidy(ctx context.Context, ws *workspace, res *runner.Result) err
 // the warnings to report. While other runs still use a caller's directory,
 // only this run's output directory is made safe: the last run to finish
 // does the rest. It is idempotent.
-func (ws *workspace) release(ctx context.Context) ([]string, error) {
+func (m *mountFiles) release(ctx context.Context) ([]string, error) {
+	ws := m.ws
 	var warnings []string
 	var errs []error
-	g := ws.grant
-	ws.grant = nil
+	g := m.grant
+	m.grant = nil
 	last := true
 	if g != nil {
 		warnings = append(warnings, g.warnings...)
 	}
-	if !ws.created {
+	if !ws.Created {
 		var l *lease
 		if g != nil {
 			l = g.lease
 		}
 		var unlock func()
 		var err error
-		last, unlock, err = releaseLease(ctx, ws.hostDir, l)
+		last, unlock, err = releaseLease(ctx, ws.HostDir, l)
 		if err != nil {
 			errs = append(errs, err)
 		}
 		defer unlock() // after the walk: no run starts while it goes on
 	}
 	if g != nil {
-		if err := g.giveBack(ws.hostDir); err != nil {
+		if err := g.giveBack(ws.HostDir); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	dir := ws.hostDir
+	dir := ws.HostDir
 	if !last {
 		warnings = append(warnings, "working directory: other runs still use it; the last of them to finish makes it safe (this run's output directory is)")
-		if ws.outputRel == "" {
+		if ws.OutputRel == "" {
 			return warnings, errors.Join(errs...)
 		}
-		dir = filepath.Join(ws.hostDir, ws.outputRel)
+		dir = filepath.Join(ws.HostDir, ws.OutputRel)
 		if fi, err := os.Lstat(dir); err != nil || !fi.IsDir() {
 			return warnings, errors.Join(errs...)
 		}

@@ -9,6 +9,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/lading-dev/lading/internal/core"
 )
 
 // TestReleaseLocksWhatItCannotFinish: when the hygiene walk cannot finish
@@ -19,7 +21,7 @@ func TestReleaseLocksWhatItCannotFinish(t *testing.T) {
 	require.NoError(t, os.Chmod(dir, 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "w"), nil, 0o644))
 	require.NoError(t, os.Chmod(filepath.Join(dir, "w"), 0o666))
-	ws := &workspace{hostDir: dir, created: true}
+	ws := &mountFiles{ws: &core.Workspace{HostDir: dir, Created: true}}
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	_, err := ws.release(ctx)

@@ -143,7 +143,7 @@ func openDir(t *testing.T) string {
 func TestMountNonRootLeavesNoOpenDirectory(t *testing.T) {
 	for _, user := range []string{"1000", "1000:1000", "lading", "nobody"} {
 		t.Run(user, func(t *testing.T) {
-			r, _ := newRunner(t, docker.Config{FileHandlingStrategy: docker.FileHandlingMount, User: user})
+			r, _ := newRunner(t, docker.Config{FileHandlingStrategy: docker.FileHandlingMount, Container: docker.Container{User: user}})
 			res, err := r.Run(t.Context(), runner.Task{
 				Image:       testenv.Image,
 				OutputFiles: []string{"*.txt"},
@@ -180,7 +180,7 @@ func TestMountNonRootCallerWorkingDir(t *testing.T) {
 			require.NoError(t, os.WriteFile(filepath.Join(dir, "mine.txt"), []byte("caller's"), 0o644))
 			before, err := os.Stat(dir)
 			require.NoError(t, err)
-			r, _ := newRunner(t, docker.Config{FileHandlingStrategy: docker.FileHandlingMount, User: user})
+			r, _ := newRunner(t, docker.Config{FileHandlingStrategy: docker.FileHandlingMount, Container: docker.Container{User: user}})
 			res, err := r.Run(t.Context(), runner.Task{
 				Image: testenv.Image, WorkingDir: dir,
 				InputFiles:  map[string]runner.Source{"in/data.txt": files.String("input")},
@@ -217,7 +217,7 @@ func TestStagedFilesKeepTheirMode(t *testing.T) {
 	for _, strategy := range strategies {
 		for _, user := range []string{"", "1000:1000"} {
 			t.Run(fmt.Sprintf("%s/user=%q", strategy, user), func(t *testing.T) {
-				r, _ := newRunner(t, docker.Config{FileHandlingStrategy: strategy, User: user})
+				r, _ := newRunner(t, docker.Config{FileHandlingStrategy: strategy, Container: docker.Container{User: user}})
 				var out strings.Builder
 				res, err := r.Run(t.Context(), runner.Task{
 					Image: testenv.Image, Stdout: &out,
@@ -243,7 +243,7 @@ func TestStagedFilesKeepTheirMode(t *testing.T) {
 func TestMountNonRootHost(t *testing.T) {
 	if os.Getenv("LADING_AS_USER") != "" {
 		require.NotZero(t, os.Geteuid())
-		r, _ := newRunner(t, docker.Config{FileHandlingStrategy: docker.FileHandlingMount, User: "nobody"})
+		r, _ := newRunner(t, docker.Config{FileHandlingStrategy: docker.FileHandlingMount, Container: docker.Container{User: "nobody"}})
 		t.Run("lading's directory", func(t *testing.T) {
 			res, err := r.Run(t.Context(), runner.Task{Image: testenv.Image, OutputFiles: []string{"*.txt"},
 				Commands: []string{"echo made > out.txt", "echo o > $OUTPUT_DIR/o.txt"}})
@@ -330,7 +330,7 @@ func TestMountSharedWorkingDir(t *testing.T) {
 	dir := openDir(t)
 	before, err := os.Stat(dir)
 	require.NoError(t, err)
-	r, _ := newRunner(t, docker.Config{FileHandlingStrategy: docker.FileHandlingMount, User: "1000:1000"})
+	r, _ := newRunner(t, docker.Config{FileHandlingStrategy: docker.FileHandlingMount, Container: docker.Container{User: "1000:1000"}})
 	type result struct {
 		res *runner.Result
 		err error
@@ -376,7 +376,7 @@ func TestMountSharedWorkingDir(t *testing.T) {
 // TestMountHygieneAfterTimeout: a run stopped by its timeout still gives
 // the working directory back and makes it safe before Run returns.
 func TestMountHygieneAfterTimeout(t *testing.T) {
-	r, _ := newRunner(t, docker.Config{FileHandlingStrategy: docker.FileHandlingMount, User: "1000"})
+	r, _ := newRunner(t, docker.Config{FileHandlingStrategy: docker.FileHandlingMount, Container: docker.Container{User: "1000"}})
 	res, err := r.Run(t.Context(), runner.Task{Image: testenv.Image, Timeout: 3 * time.Second, OutputFiles: []string{"*"},
 		Commands: []string{"mkfifo f && cp /bin/busybox s && chmod 4755 s && mkdir d && chmod 777 d && touch ready", "sleep 60"}})
 	require.ErrorIs(t, err, runner.ErrTimeout)
@@ -397,7 +397,7 @@ func TestMountGivenBackWhenTheStartFails(t *testing.T) {
 	dir := openDir(t)
 	before, err := os.Stat(dir)
 	require.NoError(t, err)
-	r, _ := newRunner(t, docker.Config{FileHandlingStrategy: docker.FileHandlingMount, User: "1000:1000"})
+	r, _ := newRunner(t, docker.Config{FileHandlingStrategy: docker.FileHandlingMount, Container: docker.Container{User: "1000:1000"}})
 	res, err := r.Run(t.Context(), runner.Task{Image: testenv.Image, WorkingDir: dir, Interpreter: []string{"/no/such/shell"},
 		InputFiles: map[string]runner.Source{"in/a.txt": files.String("a")}, Commands: []string{"true"}})
 	require.Error(t, err)

@@ -43,17 +43,24 @@ func TestPolicyWideningNeedsTheHostProgram(t *testing.T) {
 			require.ErrorAs(t, err, &fe)
 			assert.Equal(t, tt.field, fe.Field)
 			assert.Equal(t, tt.value, fe.Value)
-			assert.Contains(t, err.Error(), "Config."+tt.setting)
+			assert.Contains(t, err.Error(), "host program sets "+tt.setting)
+			assert.Contains(t, err.Error(), "(docker.WithAllow)")
 
 			var cfg docker.Config
 			require.NoError(t, cfg.UnmarshalJSON([]byte(tt.json)))
 			require.ErrorIs(t, cfg.Validate(), runner.ErrInvalidConfig, "json.Unmarshal then Validate refuses it too")
 			_, err = docker.New(cfg)
 			require.ErrorIs(t, err, runner.ErrInvalidConfig, "and so does New")
+			require.ErrorIs(t, cfg.Container.Validate(docker.Allow{}), runner.ErrInvalidConfig, "and the Container on its own")
 
 			cfg, err = docker.ParseConfigAllowing([]byte(tt.json), tt.allow)
 			require.NoError(t, err, "allowed by the host program")
-			assert.Equal(t, tt.allow, cfg.Allow)
+			require.NoError(t, cfg.Container.Validate(tt.allow))
+			r, err := docker.New(cfg, docker.WithAllow(tt.allow))
+			require.NoError(t, err, "and by New with the same Allow")
+			_, err = r.With(cfg)
+			require.NoError(t, err, "a Runner from With keeps its root's Allow")
+			require.NoError(t, r.Close())
 
 			_, err = docker.ParseConfigAllowing([]byte(`{"allow":{"hostNetwork":true}}`), docker.Allow{})
 			require.ErrorIs(t, err, runner.ErrInvalidConfig, "no block allows itself anything")
@@ -71,8 +78,8 @@ func TestPolicyWideningNeedsTheHostProgram(t *testing.T) {
 		_, err := docker.ParseConfigAllowing([]byte(`{"networkMode":"ns:/run/netns/x"}`), docker.Allow{Networks: []string{"ns:/run/netns/x"}})
 		require.NoError(t, err, "listed as written")
 	})
-	t.Run("VolumesEnabled still allows volumes", func(t *testing.T) {
-		_, err := docker.New(docker.Config{VolumesEnabled: true, Volumes: []string{"/etc:/host-etc:ro"}})
+	t.Run("WithAllow allows volumes", func(t *testing.T) {
+		_, err := docker.New(docker.Config{Container: docker.Container{Volumes: []string{"/etc:/host-etc:ro"}}}, docker.WithAllow(docker.Allow{Volumes: true}))
 		require.NoError(t, err)
 	})
 	t.Run("allowed without any setting", func(t *testing.T) {
@@ -105,9 +112,10 @@ func TestHostNetworkAllowed(t *testing.T) {
 	port := ln.Addr().(*net.TCPAddr).Port
 	fetch := []string{fmt.Sprintf("nc -w 3 127.0.0.1 %d </dev/null 2>/dev/null || echo unreachable", port)}
 
-	cfg, err := docker.ParseConfigAllowing([]byte(`{"networkMode":"host"}`), docker.Allow{HostNetwork: true})
+	allow := docker.Allow{HostNetwork: true}
+	cfg, err := docker.ParseConfigAllowing([]byte(`{"networkMode":"host"}`), allow)
 	require.NoError(t, err)
-	r, _ := newRunner(t, cfg)
+	r, _ := newRunner(t, cfg, docker.WithAllow(allow))
 	var out strings.Builder
 	_, err = r.Run(t.Context(), runner.Task{Image: testenv.Image, Commands: fetch, Stdout: &out})
 	require.NoError(t, err)
@@ -132,7 +140,7 @@ func TestBlockHostNeedsTheHostProgram(t *testing.T) {
 	require.ErrorAs(t, err, &fe)
 	assert.Equal(t, "host", fe.Field)
 	assert.Equal(t, "tcp://203.0.113.7:2376", fe.Value)
-	assert.Contains(t, err.Error(), "Config.Allow.Host")
+	assert.Contains(t, err.Error(), "sets Allow.Host")
 
 	var cfg docker.Config
 	require.ErrorIs(t, json.Unmarshal(block, &cfg), runner.ErrInvalidConfig, "json.Unmarshal refuses it too")

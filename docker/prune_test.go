@@ -49,7 +49,7 @@ func plant(t *testing.T, cli *client.Client, labels map[string]string, running b
 
 func TestPrune(t *testing.T) {
 	scope := map[string]string{"lading.test": "prune-" + strconv.Itoa(os.Getpid())}
-	r, cli := newRunner(t, docker.Config{Labels: scope})
+	r, cli := newRunner(t, docker.Config{Container: docker.Container{Labels: scope}})
 	host, _ := os.Hostname()
 	old := time.Now().Add(-2 * time.Hour).UTC().Format(time.RFC3339)
 	young := time.Now().UTC().Format(time.RFC3339)
@@ -69,7 +69,7 @@ func TestPrune(t *testing.T) {
 	notOurs := plant(t, cli, map[string]string{docker.LabelCreated: old, "lading.test": scope["lading.test"]}, false)
 
 	// A live run of this very process, still running.
-	liveRunner, _ := newRunner(t, docker.Config{Labels: scope, Wait: docker.Bool(false)})
+	liveRunner, _ := newRunner(t, docker.Config{Container: docker.Container{Labels: scope}, Lifecycle: docker.Lifecycle{Wait: docker.Bool(false)}})
 	res, err := liveRunner.Run(t.Context(), runner.Task{Image: testenv.Image, Commands: []string{"sleep 60"}})
 	require.NoError(t, err)
 	live := details(t, res).ContainerID
@@ -108,7 +108,7 @@ func TestPruneSparesLiveRuns(t *testing.T) {
 	for _, stage := range []runner.Stage{runner.StageStaging, runner.StageCollecting} {
 		t.Run(string(stage), func(t *testing.T) {
 			scope := map[string]string{"lading.test": "prune-live-" + strconv.Itoa(os.Getpid())}
-			r, _ := newRunner(t, docker.Config{Labels: scope})
+			r, _ := newRunner(t, docker.Config{Container: docker.Container{Labels: scope}})
 			sweeper, _ := newRunner(t, docker.Config{})
 			var swept docker.PruneResult
 			var pruneErr error

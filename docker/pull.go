@@ -25,7 +25,7 @@ const (
 )
 
 // ErrPullStalled is matched by Run's error when the engine reported no
-// progress of a pull for [Config.PullStallTimeout] (a stall is not
+// progress of a pull for [Pull.PullStallTimeout] (a stall is not
 // retried). The error also says the timeout.
 var ErrPullStalled = errors.New("pull stalled")
 

@@ -18,7 +18,7 @@ func TestPullStalledSentinel(t *testing.T) {
 	reg := testenv.NewRegistry(t)
 	ref := reg.Push(t, cli, "lading/stalled", "v1")
 	reg.Stall()
-	r := registryRunner(t, reg, docker.Config{PullStallTimeout: docker.Duration(2 * time.Second)})
+	r := registryRunner(t, reg, docker.Config{Pull: docker.Pull{PullStallTimeout: docker.Duration(2 * time.Second)}})
 	_, err := runEcho(t, r, ref)
 	require.ErrorIs(t, err, docker.ErrPullStalled)
 	assert.Contains(t, err.Error(), "pullStallTimeout")

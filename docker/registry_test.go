@@ -52,7 +52,7 @@ func TestPullPoliciesAgainstARegistry(t *testing.T) {
 	ref := reg.Push(t, cli, "lading/policies", "v1")
 
 	t.Run("IF_NOT_PRESENT pulls once", func(t *testing.T) {
-		r := registryRunner(t, reg, docker.Config{PullPolicy: docker.PullIfNotPresent})
+		r := registryRunner(t, reg, docker.Config{Pull: docker.Pull{PullPolicy: docker.PullIfNotPresent}})
 		for range 2 {
 			res, err := runEcho(t, r, ref)
 			require.NoError(t, err)
@@ -62,7 +62,7 @@ func TestPullPoliciesAgainstARegistry(t *testing.T) {
 	})
 	t.Run("ALWAYS pulls every time", func(t *testing.T) {
 		before := reg.ManifestGets()
-		r := registryRunner(t, reg, docker.Config{PullPolicy: docker.PullAlways})
+		r := registryRunner(t, reg, docker.Config{Pull: docker.Pull{PullPolicy: docker.PullAlways}})
 		for range 2 {
 			_, err := runEcho(t, r, ref)
 			require.NoError(t, err)
@@ -71,7 +71,7 @@ func TestPullPoliciesAgainstARegistry(t *testing.T) {
 	})
 	t.Run("NEVER fails clearly when absent", func(t *testing.T) {
 		testenv.RemoveImage(t, cli, ref)
-		r := registryRunner(t, reg, docker.Config{PullPolicy: docker.PullNever})
+		r := registryRunner(t, reg, docker.Config{Pull: docker.Pull{PullPolicy: docker.PullNever}})
 		_, err := runEcho(t, r, ref)
 		require.ErrorIs(t, err, runner.ErrImageNotFound)
 		assert.Contains(t, err.Error(), ref)
@@ -85,7 +85,7 @@ func TestPullErrors(t *testing.T) {
 
 	t.Run("wrong password", func(t *testing.T) {
 		const wrong = "not-the-password-4711"
-		r := registryRunner(t, reg, docker.Config{Credentials: &credentials.Credentials{Registry: reg.Host, Username: reg.Username, Password: wrong}})
+		r := registryRunner(t, reg, docker.Config{Pull: docker.Pull{Credentials: &credentials.Credentials{Registry: reg.Host, Username: reg.Username, Password: wrong}}})
 		_, err := runEcho(t, r, ref)
 		require.ErrorIs(t, err, runner.ErrUnauthorized)
 		assert.Contains(t, err.Error(), reg.Host)
@@ -109,21 +109,21 @@ func TestPullErrors(t *testing.T) {
 		testenv.RemoveImage(t, cli, ref)
 		reg.FailNext(2)
 		defer reg.FailNext(0)
-		r := registryRunner(t, reg, docker.Config{PullPolicy: docker.PullAlways, PullRetries: -1})
+		r := registryRunner(t, reg, docker.Config{Pull: docker.Pull{PullPolicy: docker.PullAlways, PullRetries: -1}})
 		_, err := runEcho(t, r, ref)
 		require.Error(t, err, "the injected failure reaches lading")
 	})
 	t.Run("transient server errors are retried", func(t *testing.T) {
 		testenv.RemoveImage(t, cli, ref)
 		reg.FailNext(2)
-		r := registryRunner(t, reg, docker.Config{PullPolicy: docker.PullAlways})
+		r := registryRunner(t, reg, docker.Config{Pull: docker.Pull{PullPolicy: docker.PullAlways}})
 		_, err := runEcho(t, r, ref)
 		require.NoError(t, err)
 	})
 	t.Run("retries give up", func(t *testing.T) {
 		reg.FailNext(1000)
 		defer reg.FailNext(0)
-		r := registryRunner(t, reg, docker.Config{PullPolicy: docker.PullAlways, PullRetries: 1})
+		r := registryRunner(t, reg, docker.Config{Pull: docker.Pull{PullPolicy: docker.PullAlways, PullRetries: 1}})
 		_, err := runEcho(t, r, ref)
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), "pull "+ref)
@@ -137,7 +137,7 @@ func TestPullStallsAndCancellation(t *testing.T) {
 	reg.Stall()
 
 	t.Run("a stalled pull is detected", func(t *testing.T) {
-		r := registryRunner(t, reg, docker.Config{PullStallTimeout: docker.Duration(2 * time.Second)})
+		r := registryRunner(t, reg, docker.Config{Pull: docker.Pull{PullStallTimeout: docker.Duration(2 * time.Second)}})
 		start := time.Now()
 		_, err := runEcho(t, r, ref)
 		require.Error(t, err)
@@ -157,7 +157,7 @@ func TestPullStallsAndCancellation(t *testing.T) {
 		require.ErrorIs(t, err, context.Canceled)
 	})
 	t.Run("pullTimeout", func(t *testing.T) {
-		r := registryRunner(t, reg, docker.Config{PullTimeout: docker.Duration(time.Second)})
+		r := registryRunner(t, reg, docker.Config{Pull: docker.Pull{PullTimeout: docker.Duration(time.Second)}})
 		_, err := runEcho(t, r, ref)
 		require.ErrorIs(t, err, context.DeadlineExceeded)
 		assert.Contains(t, err.Error(), "pullTimeout")
@@ -215,7 +215,7 @@ func TestPullWithDockerConfigAndHelper(t *testing.T) {
 		require.NoError(t, os.WriteFile(filepath.Join(dir, "fixture.json"), fixture, 0o600))
 		t.Setenv("LADING_HELPER_FIXTURE", filepath.Join(dir, "fixture.json"))
 		t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
-		r := registryRunner(t, reg, docker.Config{DockerConfig: docker.DockerConfig(`{"credHelpers":{"` + reg.Host + `":"ladingreg"}}`)})
+		r := registryRunner(t, reg, docker.Config{Pull: docker.Pull{DockerConfig: docker.DockerConfig(`{"credHelpers":{"` + reg.Host + `":"ladingreg"}}`)}})
 		_, err = runEcho(t, r, ref)
 		require.NoError(t, err)
 	})

@@ -114,7 +114,7 @@ func TestEngineDisappearsMidRun(t *testing.T) {
 		t.Skip("the proxy forwards to /var/run/docker.sock")
 	}
 	host, stop := socketProxy(t)
-	r, err := docker.New(docker.Config{Host: host, Labels: map[string]string{"lading.test": "disappear-" + strconv.Itoa(os.Getpid())}})
+	r, err := docker.New(docker.Config{Host: host, Container: docker.Container{Labels: map[string]string{"lading.test": "disappear-" + strconv.Itoa(os.Getpid())}}})
 	require.NoError(t, err)
 	defer r.Close()
 	done := make(chan error, 1)
@@ -149,7 +149,7 @@ func TestEngineDisappearsMidRun(t *testing.T) {
 // TestSoak runs many tasks, 8 at a time, cancelling each at a random point,
 // and relies on TestMain to find anything left behind.
 func TestSoak(t *testing.T) {
-	r, _ := newRunner(t, docker.Config{MaxConcurrency: 8})
+	r, _ := newRunner(t, docker.Config{}, docker.WithMaxConcurrency(8))
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	outcomes := map[string]int{}
@@ -261,7 +261,7 @@ func TestFrozenEngine(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e := testenv.StartSecondEngine(t)
 			scope := map[string]string{"lading.test": "frozen-" + strconv.Itoa(os.Getpid())}
-			r, err := docker.New(docker.Config{Host: e.Host, Labels: scope, KillGracePeriod: docker.Duration(tt.grace)})
+			r, err := docker.New(docker.Config{Host: e.Host, Container: docker.Container{Labels: scope}, Lifecycle: docker.Lifecycle{KillGracePeriod: docker.Duration(tt.grace)}})
 			require.NoError(t, err)
 			defer r.Close()
 			ctx, cancel := context.WithCancel(t.Context())

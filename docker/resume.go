@@ -7,7 +7,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
-	"github.com/lading-dev/lading/runner"
+	"github.com/lading-dev/lading/internal/core"
 )
 
 // resumable finds the newest container of an earlier run of the task whose
@@ -38,33 +38,45 @@ func ownerMayBeAliveHere(labels map[string]string) bool {
 	return onThisHost(labels) && ownerMayBeAlive(labels)
 }
 
-// reattach follows a container created by an earlier process: it reads the
-// container's log from the start and waits for (or collects) its exit.
-func (run *run) reattach(ctx context.Context) (*runner.Result, error) {
+// Find looks for a container of an earlier run of the task to resume, and
+// takes over its run id.
+func (run *run) Find(ctx context.Context) (bool, error) {
+	found, err := run.r.resumable(ctx, run.task.ID)
+	if err != nil || found == nil {
+		return false, err
+	}
+	run.c.ID, run.c.ContainerID = found.Labels[LabelRun], found.ID
+	return true, nil
+}
+
+// Reattach follows a container created by an earlier process: it reads the
+// container's log from the start and waits for (or collects) its exit. A
+// container that never started gives no attachment.
+func (run *run) Reattach(ctx context.Context) (*core.Attachment, time.Time, error) {
 	cli := run.r.cli
-	id := run.containerID
-	res := &runner.Result{Details: &Details{ContainerID: id, RunID: run.id}}
+	id := run.c.ContainerID
+	var started time.Time
 	inspected, err := cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
 	if err != nil {
-		return nil, engineError(run.r, "inspect container to resume", err)
+		return nil, started, engineError(run.r, "inspect container to resume", err)
+	}
+	if c := inspected.Container.Config; c != nil && c.WorkingDir != "" {
+		// The earlier run's working directory is where its files are: a
+		// new run's temporary directory has another path.
+		run.c.WS.ContainerDir = c.WorkingDir
 	}
 	if st := inspected.Container.State; st != nil {
-		res.Started, _ = time.Parse(time.RFC3339Nano, st.StartedAt)
+		started, _ = time.Parse(time.RFC3339Nano, st.StartedAt)
 		if st.Status == container.StateCreated {
-			// The earlier process died between create and start.
-			run.log.Debug("resuming a container that never started", "container", id)
-			return run.start(ctx)
+			return nil, started, nil // the earlier process died between create and start
 		}
 	}
-
 	following, stopFollowing := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopFollowing()
 	wait := cli.ContainerWait(following, id, client.ContainerWaitOptions{Condition: container.WaitConditionNotRunning})
 	logs, err := cli.ContainerLogs(following, id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Follow: true})
 	if err != nil {
-		return nil, engineError(run.r, "read the log of the container to resume", err)
+		stopFollowing()
+		return nil, started, engineError(run.r, "read the log of the container to resume", err)
 	}
-	defer logs.Close()
-	run.event(runner.StageRunning, "resumed "+id)
-	return run.follow(ctx, following, res, logs, func() { _ = logs.Close() }, wait, nil)
+	return run.attachment(logs, func() { _ = logs.Close(); stopFollowing() }, wait), started, nil
 }

@@ -55,7 +55,7 @@ func TestResume(t *testing.T) {
 	_ = helper.Wait()
 
 	// The restarted program runs the same task: it re-attaches.
-	r, _ := newRunner(t, docker.Config{Resume: true})
+	r, _ := newRunner(t, docker.Config{Lifecycle: docker.Lifecycle{Resume: true}})
 	var mu sync.Mutex
 	var lines []string
 	var stages []string
@@ -78,7 +78,7 @@ func TestResume(t *testing.T) {
 }
 
 func TestResumeSkipsLiveRuns(t *testing.T) {
-	r, cli := newRunner(t, docker.Config{Resume: true})
+	r, cli := newRunner(t, docker.Config{Lifecycle: docker.Lifecycle{Resume: true}})
 	taskID := "live-" + time.Now().Format("150405.000000000")
 	started := make(chan struct{})
 	var first *runner.Result

@@ -17,10 +17,10 @@ import (
 // users and limits, under their root's limit of 1: the second run starts
 // only once the first has been cleaned up, and each keeps its own settings.
 func TestWithSharesTheConcurrencyLimit(t *testing.T) {
-	root, _ := newRunner(t, docker.Config{MaxConcurrency: 1})
-	a, err := root.With(docker.Config{User: "lading", PidsLimit: 50})
+	root, _ := newRunner(t, docker.Config{}, docker.WithMaxConcurrency(1))
+	a, err := root.With(docker.Config{Container: docker.Container{User: "lading", PidsLimit: 50}})
 	require.NoError(t, err)
-	b, err := root.With(docker.Config{User: "nobody", PidsLimit: 70})
+	b, err := root.With(docker.Config{Container: docker.Container{User: "nobody", PidsLimit: 70}})
 	require.NoError(t, err)
 
 	var mu sync.Mutex
@@ -71,7 +71,7 @@ func TestWithSharesTheConcurrencyLimit(t *testing.T) {
 }
 
 func TestWithRefusesWhatIsTheRoots(t *testing.T) {
-	root, err := docker.New(docker.Config{Host: "unix:///var/run/docker.sock", MaxConcurrency: 2})
+	root, err := docker.New(docker.Config{Host: "unix:///var/run/docker.sock"}, docker.WithMaxConcurrency(2))
 	require.NoError(t, err)
 	defer root.Close()
 	for _, tc := range []struct {
@@ -79,8 +79,7 @@ func TestWithRefusesWhatIsTheRoots(t *testing.T) {
 		cfg         docker.Config
 	}{
 		{"other host", "host", docker.Config{Host: "tcp://127.0.0.1:2375"}},
-		{"other limit", "maxConcurrency", docker.Config{MaxConcurrency: 3}},
-		{"invalid setting", "pullPolicy", docker.Config{PullPolicy: "SOMETIMES"}},
+		{"invalid setting", "pullPolicy", docker.Config{Pull: docker.Pull{PullPolicy: "SOMETIMES"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := root.With(tc.cfg)
@@ -90,7 +89,7 @@ func TestWithRefusesWhatIsTheRoots(t *testing.T) {
 			assert.Equal(t, tc.field, fe.Field)
 		})
 	}
-	for _, cfg := range []docker.Config{{}, {Host: "unix:///var/run/docker.sock", MaxConcurrency: 2}} {
+	for _, cfg := range []docker.Config{{}, {Host: "unix:///var/run/docker.sock"}} {
 		_, err := root.With(cfg)
 		assert.NoError(t, err)
 	}
@@ -100,7 +99,7 @@ func TestWithRefusesWhatIsTheRoots(t *testing.T) {
 // still runs tasks.
 func TestWithCloseLeavesTheConnection(t *testing.T) {
 	root, _ := newRunner(t, docker.Config{})
-	d, err := root.With(docker.Config{User: "lading"})
+	d, err := root.With(docker.Config{Container: docker.Container{User: "lading"}})
 	require.NoError(t, err)
 	require.NoError(t, d.Close())
 	var out strings.Builder

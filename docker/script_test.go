@@ -28,7 +28,7 @@ func TestInputFileTemplates(t *testing.T) {
 	for _, strategy := range []docker.FileHandlingStrategy{docker.FileHandlingVolume, docker.FileHandlingMount} {
 		for _, user := range []string{"", "1000:1000"} {
 			t.Run(fmt.Sprintf("%s/user=%q", strategy, user), func(t *testing.T) {
-				r, _ := newRunner(t, docker.Config{FileHandlingStrategy: strategy, User: user})
+				r, _ := newRunner(t, docker.Config{FileHandlingStrategy: strategy, Container: docker.Container{User: user}})
 				inputs := map[string]runner.Source{
 					"conf/app.yml": files.Template("dir: {{ workingDir }}\nout: {{ outputDir }}\nname: {{ inputs.name }}\ntoken: {{ secret('TOKEN') }}\n"),
 					"big.txt":      files.Template("<{{ inputs.big }}>"),

@@ -3,6 +3,7 @@ package runner
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Sentinels for the failures callers branch on. Match them with [errors.Is];
@@ -37,6 +38,11 @@ var (
 	// ([*TimeoutError] says which). Errors matching it also match
 	// [context.DeadlineExceeded].
 	ErrTimeout = errors.New("task timed out")
+	// ErrClosed: the runner is shut down or closed and takes no new run (as
+	// [net/http.ErrServerClosed]). A run still under way when its runner's
+	// shutdown gave up on waiting is cancelled with it as the cause: its
+	// error matches both ErrClosed and [context.Canceled].
+	ErrClosed = errors.New("runner closed")
 )
 
 // FieldError reports an invalid field of a task or configuration. It
@@ -88,8 +94,8 @@ func (e *ExitError) Error() string {
 // TimeoutError reports that [Task.Timeout] or [Task.ScriptTimeout] was
 // reached. It matches both [ErrTimeout] and [context.DeadlineExceeded].
 type TimeoutError struct {
-	Timeout string // the configured timeout, e.g. "30s"
-	Cause   error  // the context error (context.DeadlineExceeded)
+	Timeout time.Duration // the configured timeout, e.g. 30*time.Second; the message prints it as "30s"
+	Cause   error         // the context error (context.DeadlineExceeded)
 	// Limit is the Task field that was reached: "scriptTimeout" for
 	// [Task.ScriptTimeout]; "timeout" or empty for [Task.Timeout].
 	Limit string
@@ -104,3 +110,28 @@ func (e *TimeoutError) Error() string {
 
 // Unwrap returns ErrTimeout and the context's error.
 func (e *TimeoutError) Unwrap() []error { return []error{ErrTimeout, e.Cause} }
+
+// WaitError says what a bounded wait was still waiting for when it gave up,
+// as os/exec's Cmd.WaitDelay bounds its waits: an engine call that went
+// unanswered ([ErrEngineUnresponsive]) or a task writer that had not
+// returned ([ErrOutputBlocked]). Runners return it inside their own error:
+// find it with errors.As.
+type WaitError struct {
+	// Awaited names what was awaited: "the engine's answer to stop
+	// container 3f2a...", "the task's Stdout writer".
+	Awaited string
+	// Delay is the bound that ran out; zero when the call was not made
+	// because an earlier one had gone unanswered.
+	Delay time.Duration
+	// Err is ErrEngineUnresponsive or ErrOutputBlocked.
+	Err error
+}
+
+func (e *WaitError) Error() string {
+	if e.Delay == 0 {
+		return fmt.Sprintf("%v: %s: not awaited, an earlier wait gave up", e.Err, e.Awaited)
+	}
+	return fmt.Sprintf("%v: %s: still awaited after %s", e.Err, e.Awaited, e.Delay)
+}
+
+func (e *WaitError) Unwrap() error { return e.Err }

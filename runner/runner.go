@@ -101,7 +101,11 @@ type Task struct {
 	// comes back. Empty means a fresh temporary directory, which the caller
 	// owns (it is in [Result.WorkingDir]) and removes when done. Two runs
 	// may share one working directory: the second sees what the first
-	// collected.
+	// collected. The container sees it at the same absolute path (as in
+	// Kestra), so {{ workingDir }}, WORKING_DIR and a host path rendered
+	// into the script name the same files inside and out; a system
+	// directory of the container ("/", "/etc", "/tmp", anything under
+	// /proc, /sys or /dev) is refused with [ErrInvalidTask].
 	WorkingDir string
 
 	// InputFiles maps paths relative to the working directory ("data.csv",

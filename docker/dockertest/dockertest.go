@@ -15,17 +15,18 @@ import (
 // PingTimeout bounds the check that an engine answers.
 const PingTimeout = 10 * time.Second
 
-// New returns a runner for cfg, closed when t and its subtests have finished.
+// New returns a runner for cfg and opts (see [docker.New]), closed when t
+// and its subtests have finished.
 // It skips t when no engine answers at cfg.Host (empty: DOCKER_HOST, then
 // the default socket), unless the CI environment variable is set, when it
 // fails t. An invalid cfg fails t.
-func New(t testing.TB, cfg docker.Config) *docker.Runner {
+func New(t testing.TB, cfg docker.Config, opts ...docker.Option) *docker.Runner {
 	t.Helper()
-	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
+	copts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
 	if cfg.Host != "" {
-		opts = append(opts, client.WithHost(cfg.Host))
+		copts = append(copts, client.WithHost(cfg.Host))
 	}
-	cli, err := client.New(opts...)
+	cli, err := client.New(copts...)
 	if err != nil {
 		unavailable(t, "docker client: "+err.Error())
 	}
@@ -37,7 +38,7 @@ func New(t testing.TB, cfg docker.Config) *docker.Runner {
 	if err != nil {
 		unavailable(t, "no container engine at "+host+": "+err.Error())
 	}
-	r, err := docker.New(cfg)
+	r, err := docker.New(cfg, opts...)
 	if err != nil {
 		t.Fatalf("dockertest: %v", err)
 	}

@@ -17,7 +17,7 @@ import (
 
 func TestNewRunsAndLogs(t *testing.T) {
 	testenv.Engine(t) // builds the offline image when the engine lacks it
-	r := dockertest.New(t, docker.Config{PullPolicy: docker.PullNever})
+	r := dockertest.New(t, docker.Config{Pull: docker.Pull{PullPolicy: docker.PullNever}})
 	rec := &recorder{TB: t}
 	res, err := r.Run(t.Context(), runner.Task{
 		Image:    testenv.Image,

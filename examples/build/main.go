@@ -46,7 +46,7 @@ func main() {
 
 // run builds spec's image and runs greet in it.
 func run(ctx context.Context, spec build.Spec) (build.Image, *runner.Result, error) {
-	r, err := docker.New(docker.Config{PullPolicy: docker.PullNever}) // the image was just built
+	r, err := docker.New(docker.Config{Pull: docker.Pull{PullPolicy: docker.PullNever}}) // the image was just built
 	if err != nil {
 		return build.Image{}, nil, err
 	}

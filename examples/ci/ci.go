@@ -63,14 +63,10 @@ func New(ctx context.Context, o Options) (*CI, docker.PruneResult, error) {
 		return nil, docker.PruneResult{}, err
 	}
 	r, err := docker.New(docker.Config{
-		FileHandlingStrategy: docker.FileHandlingMount, // one checkout, shared by the steps
-		Labels:               map[string]string{LabelCI: o.Name},
-		Delete:               o.Delete,
-		// The cache directories, at /cache/<name>: the host program
-		// mounts them, a pipeline file cannot ask for a volume.
-		Volumes: []string{cache + ":/cache"},
-		Allow:   docker.Allow{Volumes: true},
-	})
+		FileHandlingStrategy: docker.FileHandlingMount,
+		Container:            docker.Container{Labels: map[string]string{LabelCI: o.Name}, Volumes: []string{cache + ":/cache"}},
+		Lifecycle:            docker.Lifecycle{Delete: o.Delete},
+	}, docker.WithAllow(docker.Allow{Volumes: true}))
 	if err != nil {
 		return nil, docker.PruneResult{}, err
 	}

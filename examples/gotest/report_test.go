@@ -68,9 +68,9 @@ func TestReport(t *testing.T) {
 		// One runner per configuration, shared by the parallel subtests
 		// below and closed when they have all finished.
 		r := dockertest.New(t, docker.Config{
-			PullPolicy:           docker.PullNever, // CI has no registry; a user's tests would pull
 			FileHandlingStrategy: docker.FileHandlingMount,
-			User:                 u.user,
+			Pull:                 docker.Pull{PullPolicy: docker.PullNever},
+			Container:            docker.Container{User: u.user},
 		})
 		t.Run(u.name, func(t *testing.T) {
 			t.Parallel()

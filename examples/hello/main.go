@@ -30,7 +30,7 @@ func run(image string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 
-	r, err := docker.New(docker.Config{PullPolicy: docker.PullIfNotPresent})
+	r, err := docker.New(docker.Config{Pull: docker.Pull{PullPolicy: docker.PullIfNotPresent}})
 	if err != nil {
 		return err
 	}

@@ -42,9 +42,8 @@ func run(image, cpus, mem string) error {
 		return err
 	}
 	r, err := docker.New(docker.Config{
-		CPU:           cpu.Config{CPUs: c},
-		Memory:        memory.Config{Memory: m},
 		StatsInterval: docker.Duration(time.Second),
+		Container:     docker.Container{CPU: cpu.Config{CPUs: c}, Memory: memory.Config{Memory: m}},
 	})
 	if err != nil {
 		return err

@@ -83,8 +83,7 @@ func run(image string) error {
 
 	// 3. Run from the registry with lading, pulling with credentials.
 	r, err := docker.New(docker.Config{
-		PullPolicy:  docker.PullAlways,
-		Credentials: &credentials.Credentials{Registry: host, Username: user, Password: password},
+		Pull: docker.Pull{PullPolicy: docker.PullAlways, Credentials: &credentials.Credentials{Registry: host, Username: user, Password: password}},
 	})
 	if err != nil {
 		return err

@@ -131,9 +131,9 @@ func (hostRunner) Run(ctx context.Context, task runner.Task) (*runner.Result, er
 	case parent.Err() != nil:
 		err = fmt.Errorf("host: %w", parent.Err())
 	case whole.Err() != nil:
-		err = &runner.TimeoutError{Timeout: task.Timeout.String(), Cause: whole.Err(), Limit: "timeout"}
+		err = &runner.TimeoutError{Timeout: task.Timeout, Cause: whole.Err(), Limit: "timeout"}
 	case ctx.Err() != nil:
-		err = &runner.TimeoutError{Timeout: task.ScriptTimeout.String(), Cause: ctx.Err(), Limit: "scriptTimeout"}
+		err = &runner.TimeoutError{Timeout: task.ScriptTimeout, Cause: ctx.Err(), Limit: "scriptTimeout"}
 	case errors.As(waitErr, &exit):
 		res.ExitCode = exit.ExitCode()
 		err = &runner.ExitError{ExitCode: res.ExitCode}
