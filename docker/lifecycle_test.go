@@ -138,32 +138,7 @@ func TestEventsInOrder(t *testing.T) {
 
 func TestMaxConcurrency(t *testing.T) {
 	r, _ := newRunner(t, docker.Config{}, docker.WithMaxConcurrency(2))
-	var running, peak atomic.Int32
-	var wg sync.WaitGroup
-	for range 5 {
-		wg.Go(func() {
-			_, err := r.Run(t.Context(), runner.Task{
-				Image: testenv.Image, Commands: []string{"echo in", "sleep 0.5"},
-				OnLine: func(runner.Line) {
-					n := running.Add(1)
-					for {
-						p := peak.Load()
-						if n <= p || peak.CompareAndSwap(p, n) {
-							break
-						}
-					}
-				},
-				OnEvent: func(e runner.Event) {
-					if e.Stage == runner.StageCleaning {
-						running.Add(-1)
-					}
-				},
-			})
-			assert.NoError(t, err)
-		})
-	}
-	wg.Wait()
-	assert.Equal(t, int32(2), peak.Load(), "never more than 2 scripts at once, and the limit was reached")
+	assert.Equal(t, int32(2), peakScripts(t, 5, r), "never more than 2 scripts at once, and the limit was reached")
 
 	t.Run("cancellation while queued", func(t *testing.T) {
 		r, _ := newRunner(t, docker.Config{}, docker.WithMaxConcurrency(1))
@@ -393,13 +368,19 @@ func TestLimiterSharedByIndependentRunners(t *testing.T) {
 	limit := runner.NewLimiter(2)
 	a, _ := newRunner(t, docker.Config{}, docker.WithLimiter(limit))
 	b, _ := newRunner(t, docker.Config{Container: docker.Container{User: "1000:1000"}}, docker.WithLimiter(limit))
+	assert.Equal(t, int32(2), peakScripts(t, 6, a, b), "never more than 2 scripts at once over both runners, and the limit was reached")
+	assert.Equal(t, 0, limit.InUse())
+}
+
+// peakScripts runs n half-second scripts at once, spread over rs in turn,
+// and returns the most that were running at the same time (from their
+// first line to their cleanup).
+func peakScripts(t *testing.T, n int, rs ...*docker.Runner) int32 {
+	t.Helper()
 	var running, peak atomic.Int32
 	var wg sync.WaitGroup
-	for i := range 6 {
-		r := a
-		if i%2 == 1 {
-			r = b
-		}
+	for i := range n {
+		r := rs[i%len(rs)]
 		wg.Go(func() {
 			_, err := r.Run(t.Context(), runner.Task{
 				Image: testenv.Image, Commands: []string{"echo in", "sleep 0.5"},
@@ -422,6 +403,5 @@ func TestLimiterSharedByIndependentRunners(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	assert.Equal(t, int32(2), peak.Load(), "never more than 2 scripts at once over both runners, and the limit was reached")
-	assert.Equal(t, 0, limit.InUse())
+	return peak.Load()
 }
