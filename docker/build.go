@@ -85,8 +85,8 @@ var _ build.Builder = (*Runner)(nil)
 //
 // The engine pulls a base image it lacks (or every base image with
 // [build.PullAlways]). Registry credentials are resolved for each image
-// the Containerfile's FROM lines name, as for a pull ([Config.Credentials],
-// [Config.DockerConfig], the environment's docker config and helpers),
+// the Containerfile's FROM lines name, as for a pull ([Pull.Credentials],
+// [Pull.DockerConfig], the environment's docker config and helpers),
 // and sent to the engine for that registry only; a FROM whose image holds
 // a build arg ("FROM $BASE") gets no credentials.
 //
@@ -100,7 +100,7 @@ var _ build.Builder = (*Runner)(nil)
 // not end up in the image's history), cache mounts, parallel stages, and
 // a per-Containerfile ignore file.
 //
-// Builds do not take a [Config.MaxConcurrency] slot, and [Config.Platform]
+// Builds do not take a [WithMaxConcurrency] slot, and [Pull.Platform]
 // does not apply to them: set [build.Spec.Platform].
 func (r *Runner) Build(ctx context.Context, spec build.Spec) (_ build.Image, err error) {
 	secrets := make([]string, 0, len(spec.SecretArgs))

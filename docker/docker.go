@@ -30,7 +30,7 @@ const (
 	LabelRun     = "dev.lading.run"     // the run's random id, also in [Details.RunID]
 	LabelTask    = "dev.lading.task"    // [runner.Task.ID], when set
 	LabelCreated = "dev.lading.created" // creation time, RFC 3339, UTC
-	// LabelDetached is "true" on the container of a run with [Config.Wait]
+	// LabelDetached is "true" on the container of a run with [Lifecycle.Wait]
 	// false: Run handed it over to the caller, and [Runner.Prune] keeps it
 	// while the process that created it lives.
 	LabelDetached = "dev.lading.detached"
@@ -89,7 +89,7 @@ var _ runner.Runner = (*Runner)(nil)
 // field.
 type Details struct {
 	// ContainerID is the id of the container that ran the task. With
-	// [Config.Delete] (the default) the container no longer exists when Run
+	// [Lifecycle.Delete] (the default) the container no longer exists when Run
 	// returns.
 	ContainerID string
 	// RunID is the random id lading gave the run, in the container's
@@ -148,11 +148,11 @@ func newRunner(cfg Config, comp *compiled, o options, cli *client.Client, limite
 
 // Run pulls the task's image as the pull policy says, runs the script in a
 // new container and returns when the container has exited, its output has
-// been read to the end, and (with [Config.Delete]) it has been removed.
+// been read to the end, and (with [Lifecycle.Delete]) it has been removed.
 //
 // See [runner.Runner] for the meaning of the result and the errors. When ctx
 // is cancelled or [runner.Task.Timeout] is reached, the container is stopped
-// as [Config.KillGracePeriod] says, its output up to then is kept in the
+// as [Lifecycle.KillGracePeriod] says, its output up to then is kept in the
 // returned Result, and the error matches ctx.Err() and context.Cause(ctx)
 // ([runner.ErrTimeout] with [context.DeadlineExceeded] for the task's own
 // timeout) and says what the run was doing. Every wait after a cancel is
@@ -163,7 +163,7 @@ func newRunner(cfg Config, comp *compiled, o options, cli *client.Client, limite
 // the container is stopped the same way, the output files are still
 // collected, and the error matches [runner.ErrTimeout] with a
 // [*runner.TimeoutError] whose Limit is "scriptTimeout". With
-// [Config.Wait] false, Run returns once the container has started, and
+// [Lifecycle.Wait] false, Run returns once the container has started, and
 // neither limit applies to the container after that.
 func (r *Runner) Run(ctx context.Context, task runner.Task) (*runner.Result, error) {
 	ctx, end, err := r.runs.begin(ctx)

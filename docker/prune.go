@@ -28,7 +28,7 @@ type PruneOptions struct {
 	// means everything that qualifies, whatever its age.
 	OlderThan time.Duration
 	// Labels, when set, narrows the sweep to resources carrying all of
-	// these labels (see [Config.Labels]).
+	// these labels (see [Container.Labels]).
 	Labels map[string]string
 	// DryRun reports what would be removed without removing it.
 	DryRun bool
@@ -48,7 +48,7 @@ type PruneResult struct {
 // A container or volume is in use, and kept, whatever its state (created,
 // running, exited...), while its owner may still be at work on it: for a run
 // of this process, while its Run call is in progress (of any Runner), or,
-// with [Config.Wait] false, while this process lives; for a process on this
+// with [Lifecycle.Wait] false, while this process lives; for a process on this
 // host, while that process exists; for a process on another host, always
 // (lading cannot tell). So a container a run of this process left behind
 // (an engine that stopped answering, or went away) is removed once the run

@@ -122,8 +122,8 @@ func (r *Runner) Services(cfg ServicesConfig) (*Services, error) {
 
 // NetworkName returns the name of a namespace's network ("" is
 // [service.DefaultNamespace]): a task joins it, to reach the namespace's
-// services by slug or hostname, with [Config.NetworkMode] set to it (which
-// [Config.Allow] must allow).
+// services by slug or hostname, with [Container.NetworkMode] set to it (which
+// [WithAllow] must allow).
 func NetworkName(namespace string) string {
 	if namespace == "" {
 		namespace = service.DefaultNamespace
