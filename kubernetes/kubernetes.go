@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/distribution/reference"
 	corev1 "k8s.io/api/core/v1"
@@ -21,6 +20,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/lading-dev/lading/internal/core"
 	"github.com/lading-dev/lading/internal/logs"
 	"github.com/lading-dev/lading/internal/mask"
 	"github.com/lading-dev/lading/runner"
@@ -196,10 +196,10 @@ func loadConfig(cfg Config) (*rest.Config, string, error) {
 // from the moment the task's container is seen running.
 func (r *Runner) Run(ctx context.Context, task runner.Task) (res *runner.Result, err error) {
 	// The masker comes first, so that no error Run returns quotes a secret.
-	masker := newMasker(task.Secrets)
+	masker := core.NewMasker(task.Secrets)
 	if masker != nil {
 		defer func() {
-			err = maskError(masker, err)
+			err = core.MaskError(masker, err)
 			if res != nil {
 				for i, w := range res.Warnings {
 					res.Warnings[i] = masker.String(w)
@@ -252,29 +252,6 @@ func (r *Runner) Run(ctx context.Context, task runner.Task) (res *runner.Result,
 		res.Details = &Details{Namespace: r.namespace, Pod: run.name(), RunID: run.id, Node: run.node}
 	}
 	return res, run.stopped(ctx, err)
-}
-
-// newMasker returns the masker for a task's secrets, nil when there are
-// none, from the values long enough to be masked.
-func newMasker(secrets map[string]string) *mask.Masker {
-	values := make([]string, 0, len(secrets))
-	for _, v := range secrets {
-		if utf8.RuneCountInString(v) >= runner.MinSecretLength {
-			values = append(values, v)
-		}
-	}
-	return mask.New(values...)
-}
-
-// maskError masks err's message; a [*runner.FieldError] is replaced by a
-// masked copy.
-func maskError(m *mask.Masker, err error) error {
-	if fe, ok := err.(*runner.FieldError); ok {
-		masked := *fe
-		masked.Field, masked.Value, masked.Problem = m.String(fe.Field), m.String(fe.Value), m.String(fe.Problem)
-		return &masked
-	}
-	return m.Error(err)
 }
 
 // checkSplit checks once that the API server knows the logs API's stream

@@ -9,6 +9,7 @@ import (
 	"slices"
 
 	"github.com/lading-dev/lading/files"
+	"github.com/lading-dev/lading/internal/core"
 	"github.com/lading-dev/lading/runner"
 	"github.com/lading-dev/lading/template"
 )
@@ -81,7 +82,7 @@ func (run *run) prepare(ctx context.Context) (*workspace, error) {
 		}
 		ws.env[k] = v
 	}
-	if err := run.renderInputs(ctx, vars); err != nil {
+	if err := core.RenderInputs(ctx, &run.task, vars); err != nil {
 		return nil, err
 	}
 	ws.env["WORKING_DIR"] = ContainerWorkingDir
@@ -100,37 +101,6 @@ func (run *run) prepare(ctx context.Context) (*workspace, error) {
 		return nil, err
 	}
 	return ws, nil
-}
-
-// renderInputs replaces, in the run's copy of the task, each input file
-// that is a [runner.TemplateSource] by its rendered text (its template text
-// with DisableTemplates). The caller's map is not modified.
-func (run *run) renderInputs(ctx context.Context, vars map[string]any) error {
-	task := &run.task
-	var inputs map[string]runner.Source
-	var tpl *template.Renderer
-	for _, name := range slices.Sorted(maps.Keys(task.InputFiles)) {
-		src, ok := task.InputFiles[name].(runner.TemplateSource)
-		if !ok {
-			continue
-		}
-		if inputs == nil {
-			inputs = maps.Clone(task.InputFiles)
-			tpl = template.New(vars, template.FileOptions(task.Secrets))
-		}
-		text := src.Template()
-		if !task.DisableTemplates {
-			var err error
-			if text, err = tpl.Render(ctx, "inputFiles."+name, text); err != nil {
-				return err
-			}
-		}
-		inputs[name] = files.String(text)
-	}
-	if inputs != nil {
-		task.InputFiles = inputs
-	}
-	return nil
 }
 
 // stage writes the input files into the host working directory; whatever

@@ -143,7 +143,7 @@ func (run *State) render(ctx context.Context, ws *Workspace) error {
 		}
 		ws.Env = append(ws.Env, k+"="+rendered)
 	}
-	if err := run.renderInputs(ctx, vars); err != nil {
+	if err := RenderInputs(ctx, &run.Task, vars); err != nil {
 		return err
 	}
 	for k, v := range task.Secrets {
@@ -239,12 +239,11 @@ func CheckContainerDir(dir, field string) error {
 	return nil
 }
 
-// renderInputs replaces, in the run's copy of the task, each input file
-// that is a runner.TemplateSource by its rendered text (its template text
+// RenderInputs replaces, in task (a run's copy), each input file that is a
+// runner.TemplateSource by its rendered text with vars (its template text
 // with DisableTemplates), in the order of the names. The caller's map is
-// not modified.
-func (run *State) renderInputs(ctx context.Context, vars map[string]any) error {
-	task := &run.Task
+// not modified. Engines that do not run on [Run] call it as Run does.
+func RenderInputs(ctx context.Context, task *runner.Task, vars map[string]any) error {
 	var inputs map[string]runner.Source
 	var tpl *template.Renderer
 	for _, name := range slices.Sorted(maps.Keys(task.InputFiles)) {
