@@ -175,7 +175,7 @@ func (r *Runner) Run(ctx context.Context, task runner.Task) (*runner.Result, err
 		Name: "docker", Log: r.log, Limiter: r.limiter,
 		Resume: r.cfg.Resume, Wait: r.cfg.waits(), Delete: r.cfg.deletes(), KillGrace: time.Duration(r.cfg.KillGracePeriod),
 		MaxOutputBytes: r.cfg.MaxOutputBytes, MaxOutputFiles: r.cfg.MaxOutputFiles,
-		Warnings: r.cfg.Memory.Warnings(), Track: liveRuns.add, ContainerDir: r.cfg.Container.WorkingDir,
+		Warnings: r.cfg.Memory.Warnings(), Track: liveRuns.Add, ContainerDir: r.cfg.Container.WorkingDir,
 	}
 	return core.Run(ctx, task, opts, func(c *core.State) core.Engine {
 		return &run{r: r, c: c, task: c.Task, log: c.Log}

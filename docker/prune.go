@@ -7,11 +7,12 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
+
+	"github.com/lading-dev/lading/internal/core"
 )
 
 // Labels that say which process created a container, so that [Runner.Prune]
@@ -130,33 +131,7 @@ func createdBefore(labels map[string]string, engineCreated, cutoff time.Time) bo
 // exited while its files are collected) from one a finished run left
 // behind. It is lading's one piece of package state: which runs are live is
 // a fact about the process, not about one Runner.
-var liveRuns = runSet{ids: map[string]int{}}
-
-// runSet is a set of run ids, safe for concurrent use.
-type runSet struct {
-	mu  sync.Mutex
-	ids map[string]int // id -> number of Run calls holding it
-}
-
-// add puts id in the set and returns the function that takes it out.
-func (s *runSet) add(id string) func() {
-	s.mu.Lock()
-	s.ids[id]++
-	s.mu.Unlock()
-	return func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if s.ids[id]--; s.ids[id] <= 0 {
-			delete(s.ids, id)
-		}
-	}
-}
-
-func (s *runSet) has(id string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.ids[id] > 0
-}
+var liveRuns core.RunSet
 
 // ownerLabels returns the labels that identify this process.
 func ownerLabels() map[string]string {
@@ -184,7 +159,7 @@ func ownerMayBeAlive(labels map[string]string) bool {
 		if labels[LabelOwnerBoot] != processStart(pid) {
 			return false // an earlier process that had this pid
 		}
-		return labels[LabelDetached] == "true" || labels[LabelRun] == "" || liveRuns.has(labels[LabelRun])
+		return labels[LabelDetached] == "true" || labels[LabelRun] == "" || liveRuns.Has(labels[LabelRun])
 	}
 	start := processStart(pid)
 	if start == "" {

@@ -215,7 +215,7 @@ func (r *Runner) Run(ctx context.Context, task runner.Task) (res *runner.Result,
 	}
 	run := &run{r: r, task: task, id: newRunID(), mask: masker}
 	run.log = r.log.With("run", run.id, "image", task.Image)
-	defer liveRuns.add(run.id)()
+	defer liveRuns.Add(run.id)()
 	if task.Timeout > 0 {
 		run.timeout = &runner.TimeoutError{Timeout: task.Timeout, Cause: context.DeadlineExceeded, Limit: "timeout"}
 		var cancel context.CancelFunc

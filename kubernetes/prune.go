@@ -5,7 +5,6 @@ import (
 	"errors"
 	"os"
 	"strconv"
-	"sync"
 	"syscall"
 	"time"
 
@@ -13,6 +12,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/lading-dev/lading/internal/core"
 )
 
 // PruneOptions says what [Runner.Prune] removes.
@@ -110,7 +111,7 @@ func ownerMayBeAlive(meta metav1.ObjectMeta) bool {
 		return true // no owner recorded: assume the worst
 	}
 	if pid == os.Getpid() {
-		return meta.Labels[LabelDetached] == "true" || liveRuns.has(meta.Labels[LabelRun])
+		return meta.Labels[LabelDetached] == "true" || liveRuns.Has(meta.Labels[LabelRun])
 	}
 	// Signal 0 checks that the process exists (EPERM: it does, as another
 	// user's). A pid reused by another process keeps the pod: the safe side.
@@ -120,30 +121,4 @@ func ownerMayBeAlive(meta metav1.ObjectMeta) bool {
 
 // liveRuns holds the ids of the runs in progress in this process, those of
 // every Runner, so that Prune spares them.
-var liveRuns = runSet{ids: map[string]int{}}
-
-// runSet is a set of run ids, safe for concurrent use.
-type runSet struct {
-	mu  sync.Mutex
-	ids map[string]int
-}
-
-// add puts id in the set and returns the function that takes it out.
-func (s *runSet) add(id string) func() {
-	s.mu.Lock()
-	s.ids[id]++
-	s.mu.Unlock()
-	return func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if s.ids[id]--; s.ids[id] <= 0 {
-			delete(s.ids, id)
-		}
-	}
-}
-
-func (s *runSet) has(id string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.ids[id] > 0
-}
+var liveRuns core.RunSet
