@@ -294,8 +294,8 @@ func TestSoakRandomCancel(t *testing.T) {
 	plans := make([]plan, runs)
 	for i := range plans {
 		// A third in the first 150 ms (rendering, the secret, the pod's
-		// creation), the others spread over the whole run (about 2-4 s).
-		after := time.Duration(rng.Int64N(int64(4 * time.Second)))
+		// creation), the others over 6 s, past the end of most runs (about 2-4 s).
+		after := time.Duration(rng.Int64N(int64(6 * time.Second)))
 		if i%3 == 0 {
 			after = time.Duration(rng.Int64N(int64(150 * time.Millisecond)))
 		}
