@@ -130,8 +130,8 @@ func benchName() string {
 }
 
 // run is the minimal sequence: create, watch until the container has
-// terminated, read the log, delete (not waiting for the pod to be gone,
-// as lading does not).
+// terminated, read the log, delete (not waiting for the pod to be gone, as
+// lading does not).
 func (k *k8sRaw) run(image string) error {
 	pods := k.cs.CoreV1().Pods(k.ns)
 	name := benchName()
@@ -161,7 +161,11 @@ func (k *k8sRaw) run(image string) error {
 				return fmt.Errorf("pod %s: watch: %s %v", name, ev.Type, ev.Object)
 			}
 			rv = p.ResourceVersion
-			if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+			// The container's terminated state, as lading waits for: the
+			// pod's phase follows about a second later, once the kubelet
+			// has torn the sandbox down.
+			if cs := p.Status.ContainerStatuses; len(cs) == 1 && cs[0].State.Terminated != nil ||
+				p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
 				done = true
 				break
 			}
