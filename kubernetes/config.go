@@ -132,6 +132,17 @@ type Config struct {
 	// deleted ([Runner.Prune] sweeps it once it has ended).
 	Wait *bool `json:"wait,omitempty"`
 
+	// Resume follows a task in its pod when one exists from an earlier Run
+	// with the same [runner.Task.ID] whose process is gone (a crashed or
+	// restarted host program), instead of starting the task again, as
+	// Kestra's resume does. The resumed run reads the pod's log from its
+	// start, so outputs printed before the restart are not lost, and no
+	// line is delivered twice within the run; it collects the output files
+	// as the earlier run would have. A pod whose process is on another host
+	// is taken over, as a restarted worker elsewhere would. Tasks without
+	// an ID never resume. Requires Task.ID to be unique among live runs.
+	Resume bool `json:"resume,omitempty"`
+
 	// KillGracePeriod is how long a stopped task's containers (cancelled
 	// context or timeout) get between SIGTERM and SIGKILL: the pod is
 	// deleted with this grace period. Kubernetes counts it in whole
