@@ -120,6 +120,14 @@ type Config struct {
 	// script starts and output files out after it ends.
 	FileSidecar FileSidecar `json:"fileSidecar,omitzero"`
 
+	// MaxOutputBytes and MaxOutputFiles bound what a run hands back (the
+	// output directory and the files the globs match, together); going
+	// over fails the run's collection with [files.ErrLimit] and removes
+	// what it had written. Zero means [files.DefaultMaxBytes] (10 GiB) and
+	// [files.DefaultMaxFiles] (100,000).
+	MaxOutputBytes int64 `json:"maxOutputBytes,omitempty"`
+	MaxOutputFiles int   `json:"maxOutputFiles,omitempty"`
+
 	// Delete removes the pod (and the secret holding the task's secrets)
 	// when the run ends, whatever the outcome. Nil means true. With false
 	// the pod stays, labelled, until [Runner.Prune] or kubectl removes it;
@@ -329,6 +337,12 @@ func (c *Config) Validate() error {
 		if _, err := reference.ParseNormalizedNamed(img); err != nil {
 			return invalidConfig("fileSidecar.image", img, "is not a valid image reference: "+err.Error())
 		}
+	}
+	if c.MaxOutputBytes < 0 {
+		return invalidConfig("maxOutputBytes", strconv.FormatInt(c.MaxOutputBytes, 10), "must not be negative (0 means files.DefaultMaxBytes)")
+	}
+	if c.MaxOutputFiles < 0 {
+		return invalidConfig("maxOutputFiles", strconv.Itoa(c.MaxOutputFiles), "must not be negative (0 means files.DefaultMaxFiles)")
 	}
 	if c.KillGracePeriod < 0 {
 		return invalidConfig("killGracePeriod", c.KillGracePeriod.String(), "must not be negative")

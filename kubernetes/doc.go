@@ -118,8 +118,6 @@
 //     zero. They would come from the metrics API (metrics.k8s.io), which
 //     needs metrics-server in the cluster; the CI cluster has none, and
 //     the runner does not make figures up.
-//   - The output limits are the defaults of package files (the
-//     configuration has no setting for them yet).
 //
 // A [Runner] is safe for concurrent use.
 package kubernetes

@@ -126,7 +126,7 @@ func New(cfg Config) (*Runner, error) {
 	r.opts = core.Options{
 		Name: "kubernetes", Log: log, Resume: cfg.Resume, Wait: cfg.waits(), Delete: cfg.deletes(),
 		KillGrace: time.Duration(cfg.gracePeriodSeconds()) * time.Second, ContainerDir: ContainerWorkingDir,
-		Track: liveRuns.Add,
+		MaxOutputBytes: cfg.MaxOutputBytes, MaxOutputFiles: cfg.MaxOutputFiles, Track: liveRuns.Add,
 	}
 	return r, nil
 }
