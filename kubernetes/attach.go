@@ -173,8 +173,11 @@ func demux(stdout, stderr io.Writer, src io.Reader) error {
 }
 
 // finalAttempts bounds the tries to read the log once the container has
-// ended.
-const finalAttempts = 3
+// ended; maxExtraReads the reads after the end that may each bring more.
+const (
+	finalAttempts = 3
+	maxExtraReads = 5
+)
 
 // errLogChanged: a log read again does not start with what was read.
 var errLogChanged = errors.New("the container's log was rotated or changed while it was read: lines from then on may be missing")
@@ -182,13 +185,14 @@ var errLogChanged = errors.New("the container's log was rotated or changed while
 // logFollower follows one log stream of the task's container into the
 // attachment's stream. The logs API ends a follow when the kubelet finds
 // the container not running at the end of its log file, which can come
-// before the runtime has written the last of the container's output there
-// (the 4,096 lines, one 32 KiB buffer of containerd's shim, that a flood
-// lost); a follow also ends when a connection breaks (an API server
-// restarted). So a follow that ends is not the end: the log is read again,
-// from its start, its bytes already passed on are dropped (checked against
-// a checksum of them), and what comes after is passed on, until a read
-// begun after the container's end is over.
+// long before the runtime has written the last of the container's output
+// there (here a follow of a flood of 2 Mi lines ended after 1,601,198 of
+// them; the file held 2,089,472 a moment later); a follow also ends when a
+// connection breaks (an API server restarted). So a follow that ends is
+// not the end: the log is read again, from its start, its bytes already
+// passed on are dropped (checked against a checksum of them), and what
+// comes after is passed on, until a read begun after the container's end
+// brings nothing new.
 type logFollower struct {
 	run    *run
 	stream string // corev1.LogStreamStdout or LogStreamStderr; "" for both
@@ -202,6 +206,7 @@ type logFollower struct {
 // after the container's, ctx ends, or the pod is gone.
 func (f *logFollower) follow(ctx context.Context, w io.Writer) error {
 	buf := make([]byte, frameHeader+32<<10)
+	extra := 0 // reads after the end that brought more
 	for failures := 0; ; {
 		final := closed(f.ended)
 		body, err := f.open(ctx, final)
@@ -222,6 +227,7 @@ func (f *logFollower) follow(ctx context.Context, w io.Writer) error {
 		if !final {
 			failures = 0
 		}
+		before := f.read
 		err = f.copy(body, w, buf)
 		_ = body.Close()
 		switch {
@@ -229,8 +235,17 @@ func (f *logFollower) follow(ctx context.Context, w io.Writer) error {
 			return nil
 		case errors.Is(err, errLogChanged) || errors.Is(err, io.ErrClosedPipe):
 			return err
-		case final && errors.Is(err, io.EOF):
+		case final && errors.Is(err, io.EOF) && (f.read == before || extra >= maxExtraReads):
 			return nil
+		case final && errors.Is(err, io.EOF):
+			// The runtime was still writing the log after the container's
+			// end: read again, a little later, until a read brings nothing
+			// new.
+			extra++
+			if !sleep(ctx, 500*time.Millisecond) {
+				return nil
+			}
+			continue
 		case final:
 			if failures++; failures >= finalAttempts {
 				return f.run.r.apiError("read the log of pod "+f.run.c.Name(), err)
@@ -251,6 +266,18 @@ func closed(c <-chan struct{}) bool {
 	case <-c:
 		return true
 	default:
+		return false
+	}
+}
+
+// sleep waits for d; false when ctx ended first.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
 		return false
 	}
 }

@@ -49,16 +49,23 @@
 // the two come apart.
 //
 // A follow of the logs API ends when the kubelet finds the container no
-// longer running at the end of its log file, which can come before the
-// runtime has written the last of the container's output there (a flood of
-// 2 Mi lines once lost its last 4,096 lines, one 32 KiB buffer of
-// containerd's shim, that way). A follow also ends when a connection
-// breaks, as when the API server restarts. So when a follow ends the log is
-// read again from its start (a read begun once the container has ended is
-// the last): the bytes already delivered are dropped, after a checksum
-// says they are the same, and what follows them is delivered. A log that
-// changed meanwhile (rotated by the kubelet) ends the output with a
-// warning saying lines may be missing.
+// longer running at the end of its log file, which can come long before
+// the runtime has written the last of the container's output there (a
+// follow of a flood of 2 Mi lines ended here after 1.6 Mi of them). A
+// follow also ends when a connection breaks, as when the API server
+// restarts. So when a follow ends the log is read again from its start,
+// until a read begun once the container has ended brings nothing new: the
+// bytes already delivered are dropped, after a checksum says they are the
+// same, and what follows them is delivered. A log that changed meanwhile
+// (rotated by the kubelet) ends the output with a warning saying lines may
+// be missing.
+//
+// What the runtime never writes to the log file no reader can deliver: on
+// the CI node (containerd's CRI) a script that writes a flood as fast as it
+// can and exits at once sometimes loses the tail of it there (seq 2097152
+// left a file ending at 2,082,440, no line missing before; the same flood
+// followed by a second's sleep kept every line in three runs out of
+// three).
 //
 // # Exit code and OOM
 //
