@@ -1,10 +1,8 @@
 package kubernetes_test
 
 import (
-	"bufio"
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -56,16 +54,7 @@ func TestResume(t *testing.T) {
 	_, cs := testenv.Kubernetes(t)
 	taskID := "resume-" + time.Now().Format("150405.000000000")
 
-	helper := exec.Command(os.Args[0], "-test.run=^TestResumeHelperProcess$", "-test.count=1")
-	helper.Env = append(os.Environ(), "LADING_RESUME_TASK="+taskID)
-	out, err := helper.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, helper.Start())
-	scan := bufio.NewScanner(out)
-	for scan.Scan() && scan.Text() != "before" {
-	}
-	require.NoError(t, helper.Process.Kill())
-	_ = helper.Wait()
+	testenv.CrashMidRun(t, "TestResumeHelperProcess", []string{"LADING_RESUME_TASK=" + taskID}, "before")
 
 	r := newRunner(t, kubernetes.Config{Resume: true})
 	var mu sync.Mutex
