@@ -124,6 +124,7 @@ func (run *run) exitOf(pod *corev1.Pod, err error) (core.Exit, error) {
 		return exit, nil // Run deleted the pod
 	}
 	name := run.c.Name()
+	defer func() { run.gone.Store(exit.Message != "") }()
 	switch {
 	case err != nil || pod.DeletionTimestamp != nil:
 		exit.Message = fmt.Sprintf("pod %s was deleted while the task ran", name)

@@ -96,8 +96,12 @@ func (p *podFiles) Collect(ctx context.Context, res *runner.Result) ([]string, e
 	if !p.collects() {
 		return p.staging.Fill(res), nil
 	}
-	if run.stopping.Load() {
+	switch {
+	case run.stopping.Load():
 		res.Warnings = append(res.Warnings, "output files are not collected: the pod was deleted when the run was stopped")
+		return p.staging.Fill(res), nil
+	case run.gone.Load():
+		res.Warnings = append(res.Warnings, "output files are not collected: the pod was deleted, or failed, before they could be")
 		return p.staging.Fill(res), nil
 	}
 	run.c.Event(runner.StageCollecting, ws.HostDir)
@@ -148,7 +152,7 @@ func (r readCloser) Close() error { return r.close() }
 
 // Tidy tells the sidecar that the files are out, so the pod ends.
 func (p *podFiles) Tidy(ctx context.Context, _ *runner.Result) error {
-	if p.collects() && !p.run.stopping.Load() {
+	if p.collects() && !p.run.stopping.Load() && !p.run.gone.Load() {
 		// Best effort: with Delete the pod goes anyway.
 		_ = p.run.exec(ctx, containerOut, []string{"touch", markerOut}, nil, nil)
 	}

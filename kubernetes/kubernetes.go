@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -230,9 +232,19 @@ func (r *Runner) apiError(doing string, err error) error {
 		if apierrors.IsUnauthorized(err) || apierrors.IsForbidden(err) {
 			e.Err = fmt.Errorf("%w: %w", runner.ErrUnauthorized, err)
 		}
-	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
-	default:
+	case unreachable(err):
 		e.Host = r.host
 	}
 	return e
+}
+
+// unreachable reports whether err says that the API server could not be
+// reached at all: a connection refused, reset or timed out, a name that
+// does not resolve. Other errors (an exec refused, a stream that ended)
+// say something about the call, not the server.
+func unreachable(err error) bool {
+	var opErr *net.OpError
+	var dnsErr *net.DNSError
+	return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) &&
+		(errors.As(err, &opErr) || errors.As(err, &dnsErr) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET))
 }

@@ -53,6 +53,7 @@ type run struct {
 	attached bool        // Attach followed the pod: Start has nothing to do
 	exit     *podExit    // the watch for the task container's end, once attached
 	stopping atomic.Bool // Stop deleted the pod
+	gone     atomic.Bool // someone else deleted the pod, or it failed
 }
 
 var (
