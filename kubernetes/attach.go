@@ -243,7 +243,7 @@ func (f *logFollower) follow(ctx context.Context, w io.Writer) error {
 			// end: read again, a little later, until a read brings nothing
 			// new.
 			extra++
-			if !sleep(ctx, 500*time.Millisecond) {
+			if !sleep(ctx, 100*time.Millisecond) {
 				return nil
 			}
 			continue
