@@ -4,7 +4,9 @@
 //   - raw: the minimal Engine API sequence with github.com/moby/moby/client;
 //   - cli: the docker command line (docker run, docker cp);
 //   - tc:  testcontainers-go (reaper disabled: its image cannot be pulled
-//     offline), for the container cases.
+//     offline), for the container cases and the service case (deploy to
+//     ready: GenericContainer with wait.ForHTTP against lading's Deploy and
+//     service.Wait with an HTTP health check).
 //
 // lading-bare is lading without an output directory (DisableOutputDir), to
 // show what the output directory costs; lading-volume and lading-mount are
@@ -66,6 +68,7 @@ var cases = []struct {
 	{"files-in", "input files staged in", map[string]peer{"lading-volume": ladingFilesInVolume, "lading-mount": ladingFilesInMount, "raw": rawFilesIn, "cli": cliFilesIn}},
 	{"stdout", "stdout lines to a line callback", map[string]peer{"lading": ladingStdout, "raw": rawStdout, "cli": cliStdout}},
 	{"stdout-masked", "the same with secret masking on", map[string]peer{"lading": ladingStdoutMasked, "raw": rawStdout}},
+	{"service", "deploy to ready: an HTTP health check passing (busybox httpd)", map[string]peer{"lading": ladingService, "tc": tcService}},
 }
 
 func main() {

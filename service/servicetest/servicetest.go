@@ -345,7 +345,10 @@ func testHealthHTTPFailing(t *testing.T, s *Suite) {
 	ns := Namespace(t)
 	m := s.Manager(t, ns, nil)
 	spec := httpService("nopage", "x")
-	spec.Health = &service.HealthCheck{HTTP: &service.HTTPCheck{Path: "/missing"}, Interval: 100 * time.Millisecond, Retries: 2}
+	// The start period lets httpd listen before the probes count, however
+	// loaded the machine: the failing probe must be the 404, not a refused
+	// connection.
+	spec.Health = &service.HealthCheck{HTTP: &service.HTTPCheck{Path: "/missing"}, Interval: 100 * time.Millisecond, Retries: 2, StartPeriod: 3 * time.Second}
 	svc := s.Deploy(t, m, ns, spec)
 	st, err := Wait(t, svc)
 	require.ErrorIs(t, err, service.ErrFailed)
