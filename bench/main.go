@@ -68,7 +68,7 @@ var cases = []struct {
 	{"files-in", "input files staged in", map[string]peer{"lading-volume": ladingFilesInVolume, "lading-mount": ladingFilesInMount, "raw": rawFilesIn, "cli": cliFilesIn}},
 	{"stdout", "stdout lines to a line callback", map[string]peer{"lading": ladingStdout, "raw": rawStdout, "cli": cliStdout}},
 	{"stdout-masked", "the same with secret masking on", map[string]peer{"lading": ladingStdoutMasked, "raw": rawStdout}},
-	{"service", "deploy to ready: an HTTP health check passing (busybox httpd)", map[string]peer{"lading": ladingService, "tc": tcService}},
+	{"service", "deploy to ready: an HTTP health check passing (busybox httpd)", map[string]peer{"lading": ladingService, "lading-ns": ladingServiceNS, "tc": tcService, "tc-net": tcServiceNet}},
 }
 
 func main() {
@@ -133,7 +133,11 @@ func main() {
 func runParent(cfg config, name, peer string) measurement {
 	args := []string{"-child", name + "/" + peer, "-image", cfg.Image, "-n", fmt.Sprint(cfg.N), "-parallel", fmt.Sprint(cfg.Parallel), "-size", fmt.Sprint(cfg.Size)}
 	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), "TESTCONTAINERS_RYUK_DISABLED=true", "LADING_BENCH_DIR="+cfg.Dir)
+	// testcontainers-go: its reaper's image cannot be pulled offline; and
+	// where this program runs in a container (/.dockerenv), it would look
+	// for published ports at that container's default gateway, not where
+	// the engine publishes them, on the host's loopback.
+	cmd.Env = append(os.Environ(), "TESTCONTAINERS_RYUK_DISABLED=true", "TESTCONTAINERS_HOST_OVERRIDE=127.0.0.1", "LADING_BENCH_DIR="+cfg.Dir)
 	var out, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &stderr // testcontainers logs every step
 	err := cmd.Run()

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	tc "github.com/testcontainers/testcontainers-go"
+	"github.com/testcontainers/testcontainers-go/network"
 	"github.com/testcontainers/testcontainers-go/wait"
 
 	"github.com/lading-dev/lading/docker"
@@ -22,8 +23,16 @@ const httpdCommand = `mkdir -p /tmp/www && echo ready > /tmp/www/index.html && e
 // HTTP health check of / on port 8080 (lading probes the published port
 // from the host, as wait.ForHTTP does), then deletes the service untimed.
 // Each repetition deploys into a namespace left empty by the last one, so
-// it pays for the namespace's network as a first deploy does.
-func ladingService(cfg config) (measurement, error) {
+// it pays for the namespace's network (created, then removed with the
+// service) as the first service of a namespace does.
+func ladingService(cfg config) (measurement, error) { return ladingDeploy(cfg, false) }
+
+// ladingServiceNS is ladingService in a namespace that has another
+// service, so its network exists: what every service but the first of a
+// namespace pays.
+func ladingServiceNS(cfg config) (measurement, error) { return ladingDeploy(cfg, true) }
+
+func ladingDeploy(cfg config, anchored bool) (measurement, error) {
 	r := newLading(docker.Config{})
 	defer r.Close()
 	s, err := r.Services(docker.ServicesConfig{StopTimeout: -1})
@@ -31,6 +40,13 @@ func ladingService(cfg config) (measurement, error) {
 		return measurement{}, err
 	}
 	ns := fmt.Sprintf("bench-%d", os.Getpid())
+	if anchored {
+		anchor, err := s.Deploy(ctx, service.Spec{Slug: "anchor", Namespace: ns, Image: cfg.Image, Command: "sleep 3600", Ephemeral: true})
+		if err != nil {
+			return measurement{}, err
+		}
+		defer anchor.Delete(ctx)
+	}
 	i := 0
 	var last service.Service
 	f := func() error {
@@ -67,29 +83,52 @@ func ladingService(cfg config) (measurement, error) {
 }
 
 // tcService times testcontainers-go's GenericContainer with
-// wait.ForHTTP("/") on the same image and command, then terminates the
-// container untimed.
-func tcService(cfg config) (measurement, error) {
+// wait.ForHTTP("/") on the same image and command, on the default bridge
+// (no name other containers reach it by), then terminates the container
+// untimed.
+func tcService(cfg config) (measurement, error) { return tcDeploy(cfg, false) }
+
+// tcServiceNet is tcService on a network of its own made for it
+// (network.New) with an alias, as other containers would reach it by
+// name: what lading's Deploy does for a namespace's first service. The
+// network is made in the timed part and removed in the untimed one.
+func tcServiceNet(cfg config) (measurement, error) { return tcDeploy(cfg, true) }
+
+func tcDeploy(cfg config, withNet bool) (measurement, error) {
 	var last tc.Container
+	var lastNet *tc.DockerNetwork
 	f := func() error {
-		c, err := tc.GenericContainer(ctx, tc.GenericContainerRequest{
-			ContainerRequest: tc.ContainerRequest{
-				Image:        cfg.Image,
-				Entrypoint:   []string{"sh", "-c", httpdCommand},
-				ExposedPorts: []string{"8080/tcp"},
-				WaitingFor:   wait.ForHTTP("/").WithPort("8080/tcp").WithStatusCodeMatcher(func(status int) bool { return status == 200 }),
-			},
-			Started: true,
-		})
+		req := tc.ContainerRequest{
+			Image:        cfg.Image,
+			Entrypoint:   []string{"sh", "-c", httpdCommand},
+			ExposedPorts: []string{"8080/tcp"},
+			WaitingFor:   wait.ForHTTP("/").WithPort("8080/tcp").WithStatusCodeMatcher(func(status int) bool { return status == 200 }),
+		}
+		if withNet {
+			n, err := network.New(ctx)
+			if err != nil {
+				return err
+			}
+			lastNet = n
+			req.Networks = []string{n.Name}
+			req.NetworkAliases = map[string][]string{n.Name: {"web"}}
+		}
+		c, err := tc.GenericContainer(ctx, tc.GenericContainerRequest{ContainerRequest: req, Started: true})
 		last = c
 		return err
 	}
 	del := func() error {
-		if last == nil {
-			return nil
+		var err error
+		if last != nil {
+			err = last.Terminate(ctx)
+			last = nil
 		}
-		err := last.Terminate(ctx)
-		last = nil
+		if lastNet != nil {
+			if nerr := lastNet.Remove(ctx); err == nil {
+				err = nerr
+			}
+			lastNet = nil
+		}
 		return err
 	}
 	defer del()
