@@ -76,6 +76,14 @@ func (s *Services) Update(ctx context.Context, spec service.Spec) (service.Servi
 	if _, err := service.Wait(ctx, next); err != nil {
 		return nil, restoreOld(fmt.Errorf("docker: update of service %s: %w", spec.Slug, err))
 	}
+	if !fixed {
+		// Out of the network's DNS first: from here the slug and hostname
+		// resolve to the new container only, while the old one stops.
+		_, err := s.r.cli.NetworkDisconnect(ctx, NetworkName(spec.Namespace), client.NetworkDisconnectOptions{Container: old.info.ID})
+		if err != nil && !cerrdefs.IsNotFound(err) {
+			s.r.log.Debug("disconnect the old container of an update", "service", spec.Slug, "error", err)
+		}
+	}
 	if err := old.Delete(ctx); err != nil {
 		return nil, fmt.Errorf("docker: update of service %s: the new one runs (%s), the old one could not be removed: %w", spec.Slug, next.info.ID, err)
 	}

@@ -495,11 +495,12 @@ func testHostname(t *testing.T, s *Suite) {
 	require.NoError(t, err, "state %+v", st)
 	assert.Equal(t, service.Deployed, st.Status)
 
-	// From another namespace it is not reachable.
+	// From another namespace it is not reachable. (timeout bounds the
+	// wget: Debian busybox 1.35's wget -T crashes.)
 	other := Namespace(t)
 	m2 := s.Manager(t, other, nil)
 	stranger := s.Deploy(t, m2, other, service.Spec{Slug: "stranger", Command: "sleep 3600",
-		Health: &service.HealthCheck{Command: []string{"sh", "-c", fmt.Sprintf("wget -q -T 1 -O - http://%s:8080/", host)}, Interval: 200 * time.Millisecond, Retries: 2}})
+		Health: &service.HealthCheck{Command: []string{"sh", "-c", fmt.Sprintf("timeout 1 wget -q -O - http://%s:8080/", host)}, Interval: 200 * time.Millisecond, Retries: 2}})
 	_, err = Wait(t, stranger)
 	require.ErrorIs(t, err, service.ErrFailed)
 }
