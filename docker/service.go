@@ -348,9 +348,24 @@ func (s *Services) createError(ctx context.Context, spec service.Spec, name stri
 	case cerrdefs.IsConflict(err):
 		return fmt.Errorf("docker: service %s in namespace %s: %w", spec.Slug, spec.Namespace, service.ErrSlugTaken)
 	case spec.DiskSize > 0 && strings.Contains(strings.ToLower(err.Error()), "storage-opt"):
-		return &runner.FieldError{Field: "diskSize", Value: spec.DiskSize.String(), Problem: "the engine's storage driver cannot limit a container's root file system here: " + err.Error(), Err: service.ErrInvalidSpec}
+		return &runner.FieldError{Field: "diskSize", Value: spec.DiskSize.String(), Problem: "the engine's storage driver" + s.storageDriver(ctx) + " cannot limit a container's root file system here: " + err.Error(), Err: service.ErrInvalidSpec}
 	}
 	return engineError(s.r, "create service container "+name, err)
+}
+
+// storageDriver names the engine's storage driver and its backing file
+// system, " (overlay2 on extfs)", or "" when the engine does not say.
+func (s *Services) storageDriver(ctx context.Context) string {
+	res, err := s.r.cli.Info(ctx, client.InfoOptions{})
+	if err != nil || res.Info.Driver == "" {
+		return ""
+	}
+	for _, kv := range res.Info.DriverStatus {
+		if kv[0] == "Backing Filesystem" {
+			return " (" + res.Info.Driver + " on " + kv[1] + ")"
+		}
+	}
+	return " (" + res.Info.Driver + ")"
 }
 
 // start starts a created service; on failure it deletes it.
