@@ -549,6 +549,15 @@ func testLogsFollow(t *testing.T, s *Suite) {
 	assert.Equal(t, want, out.all(), "each line once, in order, one Write each")
 	assert.Equal(t, []string{"done\n"}, errw.all())
 
+	// Since: nothing was logged after now; everything after a time before
+	// the start.
+	var since bytes.Buffer
+	require.NoError(t, svc.Logs(t.Context(), service.LogOptions{Since: time.Now(), Stdout: &since}))
+	assert.Empty(t, since.String(), "nothing logged since now")
+	since.Reset()
+	require.NoError(t, svc.Logs(t.Context(), service.LogOptions{Since: time.Now().Add(-time.Hour), Stdout: &since}))
+	assert.Equal(t, strings.Join(want, ""), since.String())
+
 	// Tail.
 	var tail bytes.Buffer
 	require.NoError(t, svc.Logs(t.Context(), service.LogOptions{Tail: 2, Stdout: &tail}))
