@@ -519,7 +519,9 @@ func (s *Services) removeNetworkIfEmpty(ctx context.Context, namespace string) e
 // removeNetwork removes a namespace's network. A network that a container
 // (a task, a new service) joined meanwhile is kept. Docker may still count
 // the endpoint of a container it has just removed: while the network
-// lists no container, the removal is tried again for up to 2 s.
+// lists no container, the removal is tried again for up to 10 s (2 s was
+// seen too short on a loaded engine), then the network is kept, for a
+// [Services.Prune].
 func (s *Services) removeNetwork(ctx context.Context, id, name string) (removed bool, err error) {
 	for attempt := 0; ; attempt++ {
 		_, err := s.r.cli.NetworkRemove(ctx, id, client.NetworkRemoveOptions{})
@@ -530,7 +532,10 @@ func (s *Services) removeNetwork(ctx context.Context, id, name string) (removed 
 			return false, engineError(s.r, "remove network "+name, err)
 		}
 		in, ierr := s.r.cli.NetworkInspect(ctx, id, client.NetworkInspectOptions{})
-		if ierr != nil || len(in.Network.Containers) > 0 || attempt >= 20 {
+		if ierr != nil || len(in.Network.Containers) > 0 || attempt >= 100 {
+			if attempt >= 100 {
+				s.r.log.Debug("network kept: the engine still counts an endpoint", "network", name, "error", err)
+			}
 			return false, nil // in use: kept
 		}
 		select {
