@@ -4,11 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
 	"sort"
-	"strconv"
 	"testing"
 	"time"
 
@@ -30,24 +26,9 @@ import (
 func TestServiceRedisSinks(t *testing.T) {
 	skipServicesOnPodman(t)
 	t.Parallel()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("redis-server is not installed (apt-get install redis-server)")
-		}
-		t.Skip("redis-server is not installed")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	port := l.Addr().(*net.TCPAddr).Port
-	require.NoError(t, l.Close())
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	srv := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())
-	require.NoError(t, srv.Start())
-	t.Cleanup(func() { _ = srv.Process.Kill(); _ = srv.Wait() })
+	addr := testenv.RedisServer(t, 0)
 	rc := redis.NewClient(&redis.Options{Addr: addr})
 	t.Cleanup(func() { _ = rc.Close() })
-	require.Eventually(t, func() bool { return rc.Ping(t.Context()).Err() == nil }, 10*time.Second, 20*time.Millisecond)
 	sub := rc.Subscribe(t.Context(), "container-stdout", "container-stderr", "container-stats")
 	t.Cleanup(func() { _ = sub.Close() })
 	for range 3 {

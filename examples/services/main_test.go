@@ -4,16 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"sort"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/moby/moby/client"
-	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -24,36 +21,11 @@ import (
 // The demo runs against the real engine, in the offline test image, with
 // Debian's redis-server (started here) for the sinks.
 
-// startRedis starts a redis-server on a free port for the test and returns
-// its address.
-func startRedis(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("redis-server is not installed (apt-get install redis-server)")
-		}
-		t.Skip("redis-server is not installed")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	port := l.Addr().(*net.TCPAddr).Port
-	require.NoError(t, l.Close())
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	srv := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())
-	require.NoError(t, srv.Start())
-	t.Cleanup(func() { _ = srv.Process.Kill(); _ = srv.Wait() })
-	rc := redis.NewClient(&redis.Options{Addr: addr})
-	defer rc.Close()
-	require.Eventually(t, func() bool { return rc.Ping(t.Context()).Err() == nil }, 10*time.Second, 20*time.Millisecond)
-	return addr
-}
-
 func TestDemo(t *testing.T) {
 	cli := testenv.Engine(t)
 	testenv.SkipOnPodman(t, "services are verified on Docker only (see docker's skipServicesOnPodman)")
 	ns := fmt.Sprintf("demo-test-%d", os.Getpid())
-	rep, err := Run(t.Context(), Options{Image: testenv.Image, Namespace: ns, Redis: startRedis(t), StatsPeriod: 200 * time.Millisecond, Out: logWriter{t}})
+	rep, err := Run(t.Context(), Options{Image: testenv.Image, Namespace: ns, Redis: testenv.RedisServer(t, 0), StatsPeriod: 200 * time.Millisecond, Out: logWriter{t}})
 	require.NoError(t, err)
 
 	// The host reached web, and web reached kv by its slug: each hit is one

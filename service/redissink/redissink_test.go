@@ -4,9 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
 	"strconv"
 	"testing"
 	"time"
@@ -15,41 +12,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/lading-dev/lading/internal/testenv"
 	"github.com/lading-dev/lading/runner"
 	"github.com/lading-dev/lading/service"
 	"github.com/lading-dev/lading/service/redissink"
 )
-
-// freePort returns a TCP port nothing listens on.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	port := l.Addr().(*net.TCPAddr).Port
-	require.NoError(t, l.Close())
-	return port
-}
-
-// startRedis starts Debian's redis-server on port for the test.
-func startRedis(t *testing.T, port int, args ...string) {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("redis-server is not installed (apt-get install redis-server)")
-		}
-		t.Skip("redis-server is not installed")
-	}
-	cmd := exec.Command(bin, append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir()}, args...)...)
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	c := redis.NewClient(&redis.Options{Addr: addr(port)})
-	defer c.Close()
-	require.Eventually(t, func() bool {
-		err := c.Ping(context.Background()).Err()
-		return err == nil || len(args) > 0 // with a password, NOAUTH is an answer too
-	}, 10*time.Second, 20*time.Millisecond)
-}
 
 func addr(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
 
@@ -89,8 +56,8 @@ func receive(t *testing.T, msgs <-chan *redis.Message, n int) map[string][]strin
 }
 
 func TestSinkInOrderOnce(t *testing.T) {
-	port := freePort(t)
-	startRedis(t, port)
+	port := testenv.FreePort(t)
+	testenv.RedisServer(t, port)
 	msgs := subscribe(t, port, "", "c-stdout", "c-stderr", "c-stats")
 	base := "redis://" + addr(port) + "/"
 	sink, err := redissink.New(redissink.Config{Stdout: base + "c-stdout", Stderr: base + "c-stderr", Stats: base + "c-stats"})
@@ -122,7 +89,7 @@ func TestSinkInOrderOnce(t *testing.T) {
 // the sink's connection for want of a password) the lines wait in the
 // queue, in order; once Redis takes them, they all arrive.
 func TestSinkDownKeepsBuffered(t *testing.T) {
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	sink, err := redissink.New(redissink.Config{Stdout: "redis://" + addr(port) + "/out"})
 	require.NoError(t, err)
 	defer sink.Close(context.Background())
@@ -134,7 +101,7 @@ func TestSinkDownKeepsBuffered(t *testing.T) {
 	assert.Less(t, time.Since(start), 5*time.Second, "writes never wait for Redis") // a bound on hanging, not a speed
 	time.Sleep(300 * time.Millisecond)                                              // a few refused attempts
 
-	startRedis(t, port, "--requirepass", "letmein-pass")
+	testenv.RedisServer(t, port, "--requirepass", "letmein-pass")
 	msgs := subscribe(t, port, "letmein-pass", "out")
 	admin := redis.NewClient(&redis.Options{Addr: addr(port), Password: "letmein-pass"})
 	defer admin.Close()
@@ -150,7 +117,7 @@ func TestSinkDownKeepsBuffered(t *testing.T) {
 // TestSinkFullDropsNewest: a full queue drops (and counts) the newest
 // messages; Close under a done ctx drops what is left, counted.
 func TestSinkFullDropsNewest(t *testing.T) {
-	port := freePort(t) // nothing listens
+	port := testenv.FreePort(t) // nothing listens
 	sink, err := redissink.New(redissink.Config{Stdout: "redis://" + addr(port) + "/out", Buffer: 10})
 	require.NoError(t, err)
 	w := sink.Sinks().Stdout
