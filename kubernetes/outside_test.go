@@ -131,21 +131,14 @@ func TestPodDeletedFromOutside(t *testing.T) {
 	_, cs := testenv.Kubernetes(t)
 	zero := int64(0)
 	for _, tc := range []struct {
-		name   string
-		grace  *int64 // nil: the pod's own grace period
-		defect string
+		name  string
+		grace *int64 // nil: the pod's own grace period
 	}{
-		{"graceful", nil, "a pod deleted gracefully from outside ends as the script's own exit (the SIGTERM trap's code) plus an exec error " +
-			"called ErrEngineUnreachable (\"cannot reach the API server ... pods not found\"): execute's watch (pod.go) takes the " +
-			"task container's termination without looking at the pod's deletionTimestamp, and apiError (kubernetes.go) calls every " +
-			"error of exec (files.go) that is not an API status unreachable"},
-		{"forced", &zero, ""},
+		{"graceful", nil},
+		{"forced", &zero},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			if tc.defect != "" {
-				knownDefect(t, tc.defect)
-			}
 			label := newLabel(t)
 			r := newRunner(t, kubernetes.Config{Labels: map[string]string{testLabel: label}, KillGracePeriod: kubernetes.Duration(5 * time.Second)})
 			// The run's own bound: Run must return long before it.
@@ -264,19 +257,12 @@ func TestPullFailure(t *testing.T) {
 	}
 }
 
-// createRaceDefect: the defect TestCancelWhileCreating shows (2 pods of 16
-// left in its first run) and TestSoakRandomCancel met (1 of 24).
-const createRaceDefect = "a pod whose create request was in flight when the run's context ended is left running: " +
-	"create (pod.go) deletes the pod after a failed Create only when the run has a secret, but the API server may have " +
-	"made it although the client saw its context end (it should always delete by name, NotFound being success)"
-
 // TestSoakRandomCancel runs tasks (some with secrets, some with input and
 // output files) and cancels each at a random point, from before the pod
 // is created to after the script has ended; then nothing made by them may
 // be left. The seed is logged: LADING_SOAK_SEED replays it.
 func TestSoakRandomCancel(t *testing.T) {
 	_, cs := testenv.Kubernetes(t)
-	knownDefect(t, createRaceDefect)
 	const runs, workers = 24, 4
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("LADING_SOAK_SEED"); s != "" {
@@ -497,7 +483,6 @@ func restartAPIServer(pidFile string, cs *k8s.Clientset) error {
 // saw its context end. No pod may be left.
 func TestCancelWhileCreating(t *testing.T) {
 	_, cs := testenv.Kubernetes(t)
-	knownDefect(t, createRaceDefect)
 	label := newLabel(t)
 	r := newRunner(t, kubernetes.Config{Labels: map[string]string{testLabel: label}})
 	var wg sync.WaitGroup

@@ -52,6 +52,7 @@ type run struct {
 	details  *Details    // the result's, once asked for
 	attached bool        // Attach followed the pod: Start has nothing to do
 	exit     *podExit    // the watch for the task container's end, once attached
+	end      *endMarker  // the wrapper's end marker, nil without the wrapper
 	stopping atomic.Bool // Stop deleted the pod
 	gone     atomic.Bool // someone else deleted the pod, or it failed
 }
@@ -196,6 +197,12 @@ func (run *run) podSpec() corev1.PodSpec {
 	ws := run.c.WS
 	command := run.task.Command()
 	command[len(command)-1] = strings.Join(ws.Commands, "\n")
+	if cfg.waits() {
+		// The container lives until its log is read (see endWrapper).
+		if run.end = newEndMarker(command); run.end != nil {
+			command = run.end.wrap(command)
+		}
+	}
 	for i := range command {
 		command[i] = literal(command[i])
 	}
