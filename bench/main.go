@@ -4,7 +4,9 @@
 //   - raw: the minimal Engine API sequence with github.com/moby/moby/client;
 //   - cli: the docker command line (docker run, docker cp);
 //   - tc:  testcontainers-go (reaper disabled: its image cannot be pulled
-//     offline), for the container cases.
+//     offline), for the container cases and the service case (deploy to
+//     ready: GenericContainer with wait.ForHTTP against lading's Deploy and
+//     service.Wait with an HTTP health check).
 //
 // lading-bare is lading without an output directory (DisableOutputDir), to
 // show what the output directory costs; lading-volume and lading-mount are
@@ -78,6 +80,7 @@ var cases = []struct {
 	{"stdout-masked", "the same with secret masking on", map[string]peer{"lading": ladingStdoutMasked, "raw": rawStdout}},
 	{"k8s-trivial", "`true` as a Kubernetes pod, one at a time: latency", map[string]peer{"lading": k8sLadingTrivial, "lading-bare": k8sLadingBareTrivial, "raw": k8sRawTrivial, "kubectl": k8sKubectlTrivial}},
 	{"k8s-parallel", "`true` as a Kubernetes pod, 8 at a time: tasks/s", map[string]peer{"lading": k8sLadingParallel, "lading-bare": k8sLadingBareParallel, "raw": k8sRawParallel, "kubectl": k8sKubectlParallel}},
+	{"service", "deploy to ready: an HTTP health check passing (busybox httpd)", map[string]peer{"lading": ladingService, "lading-ns": ladingServiceNS, "tc": tcService, "tc-net": tcServiceNet}},
 }
 
 func main() {
@@ -149,7 +152,11 @@ func main() {
 func runParent(cfg config, name, peer string) measurement {
 	args := []string{"-child", name + "/" + peer, "-image", cfg.Image, "-n", fmt.Sprint(cfg.N), "-parallel", fmt.Sprint(cfg.Parallel), "-size", fmt.Sprint(cfg.Size), "-kubeconfig", cfg.Kubeconfig}
 	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), "TESTCONTAINERS_RYUK_DISABLED=true", "LADING_BENCH_DIR="+cfg.Dir)
+	// testcontainers-go: its reaper's image cannot be pulled offline; and
+	// where this program runs in a container (/.dockerenv), it would look
+	// for published ports at that container's default gateway, not where
+	// the engine publishes them, on the host's loopback.
+	cmd.Env = append(os.Environ(), "TESTCONTAINERS_RYUK_DISABLED=true", "TESTCONTAINERS_HOST_OVERRIDE=127.0.0.1", "LADING_BENCH_DIR="+cfg.Dir)
 	var out, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &stderr // testcontainers logs every step
 	err := cmd.Run()

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,6 +18,7 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 
@@ -112,8 +114,15 @@ func (r *Runner) Services(cfg ServicesConfig) (*Services, error) {
 	if cfg.Limits != nil {
 		limits = *cfg.Limits
 	}
-	for ns := range cfg.Namespaces {
+	for ns, n := range cfg.Namespaces {
 		if err := service.ValidSlug("namespaces", ns); err != nil {
+			return nil, err
+		}
+		if err := n.Validate(); err != nil {
+			var fe *runner.FieldError
+			if errors.As(err, &fe) {
+				fe.Field = "namespaces." + ns + "." + fe.Field
+			}
 			return nil, err
 		}
 	}
@@ -146,6 +155,16 @@ func containerName(namespace, slug string) string {
 // whatever process deployed it. The port is published on 127.0.0.1 at
 // HostPort, or a free port. A failure after the container was created
 // removes it.
+//
+// A spec with Build has its image built first ([Runner.Build]: a cache hit
+// when the context is unchanged). HostVolumes are refused, with a
+// [*runner.FieldError] naming hostVolumes, unless the Runner was made
+// with [WithAllow] and Allow.Volumes, the opt-in of tasks' volumes. A
+// fixed IP needs the namespace's Subnet ([service.Namespace]), which the
+// network is created with; an IP another container holds is a
+// [*runner.FieldError] for ip. A DiskSize the storage driver cannot
+// enforce (overlay2 only on xfs with pquota) is a [*runner.FieldError]
+// for diskSize.
 func (s *Services) Deploy(ctx context.Context, spec service.Spec) (service.Service, error) {
 	spec, err := service.Resolve(spec, s.cfg.Namespaces[defaultNS(spec.Namespace)], s.limits)
 	if err != nil {
@@ -170,9 +189,17 @@ func (s *Services) Deploy(ctx context.Context, spec service.Spec) (service.Servi
 func (s *Services) create(ctx context.Context, spec service.Spec, name, hostname string) (*serviceHandle, error) {
 	var err error
 	r := s.r
-	pr := &run{r: r, task: runner.Task{Image: spec.Image}, log: r.log}
-	if err := r.ensureImage(ctx, pr); err != nil {
-		return nil, fmt.Errorf("docker: service %s: %w", spec.Slug, err)
+	if spec.Build != nil {
+		img, err := r.Build(ctx, *spec.Build)
+		if err != nil {
+			return nil, fmt.Errorf("docker: service %s: build its image: %w", spec.Slug, err)
+		}
+		spec.Image = img.Ref
+	} else {
+		pr := &run{r: r, task: runner.Task{Image: spec.Image}, log: r.log}
+		if err := r.ensureImage(ctx, pr); err != nil {
+			return nil, fmt.Errorf("docker: service %s: %w", spec.Slug, err)
+		}
 	}
 	if spec.Port == 0 {
 		if spec.Port, err = s.exposedPort(ctx, spec.Image); err != nil {
@@ -182,9 +209,21 @@ func (s *Services) create(ctx context.Context, spec service.Spec, name, hostname
 	if spec.HostPort != 0 && spec.Port == 0 {
 		return nil, &runner.FieldError{Field: "hostPort", Value: strconv.Itoa(spec.HostPort), Problem: "needs a port: set port (the image exposes none)", Err: service.ErrInvalidSpec}
 	}
-	netID, err := s.ensureNetwork(ctx, spec.Namespace)
+	if len(spec.HostVolumes) > 0 && !r.opts.allow.Volumes {
+		return nil, &runner.FieldError{Field: "hostVolumes[0].hostPath", Value: spec.HostVolumes[0].HostPath,
+			Problem: "mounts a host path into the service: the host program must allow it with docker.WithAllow(docker.Allow{Volumes: true}), as for tasks' volumes", Err: service.ErrInvalidSpec}
+	}
+	netID, subnets, err := s.ensureNetwork(ctx, spec.Namespace)
 	if err != nil {
 		return nil, err
+	}
+	var ip netip.Addr
+	if spec.IP != "" {
+		ip = netip.MustParseAddr(spec.IP) // checked by Resolve
+		if !slices.ContainsFunc(subnets, func(p netip.Prefix) bool { return p.Contains(ip) }) {
+			return nil, errors.Join(&runner.FieldError{Field: "ip", Value: spec.IP, Problem: fmt.Sprintf("is in no subnet of the network %s (%v): it was created before its namespace had this subnet; delete the namespace's services to make it again", NetworkName(spec.Namespace), subnets), Err: service.ErrInvalidSpec},
+				s.removeNetworkIfEmpty(ctx, spec.Namespace))
+		}
 	}
 	labels := map[string]string{
 		LabelManaged:          "true",
@@ -214,6 +253,9 @@ func (s *Services) create(ctx context.Context, spec service.Spec, name, hostname
 	mounts, err := s.volumeMounts(ctx, spec)
 	if err != nil {
 		return nil, err
+	}
+	for _, v := range spec.HostVolumes {
+		mounts = append(mounts, mount.Mount{Type: mount.TypeBind, Source: v.HostPath, Target: v.Path, ReadOnly: v.ReadOnly})
 	}
 	host := &container.HostConfig{
 		Mounts: mounts,
@@ -256,21 +298,25 @@ func (s *Services) create(ctx context.Context, spec service.Spec, name, hostname
 	var created client.ContainerCreateResult
 	for attempt := 0; ; attempt++ {
 		host.NetworkMode = container.NetworkMode(netID)
+		endpoint := &network.EndpointSettings{Aliases: []string{spec.Slug, hostname}}
+		if ip.Is4() {
+			endpoint.IPAMConfig = &network.EndpointIPAMConfig{IPv4Address: ip}
+		} else if ip.IsValid() {
+			endpoint.IPAMConfig = &network.EndpointIPAMConfig{IPv6Address: ip}
+		}
 		created, err = r.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
-			Name:       name,
-			Config:     cfg,
-			HostConfig: host,
-			NetworkingConfig: &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
-				netID: {Aliases: []string{spec.Slug, hostname}},
-			}},
-			Platform: r.platform,
+			Name:             name,
+			Config:           cfg,
+			HostConfig:       host,
+			NetworkingConfig: &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{netID: endpoint}},
+			Platform:         r.platform,
 		})
 		// The last service of the namespace, deleted meanwhile, may have
 		// taken the network with it: make it again, once.
 		if err == nil || attempt > 0 || !cerrdefs.IsNotFound(err) || !strings.Contains(strings.ToLower(err.Error()), "network") {
 			break
 		}
-		if netID, err = s.ensureNetwork(ctx, spec.Namespace); err != nil {
+		if netID, _, err = s.ensureNetwork(ctx, spec.Namespace); err != nil {
 			break
 		}
 	}
@@ -291,7 +337,7 @@ func (s *Services) create(ctx context.Context, spec service.Spec, name, hostname
 	for _, w := range created.Warnings {
 		r.log.Warn("engine warning", "service", spec.Slug, "warning", w)
 	}
-	return s.handle(created.ID, labels, mask.New(mapValues(spec.SecretEnv)...)), nil
+	return s.handle(created.ID, spec.Image, labels, mask.New(mapValues(spec.SecretEnv)...)), nil
 }
 
 // createError turns a failed create into the error Deploy returns.
@@ -302,9 +348,24 @@ func (s *Services) createError(ctx context.Context, spec service.Spec, name stri
 	case cerrdefs.IsConflict(err):
 		return fmt.Errorf("docker: service %s in namespace %s: %w", spec.Slug, spec.Namespace, service.ErrSlugTaken)
 	case spec.DiskSize > 0 && strings.Contains(strings.ToLower(err.Error()), "storage-opt"):
-		return &runner.FieldError{Field: "diskSize", Value: spec.DiskSize.String(), Problem: "the engine's storage driver cannot limit a container's root file system here: " + err.Error(), Err: service.ErrInvalidSpec}
+		return &runner.FieldError{Field: "diskSize", Value: spec.DiskSize.String(), Problem: "the engine's storage driver" + s.storageDriver(ctx) + " cannot limit a container's root file system here: " + err.Error(), Err: service.ErrInvalidSpec}
 	}
 	return engineError(s.r, "create service container "+name, err)
+}
+
+// storageDriver names the engine's storage driver and its backing file
+// system, " (overlay2 on extfs)", or "" when the engine does not say.
+func (s *Services) storageDriver(ctx context.Context) string {
+	res, err := s.r.cli.Info(ctx, client.InfoOptions{})
+	if err != nil || res.Info.Driver == "" {
+		return ""
+	}
+	for _, kv := range res.Info.DriverStatus {
+		if kv[0] == "Backing Filesystem" {
+			return " (" + res.Info.Driver + " on " + kv[1] + ")"
+		}
+	}
+	return " (" + res.Info.Driver + ")"
 }
 
 // start starts a created service; on failure it deletes it.
@@ -312,7 +373,10 @@ func (h *serviceHandle) start(ctx context.Context, spec service.Spec) error {
 	r := h.s.r
 	if _, err := r.cli.ContainerStart(ctx, h.info.ID, client.ContainerStartOptions{}); err != nil {
 		err = engineError(r, "start service "+spec.Slug, err)
-		if spec.HostPort != 0 && strings.Contains(err.Error(), "allocated") {
+		switch msg := err.Error(); {
+		case spec.IP != "" && strings.Contains(msg, "ddress already in use"):
+			err = &runner.FieldError{Field: "ip", Value: spec.IP, Problem: "is taken on the network " + NetworkName(spec.Namespace), Err: service.ErrInvalidSpec}
+		case spec.HostPort != 0 && strings.Contains(msg, "allocated"):
 			err = &runner.FieldError{Field: "hostPort", Value: strconv.Itoa(spec.HostPort), Problem: "is in use on the host", Err: service.ErrInvalidSpec}
 		}
 		return errors.Join(h.mask.Error(err), h.Delete(ctx))
@@ -355,56 +419,78 @@ func (s *Services) exposedPort(ctx context.Context, image string) (int, error) {
 	return 0, &runner.FieldError{Field: "port", Value: "0", Problem: fmt.Sprintf("the image exposes %d ports (%s): set port", len(ports), strings.Join(ports, ", ")), Err: service.ErrInvalidSpec}
 }
 
-// ensureNetwork returns the id of the namespace's network, creating it when
-// it is missing. Docker 20.10 lets two networks have one name: when two
+// ensureNetwork returns the id and subnets of the namespace's network,
+// creating it when it is missing (with the namespace's Subnet, when it
+// has one). Docker 20.10 lets two networks have one name: when two
 // deploys create it at once, each keeps the one of lowest id and removes
 // the others, so they agree.
-func (s *Services) ensureNetwork(ctx context.Context, namespace string) (string, error) {
+func (s *Services) ensureNetwork(ctx context.Context, namespace string) (string, []netip.Prefix, error) {
 	s.netMu.Lock()
 	defer s.netMu.Unlock()
 	name := NetworkName(namespace)
-	find := func() ([]string, error) {
+	type found struct {
+		id      string
+		subnets []netip.Prefix
+	}
+	find := func() ([]found, error) {
 		list, err := s.r.cli.NetworkList(ctx, client.NetworkListOptions{Filters: make(client.Filters).Add("label", LabelServiceNamespace+"="+namespace)})
 		if err != nil {
 			return nil, engineError(s.r, "list networks", err)
 		}
-		var ids []string
+		var nets []found
 		for _, n := range list.Items {
 			if n.Name == name {
-				ids = append(ids, n.ID)
+				f := found{id: n.ID}
+				for _, c := range n.IPAM.Config {
+					f.subnets = append(f.subnets, c.Subnet)
+				}
+				nets = append(nets, f)
 			}
 		}
-		sort.Strings(ids)
-		return ids, nil
+		sort.Slice(nets, func(i, j int) bool { return nets[i].id < nets[j].id })
+		return nets, nil
 	}
-	ids, err := find()
-	if err != nil || len(ids) > 0 {
-		if len(ids) > 0 {
-			return ids[0], nil
-		}
-		return "", err
+	nets, err := find()
+	if err != nil {
+		return "", nil, err
 	}
-	_, err = s.r.cli.NetworkCreate(ctx, name, client.NetworkCreateOptions{
+	if len(nets) > 0 {
+		return nets[0].id, nets[0].subnets, nil
+	}
+	opts := client.NetworkCreateOptions{
 		Driver: "bridge",
 		Labels: map[string]string{
 			LabelManaged:          "true",
 			LabelCreated:          time.Now().UTC().Format(time.RFC3339),
 			LabelServiceNamespace: namespace,
 		},
-	})
+	}
+	if sub := s.cfg.Namespaces[namespace].Subnet; sub != "" {
+		p := netip.MustParsePrefix(sub) // checked by Services
+		opts.IPAM = &network.IPAM{Config: []network.IPAMConfig{{Subnet: p}}}
+		if p.Addr().Is6() {
+			v6 := true
+			opts.EnableIPv6 = &v6
+		}
+	}
+	_, err = s.r.cli.NetworkCreate(ctx, name, opts)
 	if err != nil && !cerrdefs.IsConflict(err) {
-		return "", engineError(s.r, "create network "+name, err)
+		err = engineError(s.r, "create network "+name, err)
+		if opts.IPAM != nil {
+			err = &runner.FieldError{Field: "namespaces." + namespace + ".subnet", Value: s.cfg.Namespaces[namespace].Subnet, Problem: "the engine could not make a network of it: " + err.Error(), Err: service.ErrInvalidSpec}
+		}
+		return "", nil, err
 	}
-	if ids, err = find(); err != nil {
-		return "", err
+	if nets, err = find(); err != nil {
+		return "", nil, err
 	}
-	if len(ids) == 0 {
-		return "", fmt.Errorf("docker: network %s: created, then not found (removed at once by another process?)", name)
+	if len(nets) == 0 {
+		return "", nil, fmt.Errorf("docker: network %s: created, then not found (removed at once by another process?)", name)
 	}
-	for _, extra := range ids[1:] {
-		_, _ = s.r.cli.NetworkRemove(ctx, extra, client.NetworkRemoveOptions{})
+	for _, extra := range nets[1:] {
+		_, _ = s.r.cli.NetworkRemove(ctx, extra.id, client.NetworkRemoveOptions{})
 	}
-	return ids[0], nil
+	return nets[0].id, nets[0].subnets, nil
 }
 
 // removeNetworkIfEmpty removes a namespace's network once no service of
@@ -433,7 +519,9 @@ func (s *Services) removeNetworkIfEmpty(ctx context.Context, namespace string) e
 // removeNetwork removes a namespace's network. A network that a container
 // (a task, a new service) joined meanwhile is kept. Docker may still count
 // the endpoint of a container it has just removed: while the network
-// lists no container, the removal is tried again for up to 2 s.
+// lists no container, the removal is tried again for up to 10 s (2 s was
+// seen too short on a loaded engine), then the network is kept, for a
+// [Services.Prune].
 func (s *Services) removeNetwork(ctx context.Context, id, name string) (removed bool, err error) {
 	for attempt := 0; ; attempt++ {
 		_, err := s.r.cli.NetworkRemove(ctx, id, client.NetworkRemoveOptions{})
@@ -444,7 +532,10 @@ func (s *Services) removeNetwork(ctx context.Context, id, name string) (removed 
 			return false, engineError(s.r, "remove network "+name, err)
 		}
 		in, ierr := s.r.cli.NetworkInspect(ctx, id, client.NetworkInspectOptions{})
-		if ierr != nil || len(in.Network.Containers) > 0 || attempt >= 20 {
+		if ierr != nil || len(in.Network.Containers) > 0 || attempt >= 100 {
+			if attempt >= 100 {
+				s.r.log.Debug("network kept: the engine still counts an endpoint", "network", name, "error", err)
+			}
 			return false, nil // in use: kept
 		}
 		select {
@@ -525,16 +616,17 @@ func (s *Services) fromInspect(c container.InspectResponse) *serviceHandle {
 			}
 		}
 	}
-	return s.handle(c.ID, labels, mask.New(secrets...))
+	return s.handle(c.ID, c.Config.Image, labels, mask.New(secrets...))
 }
 
-func (s *Services) handle(id string, labels map[string]string, m *mask.Masker) *serviceHandle {
+func (s *Services) handle(id, image string, labels map[string]string, m *mask.Masker) *serviceHandle {
 	port, _ := strconv.Atoi(labels[LabelServicePort])
 	h := &serviceHandle{s: s, mask: m, info: service.Info{
 		Namespace: labels[LabelServiceNamespace],
 		Slug:      labels[LabelServiceSlug],
 		Name:      labels[LabelServiceName],
 		Hostname:  labels[LabelServiceHostname],
+		Image:     image,
 		Port:      port,
 		ID:        id,
 		Ephemeral: labels[LabelServiceEphemeral] == "true",

@@ -2,8 +2,11 @@ package docker_test
 
 import (
 	"context"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
@@ -133,4 +136,70 @@ func TestServiceStartHelper(t *testing.T) {
 	})
 	_, err := s.Get(t.Context(), ns, "web")
 	require.ErrorIs(t, err, service.ErrNotFound, "deleted by the inner test's cleanup (%s)", id)
+}
+
+// TestServiceSurvivesProgramRestart: a program (this test binary run again,
+// as a child process) deploys a service for good and an ephemeral one,
+// then exits. A new program lists and gets both back with their status;
+// a prune removes the ephemeral one (its program has ended) and keeps the
+// other, which is then deleted.
+func TestServiceSurvivesProgramRestart(t *testing.T) {
+	skipServicesOnPodman(t)
+	if ns := os.Getenv("LADING_TEST_SERVICE_CHILD_NS"); ns != "" {
+		// The child: deploy, print nothing, exit without deleting.
+		r, err := docker.New(docker.Config{})
+		require.NoError(t, err)
+		s, err := r.Services(docker.ServicesConfig{})
+		require.NoError(t, err)
+		for _, spec := range []service.Spec{
+			{Slug: "forgood", Namespace: ns, Image: testenv.Image, Port: 8080, Command: servicetest.HTTPServer("still-here"),
+				Health: &service.HealthCheck{HTTP: &service.HTTPCheck{}, Interval: 100 * time.Millisecond}},
+			{Slug: "mortal", Namespace: ns, Image: testenv.Image, Command: "sleep 3600", Ephemeral: true},
+		} {
+			_, err := s.Deploy(t.Context(), spec)
+			require.NoError(t, err)
+		}
+		return
+	}
+	t.Parallel()
+	s, cli := newServices(t, docker.ServicesConfig{StopTimeout: -1})
+	ns := servicetest.Namespace(t)
+	t.Cleanup(func() {
+		list, _ := s.List(context.Background(), ns)
+		for _, svc := range list {
+			_ = svc.Delete(context.Background())
+		}
+	})
+	child := exec.Command(os.Args[0], "-test.run=^TestServiceSurvivesProgramRestart$", "-test.count=1")
+	child.Env = append(os.Environ(), "LADING_TEST_SERVICE_CHILD_NS="+ns)
+	out, err := child.CombinedOutput()
+	require.NoError(t, err, "child: %s", out)
+
+	list, err := s.List(t.Context(), ns)
+	require.NoError(t, err)
+	require.Len(t, list, 2)
+	assert.Equal(t, "forgood", list[0].Info().Slug)
+	assert.Equal(t, "mortal", list[1].Info().Slug)
+	svc, err := s.Get(t.Context(), ns, "forgood")
+	require.NoError(t, err)
+	st, err := servicetest.Wait(t, svc)
+	require.NoError(t, err)
+	assert.Equal(t, service.Deployed, st.Status)
+	addr, err := svc.Endpoint(t.Context())
+	require.NoError(t, err)
+	body, err := get(addr)
+	require.NoError(t, err)
+	assert.Equal(t, "still-here\n", body)
+
+	// (A prune of a test running beside this one may remove it first.)
+	res, err := s.Prune(t.Context(), docker.ServicePruneOptions{})
+	require.NoError(t, err)
+	assert.NotContains(t, res.Services, ns+"/forgood", "deployed for good")
+	_, err = s.Get(t.Context(), ns, "mortal")
+	require.ErrorIs(t, err, service.ErrNotFound, "its program has ended")
+	list, err = s.List(t.Context(), ns)
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+	require.NoError(t, svc.Delete(t.Context()))
+	assert.Empty(t, networksOf(t, cli, ns))
 }

@@ -26,10 +26,11 @@ var _ service.Updater = (*Services)(nil)
 // the slug and hostname resolve to both meanwhile, then to the new one;
 // on the host, the new one has a new port ([service.Service.Endpoint]
 // says it), and the old one serves until it is removed. With a fixed
-// HostPort, which only one container can hold, the old container is
-// stopped (not removed) just before the new one starts, and started again
-// if the new one does not become DEPLOYED: the port is dark from the
-// old one's stop until the new one listens.
+// HostPort or a fixed IP ([service.Spec.IP]), which only one container
+// can hold, the old container is stopped (not removed) just before the
+// new one starts, and started again if the new one does not become
+// DEPLOYED: the port is dark from the old one's stop until the new one
+// listens (TestServiceUpdateFixedPortUnderTraffic measures it).
 //
 // The returned handle is the new service; a failed update returns the
 // error and leaves the old one as it was (restarted, for a fixed port).
@@ -52,7 +53,8 @@ func (s *Services) Update(ctx context.Context, spec service.Spec) (service.Servi
 	if err != nil {
 		return nil, err
 	}
-	fixed := spec.HostPort != 0
+	// A fixed host port or IP can be held by one container only.
+	fixed := spec.HostPort != 0 || spec.IP != ""
 	if fixed {
 		timeout := int(old.stopTimeout().Seconds())
 		if _, err := s.r.cli.ContainerStop(ctx, old.info.ID, client.ContainerStopOptions{Timeout: &timeout}); err != nil && !cerrdefs.IsNotModified(err) {
@@ -73,6 +75,14 @@ func (s *Services) Update(ctx context.Context, spec service.Spec) (service.Servi
 	}
 	if _, err := service.Wait(ctx, next); err != nil {
 		return nil, restoreOld(fmt.Errorf("docker: update of service %s: %w", spec.Slug, err))
+	}
+	if !fixed {
+		// Out of the network's DNS first: from here the slug and hostname
+		// resolve to the new container only, while the old one stops.
+		_, err := s.r.cli.NetworkDisconnect(ctx, NetworkName(spec.Namespace), client.NetworkDisconnectOptions{Container: old.info.ID})
+		if err != nil && !cerrdefs.IsNotFound(err) {
+			s.r.log.Debug("disconnect the old container of an update", "service", spec.Slug, "error", err)
+		}
 	}
 	if err := old.Delete(ctx); err != nil {
 		return nil, fmt.Errorf("docker: update of service %s: the new one runs (%s), the old one could not be removed: %w", spec.Slug, next.info.ID, err)

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -172,4 +173,83 @@ func TestServiceUpdateFixedPortUnderTraffic(t *testing.T) {
 	defer mu.Unlock()
 	assert.Equal(t, []string{"v1\n", "v2\n"}, seen, "v1 until the update, v2 after")
 	t.Logf("fixed host port dark for %s in all, longest gap %s", dark, longest)
+}
+
+// TestServiceUpdateUnderTrafficOnNetwork updates a service (free host
+// port) while a client service of the namespace requests it by slug every
+// 20 ms, and reports how long its name went dark (a figure, not a bound):
+// from the client's last answer before a run of failures to its first
+// answer after, timed by the client's /proc/uptime (10 ms steps).
+func TestServiceUpdateUnderTrafficOnNetwork(t *testing.T) {
+	skipServicesOnPodman(t)
+	t.Parallel()
+	s, _ := newServices(t, docker.ServicesConfig{StopTimeout: -1})
+	ns := servicetest.Namespace(t)
+	t.Cleanup(func() {
+		list, _ := s.List(context.Background(), ns)
+		for _, svc := range list {
+			_ = svc.Delete(context.Background())
+		}
+	})
+	v1, err := s.Deploy(t.Context(), webSpec(ns, "v1", 0))
+	require.NoError(t, err)
+	_, err = servicetest.Wait(t, v1)
+	require.NoError(t, err)
+	client, err := s.Deploy(t.Context(), service.Spec{Slug: "client", Namespace: ns, Image: testenv.Image, Ephemeral: true,
+		Command: `sh -c 'while true; do b=$(timeout 1 wget -q -O - http://web:8080/ 2>/dev/null || echo FAIL); read up rest < /proc/uptime; echo "$up $b"; usleep 20000; done'`})
+	require.NoError(t, err)
+	logLines := func() []string {
+		var out strings.Builder
+		require.NoError(t, client.Logs(t.Context(), service.LogOptions{Stdout: &out}))
+		return strings.Split(strings.TrimSpace(out.String()), "\n")
+	}
+	count := func(body string) int {
+		n := 0
+		for _, l := range logLines() {
+			if strings.HasSuffix(l, " "+body) {
+				n++
+			}
+		}
+		return n
+	}
+	tail := func() []string { l := logLines(); return l[max(0, len(l)-5):] }
+	require.Eventually(t, func() bool { return count("v1") >= 5 }, time.Minute, 50*time.Millisecond, "client: %q", tail())
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	_, err = s.Update(ctx, webSpec(ns, "v2", 0))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return count("v2") >= 25 }, time.Minute, 50*time.Millisecond, "client: %q", tail())
+
+	var fails int
+	var dark, longest float64
+	lastOK := -1.0
+	inGap := false
+	var first, last string
+	for _, l := range logLines() {
+		up, body, ok := strings.Cut(l, " ")
+		if !ok {
+			continue
+		}
+		at, err := strconv.ParseFloat(up, 64)
+		require.NoError(t, err, l)
+		if body == "FAIL" {
+			fails++
+			inGap = true
+			continue
+		}
+		if first == "" {
+			first = body
+		}
+		last = body
+		if inGap && lastOK >= 0 {
+			d := at - lastOK
+			dark += d
+			longest = max(longest, d)
+		}
+		inGap = false
+		lastOK = at
+	}
+	assert.Equal(t, "v1", first)
+	assert.Equal(t, "v2", last)
+	t.Logf("hostname on the network: %d failed requests, dark for %.2fs in all, longest gap %.2fs", fails, dark, longest)
 }

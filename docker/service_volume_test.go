@@ -90,6 +90,7 @@ func TestServiceCPUSharesAndDiskSize(t *testing.T) {
 	assert.Equal(t, "diskSize", fe.Field)
 	assert.Equal(t, "64MiB", fe.Value)
 	assert.Contains(t, fe.Problem, "storage driver")
+	t.Logf("refused: %v", err)
 	_, err = s.Get(t.Context(), diskNS, "disk")
 	require.ErrorIs(t, err, service.ErrNotFound, "nothing left")
 	assert.Empty(t, networksOf(t, cli, diskNS), "nor the network made for it")

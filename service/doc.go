@@ -10,13 +10,18 @@
 // # Spec
 //
 // A [Spec] names a service (Name, and a Slug unique within its Namespace),
-// its Image, an optional Port (1-65535, or the image's single EXPOSE),
+// its Image (or a Build from a Containerfile, with
+// [github.com/lading-dev/lading/build]), an optional Port (1-65535, or the
+// image's single EXPOSE),
 // Env (with [ParseEnv] for Dataflow's KEY=VALUE lines), SecretEnv (masked
 // in everything handed back), Entrypoint, a Command string split by
 // [SplitCommand] as a shell would, CPU and memory limits (with a host
 // program's defaults and maxima, [Limits]; Dataflow's by default), a
 // [HealthCheck] (HTTP GET, TCP connect or a command; interval, timeout,
-// retries, start period) and a restart policy. [Resolve] checks a spec and
+// retries, start period), a restart policy, named Volumes, HostVolumes
+// (which an engine refuses unless the host program allows host paths) and
+// an optional fixed IP on the namespace's network (which needs the
+// namespace's Subnet). [Resolve] checks a spec and
 // fills in its defaults; its errors are [*runner.FieldError] values naming
 // the field and the value, matching [ErrInvalidSpec].
 //
@@ -69,6 +74,12 @@
 //	}
 //	addr, _ := web.Endpoint(ctx) // 127.0.0.1:<a free port>
 //	resp, err := http.Get("http://" + addr + "/")
+//
+// # Concurrency
+//
+// A [Manager] and its [Service] handles are safe for concurrent use; a
+// [Spec] is a plain value. [Wait] and [Stream] may run in many goroutines
+// at once, on one service or several.
 //
 // # Logs and stats
 //

@@ -162,7 +162,10 @@ type Updater interface {
 	// Update deploys spec (same namespace and slug as a deployed service)
 	// in place of the service: the new one is started and must be
 	// DEPLOYED before the old one is removed, so that the service's
-	// hostname never goes dark. When it turns FAILED (a [*FailedError]),
+	// hostname stays served (a request sent to the old one just as it
+	// leaves may still fail: BENCHMARKS.md measures it). An engine may
+	// stop the old one first when both cannot run at once (a fixed host
+	// port or IP): it says so. When it turns FAILED (a [*FailedError]),
 	// or ctx ends first, the new one is removed and the old one kept. Give
 	// ctx a deadline.
 	Update(ctx context.Context, spec Spec) (Service, error)

@@ -2,9 +2,12 @@ package service
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"maps"
+	"net/netip"
 	"path"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -13,6 +16,7 @@ import (
 
 	"github.com/google/shlex"
 
+	"github.com/lading-dev/lading/build"
 	"github.com/lading-dev/lading/cpu"
 	"github.com/lading-dev/lading/memory"
 	"github.com/lading-dev/lading/runner"
@@ -52,8 +56,14 @@ type Spec struct {
 	// hostname. Same rules as Slug; empty means [DefaultNamespace].
 	Namespace string `json:"namespace,omitempty"`
 	// Image is the image reference (pulled as the engine's pull policy
-	// says).
-	Image string `json:"image"`
+	// says). Exactly one of Image and Build is set.
+	Image string `json:"image,omitempty"`
+	// Build, in place of Image, builds the service's image from a
+	// Containerfile with the engine's builder ([build.Builder]) before
+	// each deploy: an unchanged context is a cache hit that makes no
+	// build. Its Context is a directory of the host, read by lading: a
+	// host program that takes specs from users checks it.
+	Build *build.Spec `json:"build,omitempty"`
 	// Port is the port the service listens on, 1-65535. Zero means the
 	// image's EXPOSE when it declares exactly one, else no port.
 	Port int `json:"port,omitempty"`
@@ -90,6 +100,15 @@ type Spec struct {
 	// mounted at their paths. They outlive the service: Delete keeps them,
 	// and only a volume deletion removes them.
 	Volumes []Volume `json:"volumes,omitempty"`
+	// HostVolumes bind-mount directories or files of the host. An engine
+	// refuses them unless the host program allows host paths (on Docker,
+	// docker.Allow.Volumes, the opt-in tasks' volumes need): a spec may
+	// come from a user who must not read the host's files.
+	HostVolumes []HostVolume `json:"hostVolumes,omitempty"`
+	// IP, when set, is the service's fixed IPv4 or IPv6 address on its
+	// namespace's network, which must then have a subnet ([Namespace.Subnet])
+	// that holds it. Empty means an address the engine picks.
+	IP string `json:"ip,omitempty"`
 	// Health, when set, is checked before the service counts as DEPLOYED,
 	// and for as long as it runs.
 	Health *HealthCheck `json:"health,omitempty"`
@@ -110,6 +129,16 @@ type Spec struct {
 type Volume struct {
 	// Name is the volume's name in the namespace (the rules of a slug).
 	Name string `json:"name"`
+	// Path is where it is mounted: absolute, clean, not "/".
+	Path string `json:"path"`
+	// ReadOnly mounts it read-only.
+	ReadOnly bool `json:"readOnly,omitempty"`
+}
+
+// HostVolume bind-mounts a path of the host.
+type HostVolume struct {
+	// HostPath is the host's path: absolute and clean.
+	HostPath string `json:"hostPath"`
 	// Path is where it is mounted: absolute, clean, not "/".
 	Path string `json:"path"`
 	// ReadOnly mounts it read-only.
@@ -156,6 +185,24 @@ type Namespace struct {
 	Env map[string]string `json:"env,omitempty"`
 	// SecretEnv defaults, masked as [Spec.SecretEnv] is.
 	SecretEnv map[string]string `json:"secretEnv,omitempty"`
+	// Subnet is the CIDR of the namespace's network ("10.42.0.0/24"),
+	// which a service's fixed [Spec.IP] needs; empty lets the engine
+	// choose one. It applies when the network is created, by the first
+	// deploy of the namespace.
+	Subnet string `json:"subnet,omitempty"`
+}
+
+// Validate checks ns: its Subnet, when set, is a CIDR (a
+// [*runner.FieldError] for "subnet" matching [ErrInvalidSpec]).
+func (ns Namespace) Validate() error {
+	if ns.Subnet == "" {
+		return nil
+	}
+	p, err := netip.ParsePrefix(ns.Subnet)
+	if err != nil || p.Masked() != p {
+		return invalid("subnet", ns.Subnet, "must be a network in CIDR notation, such as 10.42.0.0/24")
+	}
+	return nil
 }
 
 // Limits are the defaults and maxima a host program sets for its services'
@@ -211,8 +258,19 @@ func Resolve(spec Spec, ns Namespace, limits Limits) (Spec, error) {
 	if err := ValidSlug("namespace", spec.Namespace); err != nil {
 		return spec, err
 	}
-	if strings.TrimSpace(spec.Image) == "" {
-		return spec, invalid("image", spec.Image, "must not be empty")
+	switch {
+	case spec.Build != nil && spec.Image != "":
+		return spec, invalid("image", spec.Image, "must be empty when build is set (the build makes the image)")
+	case spec.Build != nil:
+		if err := spec.Build.Validate(); err != nil {
+			var fe *runner.FieldError
+			if errors.As(err, &fe) {
+				return spec, invalid("build."+fe.Field, fe.Value, fe.Problem)
+			}
+			return spec, invalid("build", "", err.Error())
+		}
+	case strings.TrimSpace(spec.Image) == "":
+		return spec, invalid("image", spec.Image, "must not be empty (or set build)")
 	}
 	if spec.Port < 0 || spec.Port > 65535 {
 		return spec, invalid("port", strconv.Itoa(spec.Port), "must be between 1 and 65535")
@@ -293,6 +351,34 @@ func Resolve(spec Spec, ns Namespace, limits Limits) (Spec, error) {
 			return spec, invalid(field+".path", v.Path, "is the path of another volume")
 		}
 		paths[v.Path] = true
+	}
+	for i, v := range spec.HostVolumes {
+		field := fmt.Sprintf("hostVolumes[%d]", i)
+		if !filepath.IsAbs(v.HostPath) || filepath.Clean(v.HostPath) != v.HostPath {
+			return spec, invalid(field+".hostPath", v.HostPath, "must be an absolute, clean path")
+		}
+		if !path.IsAbs(v.Path) || path.Clean(v.Path) != v.Path || v.Path == "/" {
+			return spec, invalid(field+".path", v.Path, "must be an absolute, clean path other than /")
+		}
+		if paths[v.Path] {
+			return spec, invalid(field+".path", v.Path, "is the path of another volume")
+		}
+		paths[v.Path] = true
+	}
+	if spec.IP != "" {
+		ip, err := netip.ParseAddr(spec.IP)
+		if err != nil || ip.Zone() != "" {
+			return spec, invalid("ip", spec.IP, "must be an IPv4 or IPv6 address")
+		}
+		if ns.Subnet == "" {
+			return spec, invalid("ip", spec.IP, "needs a subnet for the namespace "+spec.Namespace+" (its Namespace.Subnet), which holds it")
+		}
+		if err := ns.Validate(); err != nil {
+			return spec, err
+		}
+		if p := netip.MustParsePrefix(ns.Subnet); !p.Contains(ip) {
+			return spec, invalid("ip", spec.IP, "is not in the namespace's subnet "+ns.Subnet)
+		}
 	}
 	switch spec.Restart {
 	case "", RestartNo, RestartAlways:

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/lading-dev/lading/build"
 	"github.com/lading-dev/lading/runner"
 	"github.com/lading-dev/lading/service"
 )
@@ -170,4 +171,49 @@ func TestResolve(t *testing.T) {
 	_, err = service.Resolve(spec, service.Namespace{}, service.DefaultLimits)
 	require.Error(t, err)
 	assert.NotContains(t, err.Error(), "sup3r-secret")
+}
+
+func TestResolveImageBuildVolumesIP(t *testing.T) {
+	base := service.Spec{Slug: "web", Image: "busybox:1.36"}
+	withNS := service.Namespace{Subnet: "10.42.0.0/24"}
+	for _, tc := range []struct {
+		name         string
+		edit         func(*service.Spec)
+		ns           service.Namespace
+		field, value string
+	}{
+		{"neither image nor build", func(s *service.Spec) { s.Image = "" }, service.Namespace{}, "image", ""},
+		{"image and build", func(s *service.Spec) { s.Build = &build.Spec{Context: "/src"} }, service.Namespace{}, "image", "busybox:1.36"},
+		{"bad build", func(s *service.Spec) { s.Image, s.Build = "", &build.Spec{} }, service.Namespace{}, "build.context", ""},
+		{"relative host path", func(s *service.Spec) { s.HostVolumes = []service.HostVolume{{HostPath: "data", Path: "/data"}} }, service.Namespace{}, "hostVolumes[0].hostPath", "data"},
+		{"host volume at /", func(s *service.Spec) { s.HostVolumes = []service.HostVolume{{HostPath: "/srv", Path: "/"}} }, service.Namespace{}, "hostVolumes[0].path", "/"},
+		{"host volume over a named one", func(s *service.Spec) {
+			s.Volumes = []service.Volume{{Name: "data", Path: "/data"}}
+			s.HostVolumes = []service.HostVolume{{HostPath: "/srv", Path: "/data"}}
+		}, service.Namespace{}, "hostVolumes[0].path", "/data"},
+		{"not an IP", func(s *service.Spec) { s.IP = "10.42.0.300" }, withNS, "ip", "10.42.0.300"},
+		{"IP without a subnet", func(s *service.Spec) { s.IP = "10.42.0.10" }, service.Namespace{}, "ip", "10.42.0.10"},
+		{"IP outside the subnet", func(s *service.Spec) { s.IP = "10.43.0.10" }, withNS, "ip", "10.43.0.10"},
+		{"bad subnet", func(s *service.Spec) { s.IP = "10.42.0.10" }, service.Namespace{Subnet: "10.42.0.1/24"}, "subnet", "10.42.0.1/24"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := base
+			tc.edit(&spec)
+			_, err := service.Resolve(spec, tc.ns, service.DefaultLimits)
+			fe := fieldError(t, err)
+			assert.Equal(t, tc.field, fe.Field)
+			assert.Equal(t, tc.value, fe.Value)
+		})
+	}
+
+	spec := base
+	spec.IP = "10.42.0.10"
+	spec.HostVolumes = []service.HostVolume{{HostPath: "/srv/data", Path: "/data", ReadOnly: true}}
+	_, err := service.Resolve(spec, withNS, service.DefaultLimits)
+	require.NoError(t, err)
+	spec = base
+	spec.Image, spec.Build = "", &build.Spec{Context: "/src"}
+	_, err = service.Resolve(spec, service.Namespace{}, service.DefaultLimits)
+	require.NoError(t, err)
+	require.NoError(t, service.Namespace{Subnet: "fd00:42::/64"}.Validate())
 }

@@ -345,7 +345,10 @@ func testHealthHTTPFailing(t *testing.T, s *Suite) {
 	ns := Namespace(t)
 	m := s.Manager(t, ns, nil)
 	spec := httpService("nopage", "x")
-	spec.Health = &service.HealthCheck{HTTP: &service.HTTPCheck{Path: "/missing"}, Interval: 100 * time.Millisecond, Retries: 2}
+	// The start period lets httpd listen before the probes count, however
+	// loaded the machine: the failing probe must be the 404, not a refused
+	// connection.
+	spec.Health = &service.HealthCheck{HTTP: &service.HTTPCheck{Path: "/missing"}, Interval: 100 * time.Millisecond, Retries: 2, StartPeriod: 3 * time.Second}
 	svc := s.Deploy(t, m, ns, spec)
 	st, err := Wait(t, svc)
 	require.ErrorIs(t, err, service.ErrFailed)
@@ -492,11 +495,12 @@ func testHostname(t *testing.T, s *Suite) {
 	require.NoError(t, err, "state %+v", st)
 	assert.Equal(t, service.Deployed, st.Status)
 
-	// From another namespace it is not reachable.
+	// From another namespace it is not reachable. (timeout bounds the
+	// wget: Debian busybox 1.35's wget -T crashes.)
 	other := Namespace(t)
 	m2 := s.Manager(t, other, nil)
 	stranger := s.Deploy(t, m2, other, service.Spec{Slug: "stranger", Command: "sleep 3600",
-		Health: &service.HealthCheck{Command: []string{"sh", "-c", fmt.Sprintf("wget -q -T 1 -O - http://%s:8080/", host)}, Interval: 200 * time.Millisecond, Retries: 2}})
+		Health: &service.HealthCheck{Command: []string{"sh", "-c", fmt.Sprintf("timeout 1 wget -q -O - http://%s:8080/", host)}, Interval: 200 * time.Millisecond, Retries: 2}})
 	_, err = Wait(t, stranger)
 	require.ErrorIs(t, err, service.ErrFailed)
 }
@@ -544,6 +548,15 @@ func testLogsFollow(t *testing.T, s *Suite) {
 	}
 	assert.Equal(t, want, out.all(), "each line once, in order, one Write each")
 	assert.Equal(t, []string{"done\n"}, errw.all())
+
+	// Since: nothing was logged after now; everything after a time before
+	// the start.
+	var since bytes.Buffer
+	require.NoError(t, svc.Logs(t.Context(), service.LogOptions{Since: time.Now(), Stdout: &since}))
+	assert.Empty(t, since.String(), "nothing logged since now")
+	since.Reset()
+	require.NoError(t, svc.Logs(t.Context(), service.LogOptions{Since: time.Now().Add(-time.Hour), Stdout: &since}))
+	assert.Equal(t, strings.Join(want, ""), since.String())
 
 	// Tail.
 	var tail bytes.Buffer
