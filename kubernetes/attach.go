@@ -47,11 +47,23 @@ func (run *run) follow(ctx context.Context) *core.Attachment {
 			{run: run, stream: corev1.LogStreamStderr, kind: frameStderr},
 		}
 	}
+	end := newEnding(run, run.end, len(followers))
 	pr, pw := io.Pipe()
 	errs := make([]error, len(followers))
 	var wg sync.WaitGroup
 	for i, f := range followers {
-		f.ended, f.sum = run.exit.done, crc32.NewIEEE()
+		f.ended, f.sum, f.end = run.exit.done, crc32.NewIEEE(), end
+		if run.end != nil {
+			switch f.kind {
+			case frameStderr:
+				f.markers.want = [][]byte{run.end.stderr()}
+			case frameStdout:
+				f.markers.want = [][]byte{run.end.stdout()}
+				if f.stream == "" {
+					f.markers.want = append(f.markers.want, run.end.stderr())
+				}
+			}
+		}
 		wg.Go(func() { errs[i] = f.follow(following, pw) })
 	}
 	go func() {
@@ -63,6 +75,9 @@ func (run *run) follow(ctx context.Context) *core.Attachment {
 		Demux:  demux,
 		Close:  sync.OnceFunc(func() { stop(); _ = pr.Close() }),
 		Wait:   run.exit.wait,
+		// Read once the log has been: a warning when it ended without the
+		// wrapper's markers (see endWrapper).
+		Warnings: end.warnings,
 	}
 }
 
@@ -199,13 +214,27 @@ type logFollower struct {
 	stream string // corev1.LogStreamStdout or LogStreamStderr; "" for both
 	kind   byte   // the frame kind of its bytes
 	ended  <-chan struct{}
-	read   int64       // bytes of the log passed on
+	read   int64       // bytes of the log read (the markers included)
 	sum    hash.Hash32 // of those bytes
+
+	end     *ending      // told when the markers have been read
+	markers markerFilter // this stream's end markers, cut out
+	out     []byte       // a frame of what the filter passes on
+	marked  bool         // its markers have been read
 }
 
 // follow passes the log on to w, framed, until the log is read to its end
-// after the container's, ctx ends, or the pod is gone.
+// (its end markers read, or after the container's end), ctx ends, or the
+// pod is gone.
 func (f *logFollower) follow(ctx context.Context, w io.Writer) error {
+	err := f.followLog(ctx, w)
+	if rest := f.markers.flush(); len(rest) > 0 && ctx.Err() == nil {
+		err = errors.Join(err, f.pass(w, rest))
+	}
+	return err
+}
+
+func (f *logFollower) followLog(ctx context.Context, w io.Writer) error {
 	buf := make([]byte, frameHeader+32<<10)
 	extra := 0 // reads after the end that brought more
 	for failures := 0; ; {
@@ -236,6 +265,10 @@ func (f *logFollower) follow(ctx context.Context, w io.Writer) error {
 			return nil
 		case errors.Is(err, errLogChanged) || errors.Is(err, io.ErrClosedPipe):
 			return err
+		case f.marked:
+			// The wrapper printed its markers after the task's last byte:
+			// the log is read to its end.
+			return nil
 		case final && errors.Is(err, io.EOF) && (f.read == before || extra >= maxExtraReads):
 			return nil
 		case final && errors.Is(err, io.EOF):
@@ -328,8 +361,19 @@ func (f *logFollower) copy(body io.Reader, w io.Writer, buf []byte) error {
 		if end := frameHeader + n; start < end {
 			f.sum.Write(buf[start:end])
 			f.read += int64(end - start)
-			if err := frame(w, buf[start-frameHeader:end], f.kind); err != nil {
-				return err
+			if len(f.markers.want) == 0 {
+				if err := frame(w, buf[start-frameHeader:end], f.kind); err != nil {
+					return err
+				}
+			} else {
+				out, last := f.markers.pass(buf[start:end])
+				if err := f.pass(w, out); err != nil {
+					return err
+				}
+				if last {
+					f.marked = true
+					f.end.seen()
+				}
 			}
 		}
 		if rerr != nil {
@@ -339,6 +383,15 @@ func (f *logFollower) copy(body io.Reader, w io.Writer, buf []byte) error {
 			return rerr
 		}
 	}
+}
+
+// pass writes p, when not empty, as one frame of the follower's kind.
+func (f *logFollower) pass(w io.Writer, p []byte) error {
+	if len(p) == 0 {
+		return nil
+	}
+	f.out = append(append(f.out[:0], make([]byte, frameHeader)...), p...)
+	return frame(w, f.out, f.kind)
 }
 
 // frame writes b, whose first frameHeader bytes are free for the header,

@@ -60,12 +60,29 @@
 // (rotated by the kubelet) ends the output with a warning saying lines may
 // be missing.
 //
-// What the runtime never writes to the log file no reader can deliver: on
-// the CI node (containerd's CRI) a script that writes a flood as fast as it
-// can and exits at once sometimes loses the tail of it there (seq 2097152
-// left a file ending at 2,082,440, no line missing before; the same flood
-// followed by a second's sleep kept every line in three runs out of
-// three).
+// What the runtime never writes to the log file no reader can deliver, and
+// containerd's CRI (1.6, the CI node's) drops what is left in a
+// container's stdout pipe when the container exits: a flood that exits at
+// once lost its tail there in 4 runs of 6. So when the run waits and the
+// interpreter is a shell (sh, bash, dash, ash, ksh, mksh or zsh), the
+// task container runs the interpreter under a small wrapper in that same
+// shell: it runs the script as a child (SIGTERM and SIGINT passed on, the
+// script's exit code kept), then prints an end marker with a nonce of the
+// run on stdout and stderr, and waits, at most 30 seconds, until the
+// runner has read the markers and releases it (an exec of "kill -USR1 1"
+// into the task container, 70-110 ms on the CI node). The markers never
+// reach the sinks; once read, the log is known to be whole, and is not read
+// again. After a SIGTERM (a stop) the wrapper does not wait. The script no
+// longer runs as pid 1: with no TERM trap, a stop ends it with SIGTERM
+// (exit code 143), no longer after the grace period with SIGKILL.
+//
+// A log that ends without the markers (the container was killed, the
+// runtime did not write its end) gives the result a warning that the end
+// of the output may be missing, as does every run whose interpreter is not
+// a shell (there is no wrapper: the image may have no shell); a run that
+// the runner stopped gets none. A script's trap of SIGINT does not run (a
+// shell starts a background child with SIGINT ignored); Kubernetes stops
+// a container with SIGTERM.
 //
 // # Exit code and OOM
 //

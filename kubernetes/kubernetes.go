@@ -112,13 +112,16 @@ func New(cfg Config) (*Runner, error) {
 	// The runner's watches and log streams are long-lived; client-go's
 	// default limits (5 QPS) would serialise a few concurrent runs.
 	restCfg.QPS, restCfg.Burst = 100, 200
-	cs, err := kubernetes.NewForConfig(restCfg)
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes: %w: %w", runner.ErrInvalidConfig, err)
-	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	// The API server's warnings (a deprecated field) go to the logger,
+	// not through klog to the process's standard error.
+	restCfg.WarningHandlerWithContext = warningLogger{log}
+	cs, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes: %w: %w", runner.ErrInvalidConfig, err)
 	}
 	host, _ := os.Hostname()
 	r := &Runner{
@@ -247,4 +250,11 @@ func unreachable(err error) bool {
 	var dnsErr *net.DNSError
 	return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) &&
 		(errors.As(err, &opErr) || errors.As(err, &dnsErr) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET))
+}
+
+// warningLogger logs the API server's warnings at warn level.
+type warningLogger struct{ log *slog.Logger }
+
+func (w warningLogger) HandleWarningHeaderWithContext(ctx context.Context, code int, agent, text string) {
+	w.log.WarnContext(ctx, "the API server warns: "+text, "code", code, "agent", agent)
 }

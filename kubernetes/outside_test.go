@@ -109,19 +109,6 @@ func podOf(ctx context.Context, cs *k8s.Clientset, value string) (string, error)
 	return pods.Items[0].Name, nil
 }
 
-// knownDefectsEnv runs the cases of open defects of the runner, which skip
-// otherwise: LADING_K8S_KNOWN_DEFECTS=1 shows whether a fix holds.
-const knownDefectsEnv = "LADING_K8S_KNOWN_DEFECTS"
-
-// knownDefect skips the test for an open defect of the runner, saying
-// where it is, unless knownDefectsEnv is 1. Remove the call with the fix.
-func knownDefect(t *testing.T, defect string) {
-	t.Helper()
-	if os.Getenv(knownDefectsEnv) != "1" {
-		t.Skipf("open defect of the runner (%s=1 runs it): %s", knownDefectsEnv, defect)
-	}
-}
-
 // TestPodDeletedFromOutside: someone deletes the pod while the script runs,
 // gracefully (the kubelet sends SIGTERM, the trap runs) or forcibly. Run
 // returns at once with an error that says the pod was deleted (not only
@@ -131,21 +118,14 @@ func TestPodDeletedFromOutside(t *testing.T) {
 	_, cs := testenv.Kubernetes(t)
 	zero := int64(0)
 	for _, tc := range []struct {
-		name   string
-		grace  *int64 // nil: the pod's own grace period
-		defect string
+		name  string
+		grace *int64 // nil: the pod's own grace period
 	}{
-		{"graceful", nil, "a pod deleted gracefully from outside ends as the script's own exit (the SIGTERM trap's code) plus an exec error " +
-			"called ErrEngineUnreachable (\"cannot reach the API server ... pods not found\"): execute's watch (pod.go) takes the " +
-			"task container's termination without looking at the pod's deletionTimestamp, and apiError (kubernetes.go) calls every " +
-			"error of exec (files.go) that is not an API status unreachable"},
-		{"forced", &zero, ""},
+		{"graceful", nil},
+		{"forced", &zero},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			if tc.defect != "" {
-				knownDefect(t, tc.defect)
-			}
 			label := newLabel(t)
 			r := newRunner(t, kubernetes.Config{Labels: map[string]string{testLabel: label}, KillGracePeriod: kubernetes.Duration(5 * time.Second)})
 			// The run's own bound: Run must return long before it.
@@ -264,19 +244,12 @@ func TestPullFailure(t *testing.T) {
 	}
 }
 
-// createRaceDefect: the defect TestCancelWhileCreating shows (2 pods of 16
-// left in its first run) and TestSoakRandomCancel met (1 of 24).
-const createRaceDefect = "a pod whose create request was in flight when the run's context ended is left running: " +
-	"create (pod.go) deletes the pod after a failed Create only when the run has a secret, but the API server may have " +
-	"made it although the client saw its context end (it should always delete by name, NotFound being success)"
-
 // TestSoakRandomCancel runs tasks (some with secrets, some with input and
 // output files) and cancels each at a random point, from before the pod
 // is created to after the script has ended; then nothing made by them may
 // be left. The seed is logged: LADING_SOAK_SEED replays it.
 func TestSoakRandomCancel(t *testing.T) {
 	_, cs := testenv.Kubernetes(t)
-	knownDefect(t, createRaceDefect)
 	const runs, workers = 24, 4
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("LADING_SOAK_SEED"); s != "" {
@@ -352,8 +325,9 @@ func TestSoakRandomCancel(t *testing.T) {
 // TestAPIServerRestart kills the test cluster's kube-apiserver while a
 // script runs and starts it again at once, with the same command line, as
 // a supervisor would. The run must either recover (the script's exit
-// code, every line or a warning saying lines were lost) or fail with a
-// clear error; it must not hang, and nothing may be left.
+// code and every line: the follower reads the log again from its start
+// when its stream breaks, logFollower in attach.go) or fail with a clear
+// error; it must not hang, and nothing may be left.
 //
 // It disturbs every user of the cluster for a few seconds, so it runs
 // only when LADING_K8S_RESTART_OK=1 (.ci/run sets it for a run of this
@@ -393,16 +367,8 @@ func TestAPIServerRestart(t *testing.T) {
 	} else {
 		require.NotNil(t, res)
 		assert.Equal(t, 0, res.ExitCode)
-		if len(lines) != ticks+2 {
-			// Recovered, but not whole: the lines written while no log
-			// stream was open are lost. Today a warning says so; a run that
-			// recovers should deliver them (or fail).
-			t.Logf("%d of %d lines delivered; warnings: %q", len(lines), ticks+2, res.Warnings)
-			assert.NotEmpty(t, res.Warnings, "lines were lost (%d of %d delivered) without a warning", len(lines), ticks+2)
-			if os.Getenv(knownDefectsEnv) == "1" {
-				t.Errorf("open defect: a log stream broken by the API server's restart is not followed again (followLogs, pod.go): %d of %d lines lost", ticks+2-len(lines), ticks+2)
-			}
-		}
+		assert.Len(t, lines, ticks+2, "every line, those written while the API server was down included; warnings: %q", res.Warnings)
+		assert.Empty(t, res.Warnings)
 	}
 	assert.Empty(t, leftBehind(t, cs, label, time.Minute), "left behind")
 }
@@ -497,7 +463,6 @@ func restartAPIServer(pidFile string, cs *k8s.Clientset) error {
 // saw its context end. No pod may be left.
 func TestCancelWhileCreating(t *testing.T) {
 	_, cs := testenv.Kubernetes(t)
-	knownDefect(t, createRaceDefect)
 	label := newLabel(t)
 	r := newRunner(t, kubernetes.Config{Labels: map[string]string{testLabel: label}})
 	var wg sync.WaitGroup

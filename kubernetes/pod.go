@@ -18,10 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/tools/cache"
-	watchtools "k8s.io/client-go/tools/watch"
 
 	"github.com/lading-dev/lading/internal/core"
 	"github.com/lading-dev/lading/runner"
@@ -52,6 +49,7 @@ type run struct {
 	details  *Details    // the result's, once asked for
 	attached bool        // Attach followed the pod: Start has nothing to do
 	exit     *podExit    // the watch for the task container's end, once attached
+	end      *endMarker  // the wrapper's end marker, nil without the wrapper
 	stopping atomic.Bool // Stop deleted the pod
 	gone     atomic.Bool // someone else deleted the pod, or it failed
 }
@@ -196,6 +194,12 @@ func (run *run) podSpec() corev1.PodSpec {
 	ws := run.c.WS
 	command := run.task.Command()
 	command[len(command)-1] = strings.Join(ws.Commands, "\n")
+	if cfg.waits() {
+		// The container lives until its log is read (see endWrapper).
+		if run.end = newEndMarker(command); run.end != nil {
+			command = run.end.wrap(command)
+		}
+	}
 	for i := range command {
 		command[i] = literal(command[i])
 	}
@@ -330,69 +334,124 @@ func (run *run) resources() corev1.ResourceRequirements {
 // the run fails with [runner.ErrEngineUnreachable].
 const unreachableBound = time.Minute
 
-// watchPod waits until cond holds for the run's pod, watching it (with a
-// relist when the watch breaks). It returns the last state of the pod it
-// saw, that of its deletion included. A pod that is gone fails with
-// errPodGone; an API server that cannot be reached for unreachableBound,
-// with an error saying so.
+// watchPod waits until cond holds for the run's pod: a list, then a watch
+// from the list's resource version, watched again from the last version
+// seen when it ends, listed again when that version has expired. It
+// returns the last state of the pod it saw, that of its deletion included.
+// A pod that is gone fails with errPodGone; an API server that cannot be
+// reached for unreachableBound, with an error saying so.
+//
+// A plain watch, not client-go's reflector (watchtools.UntilWithSync):
+// the reflector logs a watch cut short (an API server restarted) through
+// klog, to the process's standard error, which a library must not write
+// to; here such a break is logged to the run's logger, at debug level.
 func (run *run) watchPod(ctx context.Context, cond func(*corev1.Pod) (bool, error)) (*corev1.Pod, error) {
 	sel := fields.OneTermEqualSelector("metadata.name", run.c.Name()).String()
 	pods := run.r.cs.CoreV1().Pods(run.r.namespace)
-	parent := ctx
-	ctx, giveUp := context.WithCancelCause(ctx)
-	defer giveUp(nil)
-	var failingSince time.Time
-	note := func(err error) {
-		switch {
-		case err == nil:
-			failingSince = time.Time{}
-		case failingSince.IsZero():
-			failingSince = time.Now()
-		case time.Since(failingSince) > unreachableBound:
-			giveUp(run.r.apiError(fmt.Sprintf("watch pod %s (failing for %s)", run.c.Name(), unreachableBound), err))
-		}
-	}
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.FieldSelector = sel
-			list, err := pods.List(ctx, o)
-			note(err)
-			return list, err
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.FieldSelector = sel
-			w, err := pods.Watch(ctx, o)
-			note(err)
-			return w, err
-		},
-	}
 	var last *corev1.Pod
-	_, err := watchtools.UntilWithSync(ctx, lw, &corev1.Pod{}, func(store cache.Store) (bool, error) {
-		if len(store.List()) == 0 {
-			return false, errPodGone
-		}
-		return false, nil
-	}, func(ev watch.Event) (bool, error) {
-		pod, ok := ev.Object.(*corev1.Pod)
-		if !ok {
-			return false, nil
-		}
+	// seen checks a state of the pod: done when cond holds, or the pod is
+	// gone.
+	seen := func(pod *corev1.Pod, deleted bool) (bool, error) {
 		if run.uid != "" && string(pod.UID) != run.uid {
-			return false, errPodGone // another pod of the same name
+			return true, errPodGone // another pod of the same name
 		}
 		last = pod
-		if ev.Type == watch.Deleted {
-			return false, errPodGone
+		if deleted {
+			return true, errPodGone
 		}
 		return cond(pod)
-	})
-	if err != nil && ctx.Err() != nil && parent.Err() == nil {
-		return last, context.Cause(ctx) // the API server could not be reached
 	}
-	if errors.Is(err, watchtools.ErrWatchClosed) || (err != nil && ctx.Err() != nil) {
-		err = ctx.Err()
+	var failingSince time.Time
+	failures := 0
+	// failed notes a failed call: false once the API server has failed
+	// for unreachableBound, or ctx ended while waiting to try again.
+	failed := func(doing string, err error) (bool, error) {
+		if failingSince.IsZero() {
+			failingSince = time.Now()
+		}
+		if time.Since(failingSince) > unreachableBound {
+			return false, run.r.apiError(fmt.Sprintf("watch pod %s (failing for %s)", run.c.Name(), unreachableBound), err)
+		}
+		failures++
+		run.log().Debug("watching the pod again", "doing", doing, "error", err)
+		if !sleep(ctx, min(time.Duration(failures)*200*time.Millisecond, 2*time.Second)) {
+			return false, ctx.Err()
+		}
+		return true, nil
 	}
-	return last, err
+	rv := "" // "": list first
+	for ctx.Err() == nil {
+		if rv == "" {
+			list, err := pods.List(ctx, metav1.ListOptions{FieldSelector: sel})
+			if err != nil {
+				if again, err := failed("list", err); !again {
+					return last, err
+				}
+				continue
+			}
+			if len(list.Items) == 0 {
+				return last, errPodGone
+			}
+			if done, err := seen(&list.Items[0], false); done || err != nil {
+				return last, err
+			}
+			rv = list.ResourceVersion
+		}
+		w, err := pods.Watch(ctx, metav1.ListOptions{FieldSelector: sel, ResourceVersion: rv, AllowWatchBookmarks: true})
+		if err != nil {
+			if apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
+				rv = ""
+				continue
+			}
+			if again, err := failed("watch", err); !again {
+				return last, err
+			}
+			continue
+		}
+		done, events, err := run.watchEvents(w, &rv, seen)
+		w.Stop()
+		if done || err != nil {
+			return last, err
+		}
+		if events > 0 {
+			failingSince, failures = time.Time{}, 0
+		} else if again, err := failed("watch", errors.New("the watch ended with no event")); !again {
+			return last, err
+		}
+	}
+	return last, ctx.Err()
+}
+
+// watchEvents reads the events of w into seen, keeping *rv the last
+// resource version seen ("" when it expired), until seen is done or w
+// ends, and counts the events.
+func (run *run) watchEvents(w watch.Interface, rv *string, seen func(*corev1.Pod, bool) (bool, error)) (done bool, events int, err error) {
+	for ev := range w.ResultChan() {
+		events++
+		switch ev.Type {
+		case watch.Error:
+			err := apierrors.FromObject(ev.Object)
+			if apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
+				*rv = ""
+			}
+			run.log().Debug("the pod's watch ended", "error", err)
+			return false, events, nil
+		case watch.Bookmark:
+			if pod, ok := ev.Object.(*corev1.Pod); ok {
+				*rv = pod.ResourceVersion
+			}
+		case watch.Added, watch.Modified, watch.Deleted:
+			pod, ok := ev.Object.(*corev1.Pod)
+			if !ok {
+				continue
+			}
+			*rv = pod.ResourceVersion
+			if done, err := seen(pod, ev.Type == watch.Deleted); done || err != nil {
+				return done, events, err
+			}
+		}
+	}
+	return false, events, nil
 }
 
 // errPodGone: the pod was deleted (from outside, or by an eviction).

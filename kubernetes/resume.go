@@ -61,6 +61,11 @@ func (run *run) Reattach(ctx context.Context) (*core.Attachment, time.Time, erro
 		return nil, time.Time{}, run.r.apiError("read the pod to resume", err)
 	}
 	run.setNode(pod)
+	for _, c := range pod.Spec.Containers {
+		if c.Name == containerTask {
+			run.end = endMarkerOf(c.Command)
+		}
+	}
 	cs := findStatus(pod.Status.ContainerStatuses, containerTask)
 	switch {
 	case cs != nil && cs.State.Running != nil:

@@ -39,6 +39,10 @@ type Attachment struct {
 	// Stats, when set, follows the task's resource use into res
 	// (PeakMemory, CPUTime) until ctx ends; Run ends it at the exit.
 	Stats func(ctx context.Context, res *runner.Result) error
+	// Warnings, when set, is called once Stream has been read (or given
+	// up on) and returns warnings for the result: what the engine learnt
+	// of the output only at its end.
+	Warnings func() []string
 }
 
 // Exit is how a task ended.
@@ -199,6 +203,9 @@ func (run *State) followScript(ctx, following context.Context, res *runner.Resul
 	}
 	if warning != "" {
 		res.Warnings = append(res.Warnings, warning)
+	}
+	if att.Warnings != nil {
+		res.Warnings = append(res.Warnings, att.Warnings()...)
 	}
 	writeErr := sink.Close()
 	sink.Fill(res)
