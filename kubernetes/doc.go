@@ -78,9 +78,10 @@
 //
 // A log that ends without the markers (the container was killed, the
 // runtime did not write its end) gives the result a warning that the end
-// of the output may be missing, as does every run whose interpreter is not
-// a shell (there is no wrapper: the image may have no shell); a run that
-// the runner stopped gets none. A script's trap of SIGINT does not run (a
+// of the output may be missing; a run that the runner stopped gets none.
+// A task whose interpreter is not a shell runs without the wrapper (the
+// image may have no shell): its output's end can be lost that way without
+// a warning, since nothing marks it. A script's trap of SIGINT does not run (a
 // shell starts a background child with SIGINT ignored); Kubernetes stops
 // a container with SIGTERM.
 //

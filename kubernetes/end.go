@@ -137,13 +137,13 @@ func (e *ending) seen() {
 // complete reports whether every follower read its markers.
 func (e *ending) complete() bool { return e.end != nil && e.left.Load() <= 0 }
 
-// warnings is the result's warning when the output may lack its end.
+// warnings is the result's warning when the output may lack its end: the
+// wrapper ran and its markers did not come. A run without the wrapper (an
+// interpreter that is not a shell) cannot tell, and says nothing: the
+// package doc says so, rather than a warning on every such run.
 func (e *ending) warnings() []string {
-	if e.complete() || e.run.stopping.Load() {
+	if e.end == nil || e.complete() || e.run.stopping.Load() {
 		return nil
-	}
-	if e.end == nil {
-		return []string{"the end of the output may be missing: the task's interpreter is not a shell, so it runs without the wrapper that keeps the container alive until its log is read (the node's runtime can drop what is left in a container's pipe at its exit)"}
 	}
 	return []string{"the end of the output may be missing: the container's log ended without the wrapper's end marker (the container was killed, or the node's runtime did not write the last of its output)"}
 }
