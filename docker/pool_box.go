@@ -1,0 +1,444 @@
+package docker
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/client"
+
+	"github.com/lading-dev/lading/internal/core"
+)
+
+// box is one warm container of a pool.
+type box struct {
+	id         string
+	imageUser  string   // the image's user, the task's when the configuration sets none
+	entrypoint []string // what runs before the task's interpreter: the configured entrypoint, the image's, or none
+	volumes    []string // the image's volume directories, whose listings are in the baseline
+
+	// The baseline taken when the container was warmed, which every check
+	// compares against.
+	changes map[string]bool // "<kind> <path>" from the engine's list of changes
+	scrub   scrubReport
+
+	// Guarded by the pool's lock:
+	freed time.Time
+	uses  int
+
+	// Touched by the task that holds the box only:
+	dirs map[string]bool // the working directories of its tasks, whose ancestors may be left changed
+}
+
+// scrubReport is what the check script prints: the memory cgroup's
+// oom_kill count and a listing of what the engine's list of changes does
+// not cover (the tmpfs mounts, /etc/hosts and its siblings, the image's
+// volumes).
+type scrubReport struct {
+	oom     string
+	listing string
+}
+
+// keepAlive is the pool container's command, under the engine's init
+// (tini), which reaps the task's orphans.
+var keepAlive = []string{"/bin/sh", "-c", "sleep inf 2>/dev/null || while :; do sleep 86400; done"}
+
+// procsScript defines, for the scripts below, selfsid (S: the script's own
+// session), tasks (T: the processes of the task: every process but those of
+// session 1, the init and the keep-alive, those of session S, and the
+// process X; with P set, but those whose parent is outside the container
+// too, the task script) and sweep (stop and kill them until none is left, at
+// most 100 rounds). Every exec starts a session of its own, so a task's
+// processes are found even when they made sessions of their own (a daemon)
+// or were left to the init; an exec's first process alone has no parent in
+// the container.
+const procsScript = `
+selfsid() {
+	read -r l < /proc/self/stat
+	set -- ${l##*) }
+	S=$4
+}
+tasks() {
+	T=
+	for d in /proc/[0-9]*; do
+		read -r l 2>/dev/null < "$d/stat" || continue
+		set -- ${l##*) }
+		[ "$1" = Z ] || [ "$4" = 1 ] || [ "$4" = "$S" ] || [ "${d#/proc/}" = "$X" ] || { [ -n "$P" ] && [ "$2" = 0 ]; } || T="$T ${d#/proc/}"
+	done
+}
+sweep() {
+	P=
+	i=0
+	while [ $i -lt 100 ]; do
+		tasks
+		[ -z "$T" ] && return 0
+		kill -STOP $T 2>/dev/null
+		kill -KILL $T 2>/dev/null
+		i=$((i+1))
+		[ $i -gt 3 ] && sleep 0.05 2>/dev/null
+	done
+	tasks
+	[ -z "$T" ]
+}
+S= X= P=
+`
+
+// taskScript runs the task: $1 is the working directory, $2 the output
+// directory ("" for none), the rest the command. The task runs in the
+// foreground, in a session of its own (setsid, where the image has it); once
+// it has exited the script kills what it left running (all it may kill: the
+// processes of its user, or all of them for root) and exits with the task's
+// status. The stop script signals the task's processes but not this one.
+const taskScript = `W=$1 O=$2
+shift 2
+mkdir -p "$W" ${O:+"$O"} && cd "$W" || exit 125
+if command -v setsid >/dev/null 2>&1; then setsid "$@"; else "$@"; fi
+c=$?
+` + procsScript + `S=1 X=$$
+sweep
+exit $c
+`
+
+// stopScript stops the task from inside: $1 is the signal, $2 the grace in
+// tenths of a second. It sends the signal to the task's processes, waits
+// for them all to go (the task script included, which exits once the task
+// has), then kills what is left.
+const stopScript = `G=$1 N=$2
+` + procsScript + `selfsid
+P=1
+tasks
+[ -n "$T" ] && kill -$G $T 2>/dev/null
+P=
+i=0
+while [ $i -lt "$N" ]; do
+	tasks
+	[ -z "$T" ] && exit 0
+	sleep 0.1
+	i=$((i+1))
+done
+sweep
+`
+
+// checkScript cleans the container after a task and reports what the
+// engine's list of changes does not show: $1 is the task's working
+// directory ("" when warming), the rest the image's volumes. It kills what
+// is left of the task, removes the working directory, and prints "procs"
+// and the survivors when some could not be killed (exit 3), else the oom
+// count ("oom N") and the listing. The warm runs it too, first checking
+// that the image has what the pool needs.
+const checkScript = `W=$1
+shift
+` + procsScript + `selfsid
+for c in rm ls mkdir; do
+	command -v $c >/dev/null 2>&1 || { echo "tools the image lacks $c"; exit 4; }
+done
+sweep || { echo "procs$T"; exit 3; }
+[ -n "$W" ] && { rm -rf "$W" || exit 5; }
+oom=unknown
+for f in /sys/fs/cgroup/memory/memory.oom_control /sys/fs/cgroup/memory.events; do
+	[ -r $f ] || continue
+	while read -r k v; do [ "$k" = oom_kill ] && oom=$v; done < $f
+	break
+done
+echo "oom $oom"
+ls -1AR /dev 2>&1
+ls -lnAR --full-time /dev/shm /dev/mqueue "$@" 2>&1
+for f in /etc/hosts /etc/hostname /etc/resolv.conf; do echo "$f"; cat "$f" 2>&1; done
+`
+
+// oomScript prints the memory cgroup's oom_kill count.
+const oomScript = `oom=unknown
+for f in /sys/fs/cgroup/memory/memory.oom_control /sys/fs/cgroup/memory.events; do
+	[ -r $f ] || continue
+	while read -r k v; do [ "$k" = oom_kill ] && oom=$v; done < $f
+	break
+done
+echo "$oom"
+`
+
+// maxExecOutput bounds what lading reads of its own scripts' output.
+const maxExecOutput = 1 << 20
+
+// warm starts a container for the pool and takes its baseline.
+func (p *pool) warm(ctx context.Context) (*box, error) {
+	r := p.r
+	cfg := &r.cfg
+	comp := &r.compiled.container
+	labels := maps.Clone(cfg.Labels)
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	maps.Copy(labels, map[string]string{
+		LabelManaged: "true",
+		LabelPool:    p.key,
+		LabelCreated: time.Now().UTC().Format(time.RFC3339),
+	})
+	maps.Copy(labels, r.owner)
+	var mounts []mount.Mount
+	for _, v := range cfg.Volumes {
+		m, err := parseVolume(v)
+		if err != nil {
+			return nil, err
+		}
+		mounts = append(mounts, m)
+	}
+	if err := r.checkCPUs(ctx); err != nil {
+		return nil, err
+	}
+	if err := r.checkRuntime(ctx); err != nil {
+		return nil, err
+	}
+	init := true
+	hostCfg := &container.HostConfig{
+		Init:        &init,
+		Runtime:     cfg.Runtime,
+		Mounts:      mounts,
+		NetworkMode: container.NetworkMode(cfg.NetworkMode),
+		ExtraHosts:  cfg.ExtraHosts,
+		Privileged:  cfg.Privileged,
+		ShmSize:     comp.shm,
+		Resources:   comp.resources,
+	}
+	name := "lading-pool-" + core.NewRunID()
+	call, cancel := core.EngineCall(ctx, EngineTimeout)
+	defer cancel()
+	call, cancelTimeout := context.WithTimeout(call, cleanupTimeout)
+	defer cancelTimeout()
+	created, err := r.cli.ContainerCreate(call, client.ContainerCreateOptions{
+		Name: name,
+		Config: &container.Config{
+			Image:        p.image,
+			Entrypoint:   keepAlive,
+			Cmd:          []string{},
+			WorkingDir:   "/",
+			Labels:       labels,
+			ExposedPorts: comp.exposed,
+		},
+		HostConfig: hostCfg,
+		Platform:   r.platform,
+	})
+	if err != nil {
+		return nil, errors.Join(engineError(r, "create pool container "+name, err), r.removeBox(name))
+	}
+	b := &box{id: created.ID, dirs: map[string]bool{}}
+	p.set.mu.Lock()
+	p.all[b] = true
+	p.set.mu.Unlock()
+	fail := func(err error) (*box, error) {
+		p.set.mu.Lock()
+		delete(p.all, b)
+		p.set.mu.Unlock()
+		return nil, errors.Join(err, r.removeBox(b.id))
+	}
+	if _, err := r.cli.ContainerStart(call, b.id, client.ContainerStartOptions{}); err != nil {
+		return fail(engineError(r, "start pool container "+name, err))
+	}
+	inspected, err := r.cli.ImageInspect(call, p.image)
+	if err != nil {
+		return fail(engineError(r, "inspect image "+p.image, err))
+	}
+	if ic := inspected.Config; ic != nil {
+		b.imageUser = ic.User
+		for v := range ic.Volumes {
+			b.volumes = append(b.volumes, v)
+		}
+		slices.Sort(b.volumes)
+		if comp.entryPoint == nil {
+			b.entrypoint = ic.Entrypoint
+		}
+	}
+	if len(comp.entryPoint) > 0 && comp.entryPoint[0] != "" {
+		b.entrypoint = comp.entryPoint
+	}
+	out, code, err := r.execOutput(call, b.id, "0", append([]string{"/bin/sh", "-c", checkScript, "lading-pool", ""}, b.volumes...))
+	switch {
+	case err != nil && (cerrdefs.IsNotFound(err) || strings.Contains(err.Error(), "no such file")):
+		return fail(&unsuitableError{image: p.image, reason: "no /bin/sh"})
+	case err != nil:
+		return fail(engineError(r, "check pool container "+name, err))
+	case code == 4:
+		return fail(&unsuitableError{image: p.image, reason: strings.TrimSpace(out)})
+	case code != 0:
+		return fail(&unsuitableError{image: p.image, reason: fmt.Sprintf("its check exited %d: %.200s", code, out)})
+	}
+	if b.scrub, err = parseScrub(out); err != nil {
+		return fail(&unsuitableError{image: p.image, reason: err.Error()})
+	}
+	if b.changes, err = r.boxChanges(call, b.id); err != nil {
+		return fail(engineError(r, "list the changes of pool container "+name, err))
+	}
+	p.set.mu.Lock()
+	p.set.stats.Warmed++
+	p.set.mu.Unlock()
+	return b, nil
+}
+
+// parseScrub reads the check script's report.
+func parseScrub(out string) (scrubReport, error) {
+	first, rest, _ := strings.Cut(out, "\n")
+	oom, ok := strings.CutPrefix(first, "oom ")
+	if !ok {
+		return scrubReport{}, fmt.Errorf("unexpected check output %.200q", first)
+	}
+	return scrubReport{oom: oom, listing: rest}, nil
+}
+
+// boxChanges returns the engine's list of a container's changes, as
+// "<kind> <path>".
+func (r *Runner) boxChanges(ctx context.Context, id string) (map[string]bool, error) {
+	diff, err := r.cli.ContainerDiff(ctx, id, client.ContainerDiffOptions{})
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]bool, len(diff.Changes))
+	for _, c := range diff.Changes {
+		out[changeKey(c)] = true
+	}
+	return out, nil
+}
+
+func changeKey(c container.FilesystemChange) string {
+	return fmt.Sprintf("%s %s", c.Kind, c.Path)
+}
+
+// taint compares what a check found with the box's baseline: "" when the
+// container is as it was warmed, else the reason to discard it. A change
+// to a directory that holds a task's working directory (the engine made or
+// touched it when the working directory was made) is expected.
+func (b *box) taint(rep scrubReport, changes map[string]bool) string {
+	if rep.oom != b.scrub.oom {
+		return "oom"
+	}
+	if rep.listing != b.scrub.listing {
+		return "tmpfs, volume or /etc/hosts changed"
+	}
+	ancestors := map[string]bool{}
+	for dir := range b.dirs {
+		for d := path.Dir(dir); d != "/" && d != "."; d = path.Dir(d) {
+			ancestors[d] = true
+		}
+	}
+	for c := range changes {
+		if b.changes[c] {
+			continue
+		}
+		kind, p, _ := strings.Cut(c, " ")
+		if ancestors[p] && kind != container.ChangeDelete.String() {
+			continue
+		}
+		return "file system changed"
+	}
+	return ""
+}
+
+// check makes the container of a finished task ready for the next, or
+// says why it cannot be: it kills what is left of the task, removes its
+// working directory, and compares the container with its baseline.
+func (r *Runner) check(b *box, w *taskWork) string {
+	ctx, cancel := context.WithTimeout(context.Background(), EngineTimeout)
+	defer cancel()
+	args := append([]string{"/bin/sh", "-c", checkScript, "lading-pool", w.dir}, b.volumes...)
+	out, code, err := r.execOutput(ctx, b.id, "0", args)
+	switch {
+	case err != nil:
+		return "check failed"
+	case code == 3:
+		return "process survived"
+	case code != 0:
+		return "check failed"
+	}
+	rep, err := parseScrub(out)
+	if err != nil {
+		return "check failed"
+	}
+	changes, err := r.boxChanges(ctx, b.id)
+	if err != nil {
+		return "check failed"
+	}
+	return b.taint(rep, changes)
+}
+
+// removeBox removes a pool container, on a fresh bounded context; one that
+// is gone already is removed.
+func (r *Runner) removeBox(id string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+	defer cancel()
+	_, err := r.cli.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
+	if err == nil || cerrdefs.IsNotFound(err) || cerrdefs.IsConflict(err) {
+		return nil
+	}
+	return engineError(r, "remove pool container "+id, err)
+}
+
+// execOutput runs cmd in container id as user and returns its stdout and
+// stderr together (at most maxExecOutput bytes) and its exit code.
+func (r *Runner) execOutput(ctx context.Context, id, user string, cmd []string) (string, int, error) {
+	created, err := r.cli.ExecCreate(ctx, id, client.ExecCreateOptions{User: user, AttachStdout: true, AttachStderr: true, Cmd: cmd})
+	if err != nil {
+		return "", 0, err
+	}
+	att, err := r.cli.ExecAttach(ctx, created.ID, client.ExecAttachOptions{})
+	if err != nil {
+		return "", 0, err
+	}
+	defer att.Close()
+	stop := context.AfterFunc(ctx, att.Close)
+	defer stop()
+	var buf bytes.Buffer
+	w := &limitedBuffer{buf: &buf, left: maxExecOutput}
+	if _, err := stdcopy.StdCopy(w, w, att.Reader); err != nil && ctx.Err() == nil {
+		return buf.String(), 0, err
+	}
+	if ctx.Err() != nil {
+		return buf.String(), 0, ctx.Err()
+	}
+	code, err := r.execExit(ctx, created.ID)
+	return buf.String(), code, err
+}
+
+// execExit returns the exit code of an exec whose output has ended: the
+// engine may take a moment more to mark it as exited.
+func (r *Runner) execExit(ctx context.Context, execID string) (int, error) {
+	delay := time.Millisecond
+	for {
+		inspected, err := r.cli.ExecInspect(ctx, execID, client.ExecInspectOptions{})
+		if err != nil {
+			return 0, err
+		}
+		if !inspected.Running {
+			return inspected.ExitCode, nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 50*time.Millisecond)
+	}
+}
+
+// limitedBuffer keeps the first bytes written to it and drops the rest.
+type limitedBuffer struct {
+	buf  *bytes.Buffer
+	left int
+}
+
+func (l *limitedBuffer) Write(p []byte) (int, error) {
+	n := min(len(p), l.left)
+	l.buf.Write(p[:n])
+	l.left -= n
+	return len(p), nil
+}
+
+var _ io.Writer = (*limitedBuffer)(nil)
