@@ -404,7 +404,7 @@ func (p *pool) removeLocked(b *box, reason string) {
 	}()
 }
 
-// release gives back b after a task: it is checked ([Runner.check]) in the
+// release gives back b after a task: it is checked ([Runner.finish]) in the
 // background, then freed, or discarded when tainted (reason set already:
 // the task errored, was stopped by the engine, OOM-touched the container).
 func (p *pool) release(b *box, w *taskWork, reason string) {
@@ -414,7 +414,7 @@ func (p *pool) release(b *box, w *taskWork, reason string) {
 		defer s.work.Done()
 		if reason == "" {
 			start := time.Now()
-			reason = p.r.check(b, w)
+			reason = p.r.finish(b, w)
 			s.mu.Lock()
 			s.stats.Checks++
 			s.stats.CheckTime += time.Since(start)

@@ -58,11 +58,11 @@ var keepAlive = []string{"/bin/sh", "-c", "sleep inf 2>/dev/null || while :; do 
 // session), tasks (T: the processes of the task: every process but those of
 // session 1, the init and the keep-alive, those of session S, and the
 // process X; with P set, but those whose parent is outside the container
-// too, the task script) and sweep (stop and kill them until none is left, at
-// most 100 rounds). Every exec starts a session of its own, so a task's
-// processes are found even when they made sessions of their own (a daemon)
-// or were left to the init; an exec's first process alone has no parent in
-// the container.
+// too: the task script), sweep (stop and kill them until none is left, at
+// most 100 rounds) and oomcount (oom: the memory cgroup's oom_kill count).
+// Every exec starts a session of its own, so a task's processes are found
+// even when they made sessions of their own (a daemon) or were left to the
+// init; an exec's first process alone has no parent in the container.
 const procsScript = `
 selfsid() {
 	read -r l < /proc/self/stat
@@ -78,7 +78,6 @@ tasks() {
 	done
 }
 sweep() {
-	P=
 	i=0
 	while [ $i -lt 100 ]; do
 		tasks
@@ -91,35 +90,71 @@ sweep() {
 	tasks
 	[ -z "$T" ]
 }
+oomcount() {
+	oom=unknown
+	for f in /sys/fs/cgroup/memory/memory.oom_control /sys/fs/cgroup/memory.events; do
+		[ -r $f ] || continue
+		while read -r k v; do [ "$k" = oom_kill ] && oom=$v; done < $f
+		break
+	done
+}
 S= X= P=
 `
 
-// taskScript runs the task: $1 is the working directory, $2 the output
-// directory ("" for none), the rest the command. The task runs in the
-// foreground, in a session of its own (setsid, where the image has it); once
-// it has exited the script kills what it left running (all it may kill: the
-// processes of its user, or all of them for root) and exits with the task's
-// status. The stop script signals the task's processes but not this one.
-const taskScript = `W=$1 O=$2
-shift 2
+// reportScript prints what the engine's list of changes does not show:
+// the oom count, and a listing of the tmpfs mounts, /etc/hosts and its
+// siblings and the image's volumes ($V).
+const reportScript = `oomcount
+echo "oom $oom"
+ls -1AR /dev 2>&1
+ls -lnAR --full-time /dev/shm /dev/mqueue $V 2>&1
+for f in /etc/hosts /etc/hostname /etc/resolv.conf; do echo "$f"; cat "$f" 2>&1; done
+`
+
+// taskScript runs the task, then cleans up after it. $1 is the working
+// directory, $2 the output directory ("" for none), $3 the image's volumes,
+// the rest the command; the first line of stdin is a token K, random for
+// each task, which starts every line the script adds to the output (after
+// a NUL byte). The task runs in the foreground, in a session of its own
+// (setsid, where the image has it), with stdin from /dev/null. Once it has
+// exited the script kills what it left running (all it may kill: the
+// processes of its user, or all of them for root), prints "K <status>
+// <oom count> <1 when the output directory holds anything>" (and "K e" on
+// stderr), and waits for
+// "go" on stdin (the pool has collected the output files); then it sweeps
+// again, removes the working directory and prints "K report", the report
+// (reportScript) and "K end". The stop script signals the task's processes
+// but not this one.
+const taskScript = `W=$1 O=$2 V=$3
+shift 3
+read -r K || exit 125
 mkdir -p "$W" ${O:+"$O"} && cd "$W" || exit 125
-if command -v setsid >/dev/null 2>&1; then setsid "$@"; else "$@"; fi
+if command -v setsid >/dev/null 2>&1; then setsid "$@" </dev/null; else "$@" </dev/null; fi
 c=$?
 ` + procsScript + `S=1 X=$$
 sweep
-exit $c
+w=0
+if [ -n "$O" ]; then for f in "$O"/* "$O"/.[!.]* "$O"/..?*; do if [ -e "$f" ] || [ -L "$f" ]; then w=1; fi; done; fi
+oomcount
+printf '\000%s e\n' "$K" >&2
+printf '\000%s %s %s %s\n' "$K" "$c" "$oom" "$w"
+read -r g
+[ "$g" = go ] || exit 0
+sweep || { printf '\000%s procs%s\n' "$K" "$T"; exit 3; }
+cd /
+rm -rf "$W" || { printf '\000%s rm\n' "$K"; exit 5; }
+printf '\000%s report\n' "$K"
+` + reportScript + `printf '\000%s end\n' "$K"
 `
 
 // stopScript stops the task from inside: $1 is the signal, $2 the grace in
-// tenths of a second. It sends the signal to the task's processes, waits
-// for them all to go (the task script included, which exits once the task
-// has), then kills what is left.
+// tenths of a second. It sends the signal to the task's processes (not to
+// the task script), waits for them to go, then kills what is left.
 const stopScript = `G=$1 N=$2
 ` + procsScript + `selfsid
 P=1
 tasks
 [ -n "$T" ] && kill -$G $T 2>/dev/null
-P=
 i=0
 while [ $i -lt "$N" ]; do
 	tasks
@@ -130,40 +165,24 @@ done
 sweep
 `
 
-// checkScript cleans the container after a task and reports what the
-// engine's list of changes does not show: $1 is the task's working
-// directory ("" when warming), the rest the image's volumes. It kills what
-// is left of the task, removes the working directory, and prints "procs"
-// and the survivors when some could not be killed (exit 3), else the oom
-// count ("oom N") and the listing. The warm runs it too, first checking
-// that the image has what the pool needs.
-const checkScript = `W=$1
-shift
+// checkScript cleans the container after a task whose task script could
+// not (it was killed, or never ran), and when warming: $1 is the task's
+// working directory ("" when warming), $2 the image's volumes. It checks
+// that the image has what the pool needs (exit 4), kills what is left of
+// the task (exit 3 with "procs" and the survivors when some could not be
+// killed), removes the working directory and prints the report
+// (reportScript).
+const checkScript = `W=$1 V=$2
 ` + procsScript + `selfsid
 for c in rm ls mkdir; do
 	command -v $c >/dev/null 2>&1 || { echo "tools the image lacks $c"; exit 4; }
 done
 sweep || { echo "procs$T"; exit 3; }
 [ -n "$W" ] && { rm -rf "$W" || exit 5; }
-oom=unknown
-for f in /sys/fs/cgroup/memory/memory.oom_control /sys/fs/cgroup/memory.events; do
-	[ -r $f ] || continue
-	while read -r k v; do [ "$k" = oom_kill ] && oom=$v; done < $f
-	break
-done
-echo "oom $oom"
-ls -1AR /dev 2>&1
-ls -lnAR --full-time /dev/shm /dev/mqueue "$@" 2>&1
-for f in /etc/hosts /etc/hostname /etc/resolv.conf; do echo "$f"; cat "$f" 2>&1; done
-`
+` + reportScript
 
 // oomScript prints the memory cgroup's oom_kill count.
-const oomScript = `oom=unknown
-for f in /sys/fs/cgroup/memory/memory.oom_control /sys/fs/cgroup/memory.events; do
-	[ -r $f ] || continue
-	while read -r k v; do [ "$k" = oom_kill ] && oom=$v; done < $f
-	break
-done
+const oomScript = procsScript + `oomcount
 echo "$oom"
 `
 
@@ -261,7 +280,9 @@ func (p *pool) warm(ctx context.Context) (*box, error) {
 	if len(comp.entryPoint) > 0 && comp.entryPoint[0] != "" {
 		b.entrypoint = comp.entryPoint
 	}
-	out, code, err := r.execOutput(call, b.id, "0", append([]string{"/bin/sh", "-c", checkScript, "lading-pool", ""}, b.volumes...))
+	// The baseline is taken as the task's user, who writes the reports of
+	// the tasks.
+	out, code, err := r.execOutput(call, b.id, cfg.User, []string{"/bin/sh", "-c", checkScript, "lading-pool", "", strings.Join(b.volumes, " ")})
 	switch {
 	case err != nil && (cerrdefs.IsNotFound(err) || strings.Contains(err.Error(), "no such file")):
 		return fail(&unsuitableError{image: p.image, reason: "no /bin/sh"})
@@ -348,8 +369,7 @@ func (b *box) taint(rep scrubReport, changes map[string]bool) string {
 func (r *Runner) check(b *box, w *taskWork) string {
 	ctx, cancel := context.WithTimeout(context.Background(), EngineTimeout)
 	defer cancel()
-	args := append([]string{"/bin/sh", "-c", checkScript, "lading-pool", w.dir}, b.volumes...)
-	out, code, err := r.execOutput(ctx, b.id, "0", args)
+	out, code, err := r.execOutput(ctx, b.id, "0", []string{"/bin/sh", "-c", checkScript, "lading-pool", w.dir, strings.Join(b.volumes, " ")})
 	switch {
 	case err != nil:
 		return "check failed"
@@ -359,6 +379,57 @@ func (r *Runner) check(b *box, w *taskWork) string {
 		return "check failed"
 	}
 	rep, err := parseScrub(out)
+	if err != nil {
+		return "check failed"
+	}
+	changes, err := r.boxChanges(ctx, b.id)
+	if err != nil {
+		return "check failed"
+	}
+	return b.taint(rep, changes)
+}
+
+// finish makes the container of a finished task ready for the next, or
+// says why it cannot be: the task script, told to go on, kills what is left
+// of the task, removes its working directory and reports; then the
+// container is compared with its baseline. When the task script cannot
+// (it was killed, the exec failed), a check of its own does it
+// ([Runner.check]).
+func (r *Runner) finish(b *box, w *taskWork) string {
+	if w.conn == nil {
+		return r.check(b, w)
+	}
+	conn := w.conn
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), EngineTimeout)
+	defer cancel()
+	stop := context.AfterFunc(ctx, conn.Close)
+	defer stop()
+	if _, err := conn.Conn.Write([]byte("go\n")); err != nil {
+		return r.check(b, w)
+	}
+	var buf bytes.Buffer
+	lb := &limitedBuffer{buf: &buf, left: maxExecOutput}
+	if _, err := stdcopy.StdCopy(lb, lb, conn.Reader); err != nil {
+		return "check failed"
+	}
+	out := buf.String()
+	k := "\x00" + w.token + " "
+	switch {
+	case strings.Contains(out, k+"procs"):
+		return "process survived"
+	case strings.Contains(out, k+"rm\n"):
+		return "files left"
+	}
+	_, report, ok := strings.Cut(out, k+"report\n")
+	if !ok {
+		return "check failed"
+	}
+	report, _, ok = strings.Cut(report, k+"end\n")
+	if !ok {
+		return "check failed"
+	}
+	rep, err := parseScrub(report)
 	if err != nil {
 		return "check failed"
 	}

@@ -39,11 +39,6 @@ type poolRun struct {
 	released bool   // the container went back to the pool (Remove and Discard run one after the other)
 }
 
-// taskWork is what the check after a task needs to know of it.
-type taskWork struct {
-	dir string // the working directory, in the container
-}
-
 var _ core.Engine = (*poolRun)(nil)
 
 func newPoolRun(base *run) *poolRun {
@@ -110,13 +105,13 @@ func (p *poolRun) Create(ctx context.Context) error {
 			return invalidConfig("volumes", v, "must not mount over the working directory "+ws.ContainerDir)
 		}
 	}
-	cmd := []string{"/bin/sh", "-c", taskScript, "lading-pool", ws.ContainerDir, ws.OutputDir()}
+	cmd := []string{"/bin/sh", "-c", taskScript, "lading-pool", ws.ContainerDir, ws.OutputDir(), strings.Join(p.box.volumes, " ")}
 	cmd = append(cmd, p.box.entrypoint...)
 	cmd = append(cmd, interpreter(p.base.task)...)
 	cmd = append(cmd, strings.Join(ws.Commands, "\n"))
 	for attempt := 0; ; attempt++ {
 		created, err := r.cli.ExecCreate(ctx, p.box.id, client.ExecCreateOptions{
-			User: r.cfg.User, Env: ws.Env, WorkingDir: "/", AttachStdout: true, AttachStderr: true, Cmd: cmd,
+			User: r.cfg.User, Env: ws.Env, WorkingDir: "/", AttachStdin: true, AttachStdout: true, AttachStderr: true, Cmd: cmd,
 		})
 		if err == nil {
 			p.exec = created.ID
@@ -145,36 +140,63 @@ func (p *poolRun) Create(ctx context.Context) error {
 	}
 }
 
-// Attach starts the exec, attached: the Engine API has no attach apart
-// from the start of an exec.
+// Attach starts the exec, attached (the Engine API has no attach apart
+// from the start of an exec), and gives the task script its token.
 func (p *poolRun) Attach(ctx context.Context) (*core.Attachment, error) {
 	if p.cold {
 		return p.base.Attach(ctx)
 	}
-	r, b := p.base.r, p.box
+	r, b, w := p.base.r, p.box, p.work
 	att, err := r.cli.ExecAttach(ctx, p.exec, client.ExecAttachOptions{})
 	if err != nil {
 		p.taint = "exec failed"
 		return nil, engineError(r, "start exec in pool container "+b.id, err)
 	}
+	w.token = core.NewRunID() + core.NewRunID()
+	if _, err := att.Conn.Write([]byte(w.token + "\n")); err != nil {
+		att.Close()
+		p.taint = "exec failed"
+		return nil, engineError(r, "start exec in pool container "+b.id, err)
+	}
+	t := newTrailer(w.token)
+	w.trailer = t
 	stream := &endReader{r: att.Reader, ended: make(chan struct{})}
 	var closeOnce sync.Once
 	return &core.Attachment{
 		Stream: stream,
-		Close:  func() { closeOnce.Do(att.Close) },
-		Demux: func(stdout, stderr io.Writer, src io.Reader) error {
-			_, err := stdcopy.StdCopy(stdout, stderr, src)
-			return err
+		// Once the trailer has been read the exec is the pool's: the
+		// task script waits on it to clean up.
+		Close: func() {
+			closeOnce.Do(func() {
+				if t.seen() {
+					w.conn = &att.HijackedResponse
+				} else {
+					att.Close()
+				}
+			})
 		},
-		// An exec has no wait endpoint: it has exited once its output has
-		// ended (the engine ends it at most 2 s after the exit, when a
-		// process the task script could not kill still holds it) and
-		// inspect says so.
+		Demux: func(stdout, stderr io.Writer, src io.Reader) error {
+			tw := &trailerWriter{w: stdout, t: t}
+			ew := &trailerWriter{w: stderr, t: t, stderr: true}
+			_, err := stdcopy.StdCopy(tw, ew, src)
+			if errors.Is(err, errTrailer) {
+				return nil
+			}
+			return errors.Join(err, tw.flush(), ew.flush())
+		},
+		// An exec has no wait endpoint: the task has exited once the task
+		// script says so, or once its output has ended and inspect says
+		// so (the script was killed).
 		Wait: func(ctx context.Context) (core.Exit, error) {
 			select {
+			case <-t.done:
+				return core.Exit{Code: t.code}, nil
 			case <-stream.ended:
 			case <-ctx.Done():
 				return core.Exit{}, ctx.Err()
+			}
+			if t.seen() {
+				return core.Exit{Code: t.code}, nil
 			}
 			code, err := r.execExit(ctx, p.exec)
 			if err != nil {
@@ -185,12 +207,16 @@ func (p *poolRun) Attach(ctx context.Context) (*core.Attachment, error) {
 		// The container's memory cgroup counts the kills of its OOM killer:
 		// one more than at the warm is this task's.
 		OOM: func(ctx context.Context) (bool, error) {
-			out, code, err := r.execOutput(ctx, b.id, "0", []string{"/bin/sh", "-c", oomScript})
-			if err != nil || code != 0 {
-				p.taint = "oom check failed"
-				return false, err
+			oom := t.oom
+			if !t.seen() {
+				out, code, err := r.execOutput(ctx, b.id, "0", []string{"/bin/sh", "-c", oomScript})
+				if err != nil || code != 0 {
+					p.taint = "oom check failed"
+					return false, err
+				}
+				oom = strings.TrimSpace(out)
 			}
-			if strings.TrimSpace(out) != b.scrub.oom {
+			if oom != b.scrub.oom {
 				p.taint = "oom"
 				return true, nil
 			}
@@ -370,13 +396,15 @@ func (f *poolFiles) Collect(ctx context.Context, res *runner.Result) ([]string, 
 		return f.cold.Collect(ctx, res)
 	}
 	ws := f.p.base.c.WS
-	changes, err := f.p.base.changes(ctx)
-	if err != nil {
-		f.p.taint = "changes failed"
-		return nil, engineError(f.p.base.r, "list the container's changes", err)
-	}
-	written := false
-	if out := ws.OutputDir(); out != "" {
+	var written bool
+	if t := f.p.work.trailer; t != nil && t.seen() {
+		written = t.written
+	} else if out := ws.OutputDir(); out != "" {
+		changes, err := f.p.base.changes(ctx)
+		if err != nil {
+			f.p.taint = "changes failed"
+			return nil, engineError(f.p.base.r, "list the container's changes", err)
+		}
 		for _, c := range changes {
 			if strings.HasPrefix(c.Path, out+"/") {
 				written = true

@@ -11,6 +11,7 @@ import (
 	"github.com/lading-dev/lading/docker"
 	"github.com/lading-dev/lading/internal/testenv"
 	"github.com/lading-dev/lading/runner"
+	"github.com/lading-dev/lading/runner/runnertest"
 )
 
 // newPool returns a Runner with a warm pool of size containers.
@@ -57,4 +58,17 @@ func TestPoolSmoke(t *testing.T) {
 	assert.Equal(t, 3, res.ExitCode)
 	assert.Equal(t, d1.ContainerID, d2.ContainerID, "the container was reused")
 	t.Logf("%+v", r.PoolStats())
+}
+
+// TestConformancePool runs the conformance suite with every task in a
+// warm container of one pool, shared by all the cases, so containers are
+// reused between cases of every kind.
+func TestConformancePool(t *testing.T) {
+	testenv.Engine(t)
+	r := newPool(t, docker.Config{}, docker.Pool{Size: 4})
+	runnertest.Run(t, runnertest.Config{
+		Image: testenv.Image,
+		New:   func(t *testing.T) runner.Runner { return r },
+	})
+	t.Cleanup(func() { t.Logf("pool: %+v", r.PoolStats()) })
 }
