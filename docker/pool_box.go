@@ -116,7 +116,9 @@ for f in /etc/hosts /etc/hostname /etc/resolv.conf; do echo "$f"; cat "$f" 2>&1;
 // the rest the command; the first line of stdin is a token K, random for
 // each task, which starts every line the script adds to the output (after
 // a NUL byte). The task runs in the foreground, in a session of its own
-// (setsid, where the image has it), with stdin from /dev/null. Once it has
+// (setsid, where the image has it), with stdin from /dev/null and the
+// highest oom_score_adj (the kernel's OOM killer picks the task's
+// processes before the init, the keep-alive and this script). Once it has
 // exited the script kills what it left running (all it may kill: the
 // processes of its user, or all of them for root), prints "K <status>
 // <oom count> <1 when the output directory holds anything>" (and "K e" on
@@ -129,7 +131,8 @@ const taskScript = `W=$1 O=$2 V=$3
 shift 3
 read -r K || exit 125
 mkdir -p "$W" ${O:+"$O"} && cd "$W" || exit 125
-if command -v setsid >/dev/null 2>&1; then setsid "$@" </dev/null; else "$@" </dev/null; fi
+a='echo 1000 >/proc/self/oom_score_adj 2>/dev/null; exec "$@"'
+if command -v setsid >/dev/null 2>&1; then setsid /bin/sh -c "$a" lading-task "$@" </dev/null; else /bin/sh -c "$a" lading-task "$@" </dev/null; fi
 c=$?
 ` + procsScript + `S=1 X=$$
 sweep
