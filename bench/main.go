@@ -66,6 +66,10 @@ var cases = []struct {
 	{"files-in", "input files staged in", map[string]peer{"lading-volume": ladingFilesInVolume, "lading-mount": ladingFilesInMount, "raw": rawFilesIn, "cli": cliFilesIn}},
 	{"stdout", "stdout lines to a line callback", map[string]peer{"lading": ladingStdout, "raw": rawStdout, "cli": cliStdout}},
 	{"stdout-masked", "the same with secret masking on", map[string]peer{"lading": ladingStdoutMasked, "raw": rawStdout}},
+	{"pool-trivial", "`true`, one at a time, in a warm pool of 2: latency", map[string]peer{"lading-pool": poolTrivial, "lading": ladingTrivial, "raw": rawTrivial}},
+	{"pool-parallel", "`true`, 8 at a time, in a warm pool of 8: tasks/s", map[string]peer{"lading-pool": poolParallel, "lading": ladingParallel, "raw": rawParallel}},
+	{"pool-files", "1 MiB input file in, 1 MiB output file out, one at a time: latency", map[string]peer{"lading-pool": poolFiles, "lading": coldFiles, "raw": rawFiles}},
+	{"pool-check", "the taint check after each task (check), and `true` in a pool of 1, which waits for it", map[string]peer{"check": poolCheck, "lading-pool-1": poolSize1, "lading-pool": poolTrivial}},
 }
 
 func main() {
@@ -203,6 +207,9 @@ func report(name, what string, peers []string, res map[string]measurement) {
 	base := res["lading"]
 	if _, ok := res["lading-volume"]; ok {
 		base = res["lading-volume"]
+	}
+	if _, ok := res["lading-pool"]; ok {
+		base = res["lading-pool"]
 	}
 	for _, p := range peers {
 		m := res[p]
