@@ -190,7 +190,7 @@ func (r *Runner) Run(ctx context.Context, task runner.Task) (*runner.Result, err
 		MaxOutputBytes: r.cfg.MaxOutputBytes, MaxOutputFiles: r.cfg.MaxOutputFiles,
 		Warnings: r.cfg.Memory.Warnings(), Track: liveRuns.Add, ContainerDir: r.cfg.Container.WorkingDir,
 	}
-	pooled := r.opts.pools != nil && r.poolable() == ""
+	pooled := r.opts.pools != nil && r.poolable() == "" && task.OnStats == nil
 	return core.Run(ctx, task, opts, func(c *core.State) core.Engine {
 		cold := &run{r: r, c: c, task: c.Task, log: c.Log}
 		if pooled {

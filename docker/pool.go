@@ -83,8 +83,9 @@ func (p Pool) idle() time.Duration {
 // WithPool runs the tasks of the Runner, and of the Runners made from it with
 // [Runner.With], in warm containers: see [Pool] and the package
 // documentation, "Warm pool". A configuration the pool cannot serve
-// (fileHandlingStrategy MOUNT, portBindings, resume, wait or delete false)
-// runs its tasks cold, as without the option. [Runner.Close] and
+// (fileHandlingStrategy MOUNT, portBindings, privileged, statsInterval,
+// resume, wait or delete false) runs its tasks cold, as without the option,
+// and so does a task with OnStats. [Runner.Close] and
 // [Runner.Shutdown] remove the pool's containers; [New] refuses an invalid
 // Pool.
 func WithPool(p Pool) Option { return func(o *options) { o.pool = &p } }
@@ -201,6 +202,10 @@ func (r *Runner) poolable() string {
 		return "wait false hands the container over to the caller"
 	case !r.cfg.deletes():
 		return "delete false keeps the container for the caller"
+	case r.cfg.Privileged:
+		return "privileged: a privileged task can change what no check sees (mounts, the network, kernel settings)"
+	case r.cfg.StatsInterval > 0:
+		return "statsInterval: the stats of a pool's container are those of every task it ran"
 	}
 	return ""
 }

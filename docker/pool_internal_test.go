@@ -137,6 +137,8 @@ func TestPoolable(t *testing.T) {
 		"resume":               {Lifecycle: Lifecycle{Resume: true}},
 		"wait false":           {Lifecycle: Lifecycle{Wait: &f}},
 		"delete false":         {Lifecycle: Lifecycle{Delete: &f}},
+		"privileged":           {Container: Container{Privileged: true}},
+		"statsInterval":        {StatsInterval: Duration(1)},
 	}
 	for want, cfg := range tests {
 		r := &Runner{cfg: cfg}
