@@ -174,6 +174,9 @@ type poolSet struct {
 	closed bool
 	work   sync.WaitGroup // warms, checks, removals and the reaper
 	stop   chan struct{}  // closed by close: the reaper ends
+
+	ctx    context.Context // of the background warms, cancelled by close
+	cancel context.CancelFunc
 }
 
 func newPoolSet(cfg Pool, log *slog.Logger) *poolSet {
@@ -181,6 +184,7 @@ func newPoolSet(cfg Pool, log *slog.Logger) *poolSet {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &poolSet{cfg: cfg, log: log, pools: map[string]*pool{}, stop: make(chan struct{}), stats: PoolStats{Taints: map[string]int{}}}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if cfg.idle() > 0 {
 		s.work.Add(1)
 		go s.reap()
@@ -248,7 +252,8 @@ type pool struct {
 	all        map[*box]bool // every container of the pool, for close
 	busy       int
 	warming    int
-	lastErr    error         // the last warm's error, nil after a success
+	lastErr    error // the last warm's error, nil after a success
+	lastErrAt  time.Time
 	unsuitable string        // why the image cannot be pooled: its tasks run cold
 	changed    chan struct{} // closed and replaced when a container is freed or a warm ends
 }
@@ -349,25 +354,32 @@ func (e *unsuitableError) Error() string {
 // background: starting many at once slows each, and the tasks beside them.
 const maxBackgroundWarms = 2
 
+// warmRetry is how long after a failed warm the pool tries again in the
+// background (a task that warms its own container tries at once).
+const warmRetry = 5 * time.Second
+
 // refillLocked starts background warms until the pool holds its size,
-// unless the last warm failed.
+// unless a warm failed less than warmRetry ago.
 func (p *pool) refillLocked() {
 	s := p.set
 	if s.closed {
 		return
 	}
-	for p.lastErr == nil && p.warming < maxBackgroundWarms && len(p.free)+p.busy+p.warming < s.cfg.Size {
+	if p.lastErr != nil && time.Since(p.lastErrAt) < warmRetry {
+		return
+	}
+	for p.warming < maxBackgroundWarms && len(p.free)+p.busy+p.warming < s.cfg.Size {
 		p.warming++
 		s.work.Add(1)
 		go func() {
 			defer s.work.Done()
-			ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout+EngineTimeout)
+			ctx, cancel := context.WithTimeout(s.ctx, cleanupTimeout+EngineTimeout)
 			defer cancel()
 			b, err := p.warm(ctx)
 			s.mu.Lock()
 			defer s.mu.Unlock()
 			p.warming--
-			p.lastErr = err
+			p.lastErr, p.lastErrAt = err, time.Now()
 			if err != nil {
 				s.log.Warn("pool: warming a container", "image", p.image, "error", err)
 			} else {
@@ -477,6 +489,7 @@ func (s *poolSet) close() {
 	if !s.closed {
 		s.closed = true
 		close(s.stop)
+		s.cancel()
 	}
 	s.removeAllLocked()
 	s.mu.Unlock()

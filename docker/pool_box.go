@@ -38,7 +38,7 @@ type box struct {
 	uses  int
 
 	// Touched by the task that holds the box only:
-	dirs map[string]bool // the working directories of its tasks, whose ancestors may be left changed
+	above map[string]bool // the directories above its tasks' working directories, which may be left changed
 }
 
 // scrubReport is what the check script prints: the memory cgroup's
@@ -253,7 +253,7 @@ func (p *pool) warm(ctx context.Context) (*box, error) {
 	if err != nil {
 		return nil, errors.Join(engineError(r, "create pool container "+name, err), r.removeBox(name))
 	}
-	b := &box{id: created.ID, dirs: map[string]bool{}}
+	b := &box{id: created.ID, above: map[string]bool{}}
 	p.set.mu.Lock()
 	p.all[b] = true
 	p.set.mu.Unlock()
@@ -332,6 +332,14 @@ func (r *Runner) boxChanges(ctx context.Context, id string) (map[string]bool, er
 	return out, nil
 }
 
+// workIn notes that a task works in dir: the directories above it may be
+// left changed.
+func (b *box) workIn(dir string) {
+	for d := path.Dir(dir); d != "/" && d != "."; d = path.Dir(d) {
+		b.above[d] = true
+	}
+}
+
 func changeKey(c container.FilesystemChange) string {
 	return fmt.Sprintf("%s %s", c.Kind, c.Path)
 }
@@ -347,18 +355,12 @@ func (b *box) taint(rep scrubReport, changes map[string]bool) string {
 	if rep.listing != b.scrub.listing {
 		return "tmpfs, volume or /etc/hosts changed"
 	}
-	ancestors := map[string]bool{}
-	for dir := range b.dirs {
-		for d := path.Dir(dir); d != "/" && d != "."; d = path.Dir(d) {
-			ancestors[d] = true
-		}
-	}
 	for c := range changes {
 		if b.changes[c] {
 			continue
 		}
 		kind, p, _ := strings.Cut(c, " ")
-		if ancestors[p] && kind != container.ChangeDelete.String() {
+		if b.above[p] && kind != container.ChangeDelete.String() {
 			continue
 		}
 		return "file system changed"

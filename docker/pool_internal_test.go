@@ -70,8 +70,9 @@ func TestTrailerWriter(t *testing.T) {
 
 func TestBoxTaint(t *testing.T) {
 	base := scrubReport{oom: "0", listing: "/dev:\nnull\n"}
-	b := &box{changes: map[string]bool{"C /sbin": true, "A /sbin/docker-init": true}, scrub: base,
-		dirs: map[string]bool{"/tmp/lading-1": true, "/home/u/work/x": true}}
+	b := &box{changes: map[string]bool{"C /sbin": true, "A /sbin/docker-init": true}, scrub: base, above: map[string]bool{}}
+	b.workIn("/tmp/lading-1")
+	b.workIn("/home/u/work/x")
 	change := func(kind container.ChangeType, p string) string {
 		return changeKey(container.FilesystemChange{Kind: kind, Path: p})
 	}

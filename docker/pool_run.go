@@ -79,7 +79,7 @@ func (p *poolRun) goCold(ctx context.Context) error {
 func (p *poolRun) use(b *box) {
 	p.box = b
 	p.work = &taskWork{dir: p.base.c.WS.ContainerDir}
-	b.dirs[p.work.dir] = true
+	b.workIn(p.work.dir)
 	p.base.c.ContainerID = b.id
 	p.base.imageUser, p.base.imageUserKnown = b.imageUser, true
 }
