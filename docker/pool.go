@@ -145,14 +145,15 @@ func (r *Runner) Warm(ctx context.Context, image string) error {
 		}
 		p.refillLocked()
 		full := len(p.free)+p.busy >= p.set.cfg.Size
-		failed := p.lastErr
+		failed := p.lastErr != nil && p.warming == 0
+		err := p.lastErr
 		changed := p.changed
 		p.set.mu.Unlock()
 		if full {
 			return nil
 		}
-		if failed != nil && p.warming == 0 {
-			return failed
+		if failed {
+			return err
 		}
 		select {
 		case <-ctx.Done():
