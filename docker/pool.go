@@ -381,6 +381,10 @@ func (p *pool) refillLocked() {
 			defer s.mu.Unlock()
 			p.warming--
 			p.lastErr, p.lastErrAt = err, time.Now()
+			var unfit *unsuitableError
+			if errors.As(err, &unfit) {
+				p.unsuitable = unfit.Error()
+			}
 			if err != nil {
 				s.log.Warn("pool: warming a container", "image", p.image, "error", err)
 			} else {
