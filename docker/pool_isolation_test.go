@@ -167,3 +167,20 @@ func TestPoolCloseRemovesAll(t *testing.T) {
 	_, err = r.Run(t.Context(), runner.Task{Image: testenv.Image, Commands: []string{"true"}})
 	assert.ErrorIs(t, err, runner.ErrClosed)
 }
+
+// TestPoolPruneSparesLivePool checks that Prune leaves the containers of a
+// live pool alone (they carry no run id: their owner, this process, lives),
+// and that the pool goes on using them.
+func TestPoolPruneSparesLivePool(t *testing.T) {
+	r := newPool(t, docker.Config{}, docker.Pool{Size: 2})
+	require.NoError(t, r.Warm(t.Context(), testenv.Image))
+	res, err := r.Prune(t.Context(), docker.PruneOptions{})
+	require.NoError(t, err)
+	s := r.PoolStats()
+	require.Equal(t, 2, s.Free)
+	_, _, d := pooledRun(t, r, runner.Task{Commands: []string{"true"}})
+	for _, id := range res.Containers {
+		assert.NotEqual(t, d.ContainerID, id, "Prune removed a container of the live pool")
+	}
+	assert.Equal(t, s.Warmed, r.PoolStats().Warmed, "the task ran in a container warmed before the prune")
+}

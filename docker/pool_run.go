@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"path"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -272,6 +273,23 @@ func (p *poolRun) Stop(ctx context.Context, grace time.Duration) error {
 	return nil
 }
 
+// numericUser returns the uid and gid of a user given as "uid" or
+// "uid:gid", else root's.
+func numericUser(user string) (uid, gid int) {
+	u, g, hasGroup := strings.Cut(user, ":")
+	uid, err := strconv.Atoi(u)
+	if err != nil || uid < 0 {
+		return 0, 0
+	}
+	gid = uid
+	if hasGroup {
+		if gid, err = strconv.Atoi(g); err != nil || gid < 0 {
+			return 0, 0
+		}
+	}
+	return uid, gid
+}
+
 // signalName is the stop signal as kill takes it: "TERM", "9".
 func signalName(s string) string {
 	s = strings.TrimPrefix(strings.ToUpper(strings.TrimSpace(s)), "SIG")
@@ -362,6 +380,10 @@ func (f *poolFiles) CopyIn(ctx context.Context) error {
 		return nil // the task script makes the directories
 	}
 	run.event(runner.StageStaging, ws.HostDir)
+	// A numeric user owns what is copied in, so the task script can
+	// remove it afterwards (a name would need the image's passwd file:
+	// root removes it then).
+	uid, gid := numericUser(run.r.cfg.User)
 	pr, pw := io.Pipe()
 	written := make(chan struct{})
 	go func() {
@@ -372,6 +394,7 @@ func (f *poolFiles) CopyIn(ctx context.Context) error {
 		}
 		pw.CloseWithError(files.WriteTar(ctx, pw, ws.HostDir, files.TarOptions{
 			Prefix: strings.TrimPrefix(ws.ContainerDir, "/") + "/", ExtraDirs: extra, Shared: !root,
+			UID: uid, GID: gid,
 			OnFile: func(rel string, sf files.StagedFile) { st.Files[rel] = sf },
 		}))
 	}()

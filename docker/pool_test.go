@@ -60,15 +60,38 @@ func TestPoolSmoke(t *testing.T) {
 	t.Logf("%+v", r.PoolStats())
 }
 
-// TestConformancePool runs the conformance suite with every task in a
-// warm container of one pool, shared by all the cases, so containers are
-// reused between cases of every kind.
+// TestConformancePool runs the conformance suite with the tasks in warm
+// containers of one pool shared by all the cases, so containers are reused
+// between cases of every kind: with PoolWait (every task in the pool), with
+// PoolCold and a pool of one (most cases run cold beside the pooled ones),
+// and as a non-root user (the working directory is copied in for that user,
+// the task script runs as it). No case is skipped. MOUNT is not run: a
+// configuration with MOUNT runs cold (TestConformance covers it), since a
+// container's mounts are fixed when it is created and a task's working
+// directory only when it runs.
 func TestConformancePool(t *testing.T) {
 	testenv.Engine(t)
-	r := newPool(t, docker.Config{}, docker.Pool{Size: 4})
-	runnertest.Run(t, runnertest.Config{
-		Image: testenv.Image,
-		New:   func(t *testing.T) runner.Runner { return r },
-	})
-	t.Cleanup(func() { t.Logf("pool: %+v", r.PoolStats()) })
+	for _, tt := range []struct {
+		name string
+		cfg  docker.Config
+		pool docker.Pool
+	}{
+		{"WAIT", docker.Config{}, docker.Pool{Size: 4}},
+		{"COLD", docker.Config{}, docker.Pool{Size: 1, WhenBusy: docker.PoolCold}},
+		{"user 1000", docker.Config{Container: docker.Container{User: "1000"}}, docker.Pool{Size: 4}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newPool(t, tt.cfg, tt.pool)
+			runnertest.Run(t, runnertest.Config{
+				Image: testenv.Image,
+				New:   func(t *testing.T) runner.Runner { return r },
+			})
+			t.Cleanup(func() {
+				s := r.PoolStats()
+				t.Logf("pool: %+v", s)
+				assert.Positive(t, s.Pooled, "tasks ran in the pool")
+				assert.Zero(t, s.Discarded-s.Taints["oom"]-s.Taints["engine error"], "no container was tainted but as expected: %v", s.Taints)
+			})
+		})
+	}
 }
