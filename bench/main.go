@@ -8,7 +8,10 @@
 //
 // lading-bare is lading without an output directory (DisableOutputDir), to
 // show what the output directory costs; lading-volume and lading-mount are
-// the two file handling strategies.
+// the two file handling strategies. The pool-* cases measure the warm pool
+// (docker.WithPool, its containers warmed before the first sample):
+// lading-pool beside lading (cold) and raw; pool-check reports the taint
+// check run between two tasks in one container, from the pool's counters.
 //
 // Each case and peer runs in a child process of its own, so the peak RSS
 // reported is that peer's alone. A case runs in rounds: each round runs
@@ -18,6 +21,7 @@
 //
 //	cd bench && go run . -image lading-test/busybox:latest
 //	cd bench && go run . -size 1GiB -n 3 -cases files-out,files-in   # the 1 GiB figures
+//	cd bench && go run . -n 40 -rounds 4 -cases pool-trivial,pool-parallel,pool-files,pool-check
 package main
 
 import (

@@ -36,7 +36,8 @@ type poolRun struct {
 	box      *box
 	work     *taskWork
 	exec     string
-	taint    string // why the container is not to be reused, "" until known
+	mu       sync.Mutex
+	taint    string // why the container is not to be reused, "" until known; under mu (Wait runs apart)
 	released bool   // the container went back to the pool (Remove and Discard run one after the other)
 }
 
@@ -119,7 +120,9 @@ func (p *poolRun) Create(ctx context.Context) error {
 			return nil
 		}
 		if !(cerrdefs.IsNotFound(err) || cerrdefs.IsConflict(err)) || attempt == 2 {
-			p.taint = "exec failed"
+			if ctx.Err() == nil { // a create cut short by the caller ran nothing
+				p.setTaint("exec failed")
+			}
 			return engineError(r, "create exec in pool container "+p.box.id, err)
 		}
 		// The container is gone or not running: another one.
@@ -150,13 +153,13 @@ func (p *poolRun) Attach(ctx context.Context) (*core.Attachment, error) {
 	r, b, w := p.base.r, p.box, p.work
 	att, err := r.cli.ExecAttach(ctx, p.exec, client.ExecAttachOptions{})
 	if err != nil {
-		p.taint = "exec failed"
+		p.setTaint("exec failed")
 		return nil, engineError(r, "start exec in pool container "+b.id, err)
 	}
 	w.token = core.NewRunID() + core.NewRunID()
 	if _, err := att.Conn.Write([]byte(w.token + "\n")); err != nil {
 		att.Close()
-		p.taint = "exec failed"
+		p.setTaint("exec failed")
 		return nil, engineError(r, "start exec in pool container "+b.id, err)
 	}
 	t := newTrailer(w.token)
@@ -201,7 +204,7 @@ func (p *poolRun) Attach(ctx context.Context) (*core.Attachment, error) {
 			}
 			code, err := r.execExit(ctx, p.exec)
 			if err != nil {
-				p.taint = "exec failed"
+				p.setTaint("exec failed")
 			}
 			return core.Exit{Code: code}, err
 		},
@@ -212,13 +215,13 @@ func (p *poolRun) Attach(ctx context.Context) (*core.Attachment, error) {
 			if !t.seen() {
 				out, code, err := r.execOutput(ctx, b.id, "0", []string{"/bin/sh", "-c", oomScript})
 				if err != nil || code != 0 {
-					p.taint = "oom check failed"
+					p.setTaint("oom check failed")
 					return false, err
 				}
 				oom = strings.TrimSpace(out)
 			}
 			if oom != b.scrub.oom {
-				p.taint = "oom"
+				p.setTaint("oom")
 				return true, nil
 			}
 			return false, nil
@@ -265,7 +268,7 @@ func (p *poolRun) Stop(ctx context.Context, grace time.Duration) error {
 	if err == nil && (code == 0 || code == 137) {
 		return nil // 137: the task script's own sweep killed the stop, once the task had gone
 	}
-	p.taint = "stop failed"
+	p.setTaint("stop failed")
 	_, kerr := r.cli.ContainerKill(ctx, b.id, client.ContainerKillOptions{Signal: "SIGKILL"})
 	if kerr != nil && !cerrdefs.IsNotFound(kerr) && !cerrdefs.IsConflict(kerr) {
 		return errors.Join(err, kerr)
@@ -314,6 +317,16 @@ func (p *poolRun) Remove(ctx context.Context) error {
 	return nil
 }
 
+// setTaint notes why the container is not to be reused; the first reason
+// stays.
+func (p *poolRun) setTaint(reason string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.taint == "" {
+		p.taint = reason
+	}
+}
+
 // giveBack returns the container to the pool once, discarded for reason
 // (or the run's taint) when set.
 func (p *poolRun) giveBack(reason string) {
@@ -325,7 +338,9 @@ func (p *poolRun) giveBack(reason string) {
 	}
 	p.released = true
 	if reason == "" {
+		p.mu.Lock()
 		reason = p.taint
+		p.mu.Unlock()
 	}
 	p.pool.release(p.box, p.work, reason)
 }
@@ -341,7 +356,7 @@ func (p *poolRun) Details() any {
 // Error wraps an error of the engine's API.
 func (p *poolRun) Error(doing string, err error) error {
 	if !p.cold {
-		p.taint = "engine error"
+		p.setTaint("engine error")
 	}
 	return engineError(p.base.r, doing, err)
 }
@@ -402,7 +417,7 @@ func (f *poolFiles) CopyIn(ctx context.Context) error {
 	pr.CloseWithError(err)
 	<-written
 	if err != nil {
-		f.p.taint = "copy failed"
+		f.p.setTaint("copy failed")
 		return engineError(run.r, "copy input files into the container", err)
 	}
 	return nil
@@ -425,7 +440,7 @@ func (f *poolFiles) Collect(ctx context.Context, res *runner.Result) ([]string, 
 	} else if out := ws.OutputDir(); out != "" {
 		changes, err := f.p.base.changes(ctx)
 		if err != nil {
-			f.p.taint = "changes failed"
+			f.p.setTaint("changes failed")
 			return nil, engineError(f.p.base.r, "list the container's changes", err)
 		}
 		for _, c := range changes {
