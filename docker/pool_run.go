@@ -57,6 +57,9 @@ func (p *poolRun) Image(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if pl == nil {
+		return p.goCold(ctx)
+	}
 	p.pool = pl
 	b, cold, err := pl.take(ctx, p.base.Image)
 	if err != nil {
