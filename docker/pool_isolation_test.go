@@ -2,6 +2,7 @@ package docker_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"strconv"
 	"strings"
@@ -183,4 +184,60 @@ func TestPoolPruneSparesLivePool(t *testing.T) {
 		assert.NotEqual(t, d.ContainerID, id, "Prune removed a container of the live pool")
 	}
 	assert.Equal(t, s.Warmed, r.PoolStats().Warmed, "the task ran in a container warmed before the prune")
+}
+
+// TestPoolOneTaskPerContainer runs many tasks from many goroutines on a
+// pool smaller than their number: each task looks, twice, for processes of
+// another task in its container, and finds none.
+func TestPoolOneTaskPerContainer(t *testing.T) {
+	r := newPool(t, docker.Config{}, docker.Pool{Size: 3})
+	look := probe[:2] // its own session, and the processes outside it
+	commands := append(append(append([]string{}, look...), "sleep 0.3"), look...)
+	var wg sync.WaitGroup
+	outs := make([]strings.Builder, 16)
+	errs := make([]error, len(outs))
+	for i := range outs {
+		wg.Go(func() {
+			res, err := r.Run(t.Context(), runner.Task{Image: testenv.Image, Commands: commands, Stdout: &outs[i], Stderr: &outs[i]})
+			if res != nil {
+				defer os.RemoveAll(res.WorkingDir)
+				if d, ok := res.Details.(*docker.Details); !ok || d.ExecID == "" {
+					err = errors.Join(err, errors.New("the task did not run in the pool"))
+				}
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for i := range outs {
+		assert.NoError(t, errs[i])
+		assert.Empty(t, outs[i].String(), "task %d saw another task's processes", i)
+	}
+	s := r.PoolStats()
+	assert.Equal(t, len(outs), s.Pooled)
+	assert.LessOrEqual(t, s.Warmed, 3+s.Discarded, "never more than Size containers")
+}
+
+// TestPoolIdleTimeout checks that a free container is removed once idle
+// for IdleTimeout, and that the next task warms another.
+func TestPoolIdleTimeout(t *testing.T) {
+	cli := testenv.Engine(t)
+	r := newPool(t, docker.Config{}, docker.Pool{Size: 1, IdleTimeout: 100 * time.Millisecond})
+	_, _, d := pooledRun(t, r, runner.Task{Commands: []string{"true"}})
+	// A bound on hanging, not a speed target.
+	deadline := time.Now().Add(30 * time.Second)
+	for r.PoolStats().IdleRemoved == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	require.Equal(t, 1, r.PoolStats().IdleRemoved, "the idle container was removed")
+	for time.Now().Before(deadline) {
+		if _, err := cli.ContainerInspect(t.Context(), d.ContainerID, client.ContainerInspectOptions{}); err != nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	requireRemoved(t, cli, d.ContainerID)
+	_, _, d2 := pooledRun(t, r, runner.Task{Commands: []string{"true"}})
+	assert.NotEqual(t, d.ContainerID, d2.ContainerID)
+	assert.Equal(t, 2, r.PoolStats().Warmed)
 }
