@@ -13,6 +13,12 @@
 // lading-pool beside lading (cold) and raw; pool-check reports the taint
 // check run between two tasks in one container, from the pool's counters.
 //
+// The k8s-trivial and k8s-parallel cases run the same `true` as a pod with
+// the kubernetes runner, against raw client-go and `kubectl run --rm -i`, on
+// the cluster of -kubeconfig (else KUBECONFIG, else the one
+// .ci/kubernetes/up.sh starts); they run by default only when that
+// kubeconfig exists (see kubernetes.go).
+//
 // Each case and peer runs in a child process of its own, so the peak RSS
 // reported is that peer's alone. A case runs in rounds: each round runs
 // every peer once, in a rotated order, and the samples of all rounds are
@@ -22,6 +28,7 @@
 //	cd bench && go run . -image lading-test/busybox:latest
 //	cd bench && go run . -size 1GiB -n 3 -cases files-out,files-in   # the 1 GiB figures
 //	cd bench && go run . -n 40 -rounds 4 -cases pool-trivial,pool-parallel,pool-files,pool-check
+//	cd bench && go run . -cases k8s-trivial,k8s-parallel              # on a Kubernetes cluster
 package main
 
 import (
@@ -46,6 +53,9 @@ type config struct {
 	Parallel int
 	Size     int64 // bytes of files or stdout
 	Dir      string
+	// Kubeconfig is the cluster of the k8s- cases; empty means KUBECONFIG,
+	// else defaultKubeconfig.
+	Kubeconfig string
 }
 
 // measurement is what a child reports.
@@ -74,6 +84,8 @@ var cases = []struct {
 	{"pool-parallel", "`true`, 8 at a time, in a warm pool of 8: tasks/s", map[string]peer{"lading-pool": poolParallel, "lading": ladingParallel, "raw": rawParallel}},
 	{"pool-files", "1 MiB input file in, 1 MiB output file out, one at a time: latency", map[string]peer{"lading-pool": poolFiles, "lading": coldFiles, "raw": rawFiles}},
 	{"pool-check", "the taint check after each task (check), and `true` in a pool of 1, which waits for it", map[string]peer{"check": poolCheck, "lading-pool-1": poolSize1, "lading-pool": poolTrivial}},
+	{"k8s-trivial", "`true` as a Kubernetes pod, one at a time: latency", map[string]peer{"lading": k8sLadingTrivial, "lading-bare": k8sLadingBareTrivial, "raw": k8sRawTrivial, "kubectl": k8sKubectlTrivial}},
+	{"k8s-parallel", "`true` as a Kubernetes pod, 8 at a time: tasks/s", map[string]peer{"lading": k8sLadingParallel, "lading-bare": k8sLadingBareParallel, "raw": k8sRawParallel, "kubectl": k8sKubectlParallel}},
 }
 
 func main() {
@@ -86,6 +98,7 @@ func main() {
 	flag.IntVar(&cfg.Parallel, "parallel", 8, "concurrency of the parallel case")
 	flag.StringVar(&sizeFlag, "size", "64MiB", "bytes of files and of stdout per repetition, e.g. 1GiB")
 	flag.StringVar(&only, "cases", "", "comma-separated cases to run (default all)")
+	flag.StringVar(&cfg.Kubeconfig, "kubeconfig", "", "kubeconfig of the k8s- cases' cluster (default: KUBECONFIG, else "+defaultKubeconfig+")")
 	flag.StringVar(&child, "child", "", "internal: measure case/peer and print JSON")
 	flag.Parse()
 	size, err := units.RAMInBytes(strings.TrimSuffix(strings.TrimSuffix(sizeFlag, "iB"), "B"))
@@ -107,6 +120,12 @@ func main() {
 	for _, c := range cases {
 		if only != "" && !strings.Contains(","+only+",", ","+c.name+",") {
 			continue
+		}
+		if only == "" && strings.HasPrefix(c.name, "k8s-") {
+			if _, err := os.Stat(kubeconfigPath(cfg)); err != nil {
+				fmt.Printf("## %s: skipped, no cluster (%v)\n\n", c.name, err)
+				continue
+			}
 		}
 		results := map[string]measurement{}
 		names := make([]string, 0, len(c.peers))
@@ -136,7 +155,7 @@ func main() {
 
 // runParent measures case/peer in a child process and adds its peak RSS.
 func runParent(cfg config, name, peer string) measurement {
-	args := []string{"-child", name + "/" + peer, "-image", cfg.Image, "-n", fmt.Sprint(cfg.N), "-parallel", fmt.Sprint(cfg.Parallel), "-size", fmt.Sprint(cfg.Size)}
+	args := []string{"-child", name + "/" + peer, "-image", cfg.Image, "-n", fmt.Sprint(cfg.N), "-parallel", fmt.Sprint(cfg.Parallel), "-size", fmt.Sprint(cfg.Size), "-kubeconfig", cfg.Kubeconfig}
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "TESTCONTAINERS_RYUK_DISABLED=true", "LADING_BENCH_DIR="+cfg.Dir)
 	var out, stderr bytes.Buffer

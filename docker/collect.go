@@ -292,19 +292,7 @@ func (v *volumeFiles) copyOut(ctx context.Context, res *runner.Result) (err erro
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("docker: collect output files: %w", err)
 	}
-	outputs := map[string]string{}
-	fromOutput := map[string]bool{}
-	for _, rel := range written {
-		if key, ok := strings.CutPrefix(rel, ws.OutputRel+"/"); ws.OutputRel != "" && ok {
-			outputs[key], fromOutput[key] = ws.HostPath(rel), true
-			continue
-		}
-		v.staging.Globbed = append(v.staging.Globbed, rel)
-		if !fromOutput[rel] {
-			outputs[rel] = ws.HostPath(rel)
-		}
-	}
-	v.staging.Outputs = outputs
+	v.staging.Record(ws, written)
 	return nil
 }
 

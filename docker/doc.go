@@ -417,6 +417,11 @@
 // 4.3's API service (rootful); README's Engines table says what differs. In
 // short:
 //
+//   - Docker 20.10 sets State.OOMKilled only when containerd's OOM event
+//     reaches it before the exit event; under load they come in either
+//     order. Under a memory limit lading therefore also follows the
+//     container's "oom" events from before its start, and a 137 exit that
+//     State does not call OOM waits up to [OOMEventDelay] for a late one.
 //   - Podman 4.3 never reports an OOM kill (State.OOMKilled stays false and
 //     it leaves no other trace): an OOM-killed script reads as exit code
 //     137 with [runner.ExitError] OOMKilled false. Its pull progress has the

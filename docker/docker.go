@@ -326,12 +326,13 @@ func (run *run) Attach(ctx context.Context) (*core.Attachment, error) {
 	// exit status.
 	waiting, stopWaiting := context.WithCancel(context.WithoutCancel(ctx))
 	wait := cli.ContainerWait(waiting, id, client.ContainerWaitOptions{Condition: container.WaitConditionNextExit})
-	return run.attachment(att.Reader, func() { att.Close(); stopWaiting() }, wait), nil
+	oom := run.watchOOM(ctx, id, time.Now())
+	return run.attachment(att.Reader, func() { att.Close(); stopWaiting(); oom.close() }, wait, oom), nil
 }
 
 // attachment is the shape the core follows of a container's multiplexed
-// stream and its registered wait.
-func (run *run) attachment(stream io.Reader, closeStream func(), wait client.ContainerWaitResult) *core.Attachment {
+// stream, its registered wait and its oom events (nil: not followed).
+func (run *run) attachment(stream io.Reader, closeStream func(), wait client.ContainerWaitResult, oom *oomWatch) *core.Attachment {
 	id := run.c.ContainerID
 	a := &core.Attachment{
 		Stream: stream,
@@ -344,6 +345,7 @@ func (run *run) attachment(stream io.Reader, closeStream func(), wait client.Con
 			select {
 			case status := <-wait.Result:
 				exit := core.Exit{Code: int(status.StatusCode)}
+				oom.exited(exit.Code)
 				if status.Error != nil {
 					exit.Message = status.Error.Message
 				}
@@ -359,7 +361,10 @@ func (run *run) attachment(stream io.Reader, closeStream func(), wait client.Con
 			if err != nil {
 				return false, err
 			}
-			return inspected.Container.State != nil && inspected.Container.State.OOMKilled, nil
+			if st := inspected.Container.State; st != nil && st.OOMKilled {
+				return true, nil
+			}
+			return oom.killed(ctx), nil
 		},
 	}
 	if run.statsWanted() {

@@ -78,5 +78,6 @@ func (run *run) Reattach(ctx context.Context) (*core.Attachment, time.Time, erro
 		stopFollowing()
 		return nil, started, engineError(run.r, "read the log of the container to resume", err)
 	}
-	return run.attachment(logs, func() { _ = logs.Close(); stopFollowing() }, wait), started, nil
+	oom := run.watchOOM(ctx, id, started)
+	return run.attachment(logs, func() { _ = logs.Close(); stopFollowing(); oom.close() }, wait, oom), started, nil
 }

@@ -1,9 +1,7 @@
 package docker_test
 
 import (
-	"bufio"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -43,16 +41,7 @@ func TestResume(t *testing.T) {
 	taskID := "resume-" + time.Now().Format("150405.000000000")
 
 	// A host program starts the task and dies.
-	helper := exec.Command(os.Args[0], "-test.run=^TestResumeHelperProcess$", "-test.count=1")
-	helper.Env = append(os.Environ(), "LADING_RESUME_TASK="+taskID)
-	out, err := helper.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, helper.Start())
-	scan := bufio.NewScanner(out)
-	for scan.Scan() && scan.Text() != "before" {
-	}
-	require.NoError(t, helper.Process.Kill())
-	_ = helper.Wait()
+	testenv.CrashMidRun(t, "TestResumeHelperProcess", []string{"LADING_RESUME_TASK=" + taskID}, "before")
 
 	// The restarted program runs the same task: it re-attaches.
 	r, _ := newRunner(t, docker.Config{Lifecycle: docker.Lifecycle{Resume: true}})

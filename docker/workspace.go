@@ -2,7 +2,6 @@ package docker
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"path"
 	"path/filepath"
@@ -187,15 +186,7 @@ func (v *volumeFiles) Collect(ctx context.Context, res *runner.Result) ([]string
 	if err := v.copyOut(ctx, res); err != nil {
 		return nil, err
 	}
-	res.OutputFiles = v.staging.Outputs
-	if res.OutputFiles == nil {
-		res.OutputFiles = map[string]string{}
-	}
-	res.Warnings = append(res.Warnings, v.staging.Warnings...)
-	if v.staging.More > 0 {
-		res.Warnings = append(res.Warnings, fmt.Sprintf("%d more output files changed on the host while the run ran were not collected", v.staging.More))
-	}
-	return v.staging.Globbed, nil
+	return v.staging.Fill(res), nil
 }
 
 // Tidy has nothing to undo: the container never saw the host directory.

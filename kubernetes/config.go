@@ -120,6 +120,14 @@ type Config struct {
 	// script starts and output files out after it ends.
 	FileSidecar FileSidecar `json:"fileSidecar,omitzero"`
 
+	// MaxOutputBytes and MaxOutputFiles bound what a run hands back (the
+	// output directory and the files the globs match, together); going
+	// over fails the run's collection with [files.ErrLimit] and removes
+	// what it had written. Zero means [files.DefaultMaxBytes] (10 GiB) and
+	// [files.DefaultMaxFiles] (100,000).
+	MaxOutputBytes int64 `json:"maxOutputBytes,omitempty"`
+	MaxOutputFiles int   `json:"maxOutputFiles,omitempty"`
+
 	// Delete removes the pod (and the secret holding the task's secrets)
 	// when the run ends, whatever the outcome. Nil means true. With false
 	// the pod stays, labelled, until [Runner.Prune] or kubectl removes it;
@@ -131,6 +139,17 @@ type Config struct {
 	// logs, outputs and files are not collected, and the pod is not
 	// deleted ([Runner.Prune] sweeps it once it has ended).
 	Wait *bool `json:"wait,omitempty"`
+
+	// Resume follows a task in its pod when one exists from an earlier Run
+	// with the same [runner.Task.ID] whose process is gone (a crashed or
+	// restarted host program), instead of starting the task again, as
+	// Kestra's resume does. The resumed run reads the pod's log from its
+	// start, so outputs printed before the restart are not lost, and no
+	// line is delivered twice within the run; it collects the output files
+	// as the earlier run would have. A pod whose process is on another host
+	// is taken over, as a restarted worker elsewhere would. Tasks without
+	// an ID never resume. Requires Task.ID to be unique among live runs.
+	Resume bool `json:"resume,omitempty"`
 
 	// KillGracePeriod is how long a stopped task's containers (cancelled
 	// context or timeout) get between SIGTERM and SIGKILL: the pod is
@@ -318,6 +337,12 @@ func (c *Config) Validate() error {
 		if _, err := reference.ParseNormalizedNamed(img); err != nil {
 			return invalidConfig("fileSidecar.image", img, "is not a valid image reference: "+err.Error())
 		}
+	}
+	if c.MaxOutputBytes < 0 {
+		return invalidConfig("maxOutputBytes", strconv.FormatInt(c.MaxOutputBytes, 10), "must not be negative (0 means files.DefaultMaxBytes)")
+	}
+	if c.MaxOutputFiles < 0 {
+		return invalidConfig("maxOutputFiles", strconv.Itoa(c.MaxOutputFiles), "must not be negative (0 means files.DefaultMaxFiles)")
 	}
 	if c.KillGracePeriod < 0 {
 		return invalidConfig("killGracePeriod", c.KillGracePeriod.String(), "must not be negative")

@@ -42,6 +42,8 @@ func TestConfigValidate(t *testing.T) {
 		{"kill grace", kubernetes.Config{KillGracePeriod: kubernetes.Duration(-time.Second)}, "killGracePeriod", "-1s"},
 		{"wait until running", kubernetes.Config{WaitUntilRunning: kubernetes.Duration(-time.Second)}, "waitUntilRunning", "-1s"},
 		{"log streams", kubernetes.Config{LogStreams: "BOTH"}, "logStreams", "BOTH"},
+		{"max output bytes", kubernetes.Config{MaxOutputBytes: -1}, "maxOutputBytes", "-1"},
+		{"max output files", kubernetes.Config{MaxOutputFiles: -2}, "maxOutputFiles", "-2"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

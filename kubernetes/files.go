@@ -1,16 +1,13 @@
 package kubernetes
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"path"
-	"path/filepath"
+	"os"
 	"strings"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/httpstream"
@@ -19,17 +16,156 @@ import (
 	utilexec "k8s.io/client-go/util/exec"
 
 	"github.com/lading-dev/lading/files"
+	"github.com/lading-dev/lading/internal/core"
 	"github.com/lading-dev/lading/runner"
 )
 
-// collectTimeout bounds the copy of the output files once the script has
-// ended.
-const collectTimeout = 10 * time.Minute
+// Files returns the run's file strategy: copies through the pod's file
+// containers ([podFiles]).
+func (run *run) Files() core.Files {
+	run.files = &podFiles{run: run, ws: run.c.WS}
+	return run.files
+}
+
+// podFiles moves a run's files through the pod's file containers, by exec
+// and tar, as Kestra does: the working directory is the subdirectory
+// "work" of an emptyDir volume; an init container waits until the host
+// working directory has been streamed into it, and a sidecar, once the
+// task's container has ended, until the output files have been streamed
+// out. What comes back is read as a hostile archive within the output
+// limits, and only what the script created or changed
+// ([core.Staging.Decide]).
+type podFiles struct {
+	run     *run
+	ws      *core.Workspace
+	staging core.Staging
+}
+
+// collects reports whether anything comes back: output globs or the
+// output directory (the pod then has the sidecar).
+func (p *podFiles) collects() bool { return p.ws.OutputRel != "" || !p.ws.Matcher.Empty() }
+
+// Stage writes the task's input files into the host working directory.
+func (p *podFiles) Stage(ctx context.Context) error {
+	return p.ws.Stage(ctx, p.run.c.Task.InputFiles)
+}
+
+// CopyIn waits until the init container has started and streams the host
+// working directory into the volume through it, then tells it to let the
+// pod go on. Without anything to copy the pod has no init container.
+func (p *podFiles) CopyIn(ctx context.Context) error {
+	if p.ws.Empty {
+		return nil
+	}
+	return p.upload(ctx)
+}
+
+func (p *podFiles) upload(ctx context.Context) error {
+	run, ws := p.run, p.ws
+	if _, err := run.waitStarted(ctx, containerIn, true); err != nil {
+		return err
+	}
+	run.c.Event(runner.StageStaging, ws.HostDir)
+	p.staging.Known = true
+	p.staging.Files = map[string]files.StagedFile{}
+	pr, pw := io.Pipe()
+	written := make(chan error, 1)
+	go func() {
+		err := files.WriteTar(ctx, pw, ws.HostDir, files.TarOptions{Prefix: "work/",
+			OnFile: func(rel string, f files.StagedFile) { p.staging.Files[rel] = f }})
+		pw.CloseWithError(err)
+		written <- err
+	}()
+	err := run.exec(ctx, containerIn, []string{"sh", "-c", "tar -x -f - -C " + volumeMount + " && touch " + markerIn}, pr, nil)
+	pr.CloseWithError(errors.New("the copy ended"))
+	if werr := <-written; werr != nil && err == nil && !errors.Is(werr, io.ErrClosedPipe) {
+		err = werr
+	}
+	if err != nil {
+		return fmt.Errorf("kubernetes: copy input files into the pod: %w", err)
+	}
+	return nil
+}
+
+// Collect copies back into the host working directory, through the
+// sidecar, the files the globs match and those of the output directory
+// that the run created or changed, and lists them in res. A stopped run's
+// pod is gone: nothing comes back.
+func (p *podFiles) Collect(ctx context.Context, res *runner.Result) ([]string, error) {
+	run, ws := p.run, p.ws
+	if !p.collects() {
+		return p.staging.Fill(res), nil
+	}
+	switch {
+	case run.stopping.Load():
+		res.Warnings = append(res.Warnings, "output files are not collected: the pod was deleted when the run was stopped")
+		return p.staging.Fill(res), nil
+	case run.gone.Load():
+		res.Warnings = append(res.Warnings, "output files are not collected: the pod was deleted, or failed, before they could be")
+		return p.staging.Fill(res), nil
+	}
+	run.c.Event(runner.StageCollecting, ws.HostDir)
+	hostRoot, err := os.OpenRoot(ws.HostDir)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes: collect output files: %w", err)
+	}
+	defer hostRoot.Close()
+	var execErr error
+	left := run.c.OutputLimits()
+	x, written, err := run.c.Extract(ctx, volumeMount+"/work", func() (io.ReadCloser, error) {
+		pr, pw := io.Pipe()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			execErr = run.exec(ctx, containerOut, []string{"tar", "-c", "-f", "-", "-C", volumeMount, "work"}, nil, pw)
+			pw.CloseWithError(execErr)
+		}()
+		return readCloser{pr, func() error { pr.CloseWithError(errors.New("the extraction ended")); <-done; return nil }}, nil
+	}, ws.HostDir, files.ExtractOptions{
+		StripPrefix: "work/", Decide: p.staging.Decide(hostRoot, ws.OutputRel),
+		Filter: func(rel string) bool {
+			return (ws.OutputRel != "" && strings.HasPrefix(rel, ws.OutputRel+"/")) || ws.Matcher.Match(rel)
+		},
+	}, &left, res)
+	if err == nil && execErr != nil {
+		err = run.c.CollectError(ctx, execErr)
+	}
+	if err == nil && x != nil {
+		err = x.Commit()
+	} else if x != nil {
+		err = errors.Join(err, x.Rollback())
+	}
+	if err != nil {
+		return nil, err
+	}
+	p.staging.Record(ws, written)
+	return p.staging.Fill(res), nil
+}
+
+// readCloser is a reader with the Close given.
+type readCloser struct {
+	io.Reader
+	close func() error
+}
+
+func (r readCloser) Close() error { return r.close() }
+
+// Tidy tells the sidecar that the files are out, so the pod ends.
+func (p *podFiles) Tidy(ctx context.Context, _ *runner.Result) error {
+	if p.collects() && !p.run.stopping.Load() && !p.run.gone.Load() {
+		// Best effort: with Delete the pod goes anyway.
+		_ = p.run.exec(ctx, containerOut, []string{"touch", markerOut}, nil, nil)
+	}
+	return nil
+}
+
+// Discard has nothing to undo on the host.
+func (p *podFiles) Discard() {}
 
 // exec runs command in container of the run's pod, with stdin when not nil
 // and stdout into out, and returns what it wrote to stderr in its error.
 func (run *run) exec(ctx context.Context, container string, command []string, stdin io.Reader, out io.Writer) error {
-	req := run.r.cs.CoreV1().RESTClient().Post().Resource("pods").Namespace(run.r.namespace).Name(run.name()).SubResource("exec").
+	req := run.r.cs.CoreV1().RESTClient().Post().Resource("pods").Namespace(run.r.namespace).Name(run.c.Name()).SubResource("exec").
 		VersionedParams(&corev1.PodExecOptions{Container: container, Command: command, Stdin: stdin != nil, Stdout: out != nil, Stderr: true}, scheme.ParameterCodec)
 	ws, err := remotecommand.NewWebSocketExecutor(run.r.rest, "POST", req.URL().String())
 	if err != nil {
@@ -52,7 +188,7 @@ func (run *run) exec(ctx context.Context, container string, command []string, st
 		return fmt.Errorf("%s exited with %d: %s", strings.Join(command, " "), code.Code, strings.TrimSpace(stderr.String()))
 	}
 	if err != nil {
-		return run.r.apiError("exec in container "+container, err)
+		return run.r.apiError("exec in container "+container+" of pod "+run.c.Name(), err)
 	}
 	return nil
 }
@@ -70,99 +206,4 @@ func (l *limited) Write(p []byte) (int, error) {
 		l.n -= k
 	}
 	return len(p), nil
-}
-
-// copyIn streams the host working directory into the pod's volume through
-// the init container, then tells it to let the pod go on.
-func (run *run) copyIn(ctx context.Context, ws *workspace) error {
-	pr, pw := io.Pipe()
-	written := make(chan error, 1)
-	go func() {
-		err := files.WriteTar(ctx, pw, ws.hostDir, files.TarOptions{Prefix: "work/"})
-		pw.CloseWithError(err)
-		written <- err
-	}()
-	err := run.exec(ctx, containerIn, []string{"sh", "-c", "tar -x -f - -C " + volumeMount + " && touch " + markerIn}, pr, nil)
-	pr.CloseWithError(errors.New("the copy ended"))
-	if werr := <-written; werr != nil && err == nil && !errors.Is(werr, io.ErrClosedPipe) {
-		err = werr
-	}
-	if err != nil {
-		return fmt.Errorf("kubernetes: copy input files into the pod: %w", err)
-	}
-	return nil
-}
-
-// collect copies back into the host working directory, through the
-// sidecar, the files the globs match and those of the output directory
-// that the run created or changed, and lists them in res. The tar stream is
-// read as hostile (files.ExtractPending: no path out of the directory, no
-// links, limits); a file with the content the host already has is not
-// written, and not an output. Then the sidecar is told to end.
-func (run *run) collect(ctx context.Context, ws *workspace, res *runner.Result) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), collectTimeout)
-	defer cancel()
-	run.event(runner.StageCollecting, ws.hostDir)
-	defer func() {
-		// Best effort: with Delete the pod goes anyway.
-		_ = run.exec(ctx, containerOut, []string{"touch", markerOut}, nil, nil)
-	}()
-	filter := func(rel string) bool {
-		if ws.outputRel != "" && strings.HasPrefix(rel, ws.outputRel+"/") {
-			return true
-		}
-		return ws.matcher.Match(rel)
-	}
-	pr, pw := io.Pipe()
-	execErr := make(chan error, 1)
-	go func() {
-		err := run.exec(ctx, containerOut, []string{"tar", "-c", "-f", "-", "-C", volumeMount, "work"}, nil, pw)
-		pw.CloseWithError(err)
-		execErr <- err
-	}()
-	x, stats, err := files.ExtractPending(ctx, pr, ws.hostDir, files.ExtractOptions{
-		StripPrefix: "work/", Filter: filter, Overwrite: true,
-		Decide: func(string, *tar.Header) files.Decision { return files.WriteIfChanged },
-	})
-	pr.CloseWithError(errors.New("the extraction ended"))
-	eerr := <-execErr
-	for _, s := range stats.Skipped {
-		res.Warnings = append(res.Warnings, "output "+s)
-	}
-	if err == nil && eerr != nil {
-		err = eerr
-	}
-	if err != nil {
-		if x != nil {
-			err = errors.Join(err, x.Rollback())
-		}
-		return fmt.Errorf("kubernetes: collect output files: %w", err)
-	}
-	if err := x.Commit(); err != nil {
-		return fmt.Errorf("kubernetes: collect output files: %w", err)
-	}
-	res.OutputFiles = map[string]string{}
-	var globbed []string
-	for _, rel := range stats.Files {
-		if key, ok := strings.CutPrefix(rel, ws.outputRel+"/"); ws.outputRel != "" && ok {
-			res.OutputFiles[key] = host(ws, rel)
-			continue
-		}
-		globbed = append(globbed, rel)
-	}
-	for _, rel := range globbed {
-		if _, taken := res.OutputFiles[rel]; !taken {
-			res.OutputFiles[rel] = host(ws, rel)
-		}
-	}
-	ws.removeEmptyOutputDir()
-	patterns := ws.matcher.Patterns()
-	for _, i := range ws.matcher.Unmatched(globbed) {
-		res.Warnings = append(res.Warnings, fmt.Sprintf("outputFiles[%d] %q matched no file the run created or changed", i, patterns[i]))
-	}
-	return nil
-}
-
-func host(ws *workspace, rel string) string {
-	return filepath.Join(ws.hostDir, filepath.FromSlash(path.Clean(rel)))
 }

@@ -2,27 +2,23 @@ package kubernetes
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
-	"github.com/distribution/reference"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/lading-dev/lading/internal/core"
-	"github.com/lading-dev/lading/internal/logs"
-	"github.com/lading-dev/lading/internal/mask"
 	"github.com/lading-dev/lading/runner"
 )
 
@@ -48,39 +44,27 @@ const (
 	AnnotationTask      = "dev.lading.task"       // [runner.Task.ID]
 )
 
-// The pod's containers and the paths they share.
-const (
-	containerTask = "task"       // runs the script
-	containerIn   = "lading-in"  // init container: waits for the input files
-	containerOut  = "lading-out" // sidecar: waits until the output files are read
-	volumeName    = "lading"
-	volumeMount   = "/lading"             // the volume in the file containers
-	markerIn      = "/lading/.lading-in"  // written once the input files are in
-	markerOut     = "/lading/.lading-out" // written once the output files are out
-)
-
 // ContainerWorkingDir is where the working directory is inside the task's
-// container, as in the docker runner; {{ workingDir }} and WORKING_DIR name
-// it.
+// container; {{ workingDir }} and WORKING_DIR name it.
 const ContainerWorkingDir = "/lading/work"
-
-// cleanupTimeout bounds every cleanup call, which runs on a fresh context so
-// that a cancelled caller still leaves a clean cluster.
-const cleanupTimeout = 30 * time.Second
 
 // APITimeout bounds each wait for the API server once a run is being
 // stopped (its context cancelled or its timeout reached): the deletion of
-// the pod, then the wait for its containers to stop gets the grace period
-// plus APITimeout. When it is reached, Run returns without waiting longer;
-// the pod is left for [Runner.Prune].
-const APITimeout = 10 * time.Second
+// the pod and the wait for its task container to end get the grace period
+// plus APITimeout, every later call APITimeout. When a call goes
+// unanswered, Run makes no further call and returns an error matching
+// [runner.ErrEngineUnresponsive]; the pod is left for [Runner.Prune].
+const APITimeout = core.EngineTimeout
 
 // OutputWaitDelay bounds how long Run waits, once the task's container has
-// ended, for the log streams to end and their lines to be delivered (like
-// os/exec's Cmd.WaitDelay). A stream still open then is closed, with a
-// warning; a writer that blocks makes Run fail with
-// [runner.ErrOutputBlocked].
-const OutputWaitDelay = 5 * time.Second
+// ended, for its log to be read to the end and its lines delivered, counted
+// from the last byte that moved (like os/exec's Cmd.WaitDelay). A stream
+// still open then is closed, with a warning; a writer that blocks makes Run
+// fail with [runner.ErrOutputBlocked].
+const OutputWaitDelay = core.OutputWaitDelay
+
+// reachHint says how to make an unreachable API server reachable.
+const reachHint = "set kubeconfig or KUBECONFIG, or run in a pod"
 
 // Runner runs tasks as pods on a Kubernetes cluster. It is safe for
 // concurrent use and holds no resources that need closing.
@@ -92,9 +76,11 @@ type Runner struct {
 	host      string // the API server's address, for errors
 	log       *slog.Logger
 	owner     map[string]string // annotations naming this process
+	opts      core.Options      // what core.Run applies
 
-	splitOnce sync.Once
-	splitErr  error // why LogStreams SPLIT cannot work, after the first check
+	splitMu    sync.Mutex
+	splitKnown bool  // the API server said whether LogStreams SPLIT works
+	splitErr   error // why it does not, once known
 }
 
 var _ runner.Runner = (*Runner)(nil)
@@ -135,10 +121,16 @@ func New(cfg Config) (*Runner, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	host, _ := os.Hostname()
-	return &Runner{
+	r := &Runner{
 		cfg: cfg, rest: restCfg, cs: cs, namespace: ns, host: restCfg.Host, log: log,
 		owner: map[string]string{AnnotationOwnerHost: host, AnnotationOwnerPID: fmt.Sprint(os.Getpid())},
-	}, nil
+	}
+	r.opts = core.Options{
+		Name: "kubernetes", Log: log, Resume: cfg.Resume, Wait: cfg.waits(), Delete: cfg.deletes(),
+		KillGrace: time.Duration(cfg.gracePeriodSeconds()) * time.Second, ContainerDir: ContainerWorkingDir,
+		MaxOutputBytes: cfg.MaxOutputBytes, MaxOutputFiles: cfg.MaxOutputFiles, Track: liveRuns.Add,
+	}
+	return r, nil
 }
 
 // loadConfig returns the client configuration and the namespace cfg names.
@@ -191,200 +183,68 @@ func loadConfig(cfg Config) (*rest.Config, string, error) {
 // is cancelled or [runner.Task.Timeout] or [runner.Task.ScriptTimeout] is
 // reached, the pod is deleted with [Config.KillGracePeriod] (the script gets
 // SIGTERM, then SIGKILL), its output up to then is kept in the returned
-// Result, and no output file is collected; the error matches ctx.Err() (or
-// [runner.ErrTimeout] with [context.DeadlineExceeded]). ScriptTimeout counts
-// from the moment the task's container is seen running.
-func (r *Runner) Run(ctx context.Context, task runner.Task) (res *runner.Result, err error) {
-	// The masker comes first, so that no error Run returns quotes a secret.
-	masker := core.NewMasker(task.Secrets)
-	if masker != nil {
-		defer func() {
-			err = core.MaskError(masker, err)
-			if res != nil {
-				for i, w := range res.Warnings {
-					res.Warnings[i] = masker.String(w)
-				}
-			}
-		}()
-	}
-	if err := task.Validate(); err != nil {
-		return nil, err
-	}
-	if _, err := reference.ParseNormalizedNamed(task.Image); err != nil {
-		return nil, &runner.FieldError{Field: "image", Value: task.Image, Problem: "is not a valid image reference: " + err.Error(), Err: runner.ErrInvalidTask}
-	}
-	run := &run{r: r, task: task, id: newRunID(), mask: masker}
-	run.log = r.log.With("run", run.id, "image", task.Image)
-	defer liveRuns.Add(run.id)()
-	if task.Timeout > 0 {
-		run.timeout = &runner.TimeoutError{Timeout: task.Timeout, Cause: context.DeadlineExceeded, Limit: "timeout"}
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, task.Timeout, run.timeout)
-		defer cancel()
-	}
-	if r.cfg.LogStreams == LogStreamsSplit {
-		if err := r.checkSplit(ctx); err != nil {
-			return nil, run.stopped(ctx, err)
-		}
-	}
-	run.doing = "rendering the task"
-	ws, err := run.prepare(ctx)
-	if err != nil {
-		return nil, run.stopped(ctx, err)
-	}
-	defer func() {
-		if res == nil {
-			ws.discard()
-		}
-	}()
-	if err := run.stage(ctx, ws); err != nil {
-		return nil, run.stopped(ctx, err)
-	}
-	if err := run.create(ctx, ws); err != nil {
-		return nil, run.stopped(ctx, err)
-	}
-	if r.cfg.deletes() && r.cfg.waits() {
-		defer func() { err = errors.Join(err, run.remove()) }()
-	}
-	res, err = run.execute(ctx, ws)
-	if res != nil {
-		res.WorkingDir = ws.hostDir
-		res.Details = &Details{Namespace: r.namespace, Pod: run.name(), RunID: run.id, Node: run.node}
-	}
-	return res, run.stopped(ctx, err)
+// Result, and no output file is collected; the error matches ctx.Err() and
+// context.Cause(ctx) ([runner.ErrTimeout] with [context.DeadlineExceeded]
+// for the task's own limits) and says what the run was doing.
+// ScriptTimeout counts from the moment the task's container is seen
+// running. With [Config.Resume], a task with an ID whose pod an earlier,
+// crashed process left is followed in that pod instead of started again.
+func (r *Runner) Run(ctx context.Context, task runner.Task) (*runner.Result, error) {
+	return core.Run(ctx, task, r.opts, func(c *core.State) core.Engine {
+		return &run{r: r, c: c, task: c.Task}
+	})
 }
 
-// checkSplit checks once that the API server knows the logs API's stream
-// parameter (PodLogsQuerySplitStreams): it refuses stream=Stderr with
-// tailLines, where a server without the feature drops the parameter and
-// answers about the (missing) pod.
+// checkSplit checks, until the API server has answered, that it knows the
+// logs API's stream parameter (PodLogsQuerySplitStreams): it refuses
+// stream=Stderr with tailLines, where a server without the feature drops
+// the parameter and answers about the (missing) pod.
 func (r *Runner) checkSplit(ctx context.Context) error {
-	r.splitOnce.Do(func() {
-		stream, tail := corev1.LogStreamStderr, int64(1)
-		err := r.cs.CoreV1().Pods(r.namespace).GetLogs("lading-feature-check-"+newRunID(),
-			&corev1.PodLogOptions{Stream: &stream, TailLines: &tail}).Do(ctx).Error()
-		switch {
-		case apierrors.IsBadRequest(err) || apierrors.IsInvalid(err):
-			r.splitErr = nil
-		case err == nil || apierrors.IsNotFound(err):
-			r.splitErr = invalidConfig("logStreams", string(LogStreamsSplit), "the API server does not read the logs' stream parameter: enable the feature gate PodLogsQuerySplitStreams on the API server and the kubelets, or use COMBINED")
-		default:
-			r.splitErr = r.apiError("check the logs API", err)
-			defer func() { r.splitOnce = sync.Once{} }() // ask again next time
-		}
-	})
+	r.splitMu.Lock()
+	defer r.splitMu.Unlock()
+	if r.splitKnown {
+		return r.splitErr
+	}
+	stream, tail := corev1.LogStreamStderr, int64(1)
+	err := r.cs.CoreV1().Pods(r.namespace).GetLogs("lading-feature-check-"+core.NewRunID(),
+		&corev1.PodLogOptions{Stream: &stream, TailLines: &tail}).Do(ctx).Error()
+	switch {
+	case apierrors.IsBadRequest(err) || apierrors.IsInvalid(err):
+		r.splitKnown, r.splitErr = true, nil
+	case err == nil || apierrors.IsNotFound(err):
+		r.splitKnown = true
+		r.splitErr = invalidConfig("logStreams", string(LogStreamsSplit), "the API server does not read the logs' stream parameter: enable the feature gate PodLogsQuerySplitStreams on the API server and the kubelets, or use COMBINED")
+	default:
+		return r.apiError("check the logs API", err) // asked again next time
+	}
 	return r.splitErr
 }
 
-// apiError wraps an error of the API server, saying what was being done; an
+// apiError wraps an error of the API server with what was being done: one
+// that refuses lading's credentials matches [runner.ErrUnauthorized]; an
 // API server that cannot be reached gives [runner.ErrEngineUnreachable]
 // with what to set.
 func (r *Runner) apiError(doing string, err error) error {
+	e := &core.EngineError{Engine: "kubernetes", Doing: doing, Reach: reachHint, Err: err, Seen: time.Now()}
 	var status apierrors.APIStatus
-	if errors.As(err, &status) {
+	switch {
+	case errors.As(err, &status):
 		if apierrors.IsUnauthorized(err) || apierrors.IsForbidden(err) {
-			return fmt.Errorf("kubernetes: %s: %w: %w", doing, runner.ErrUnauthorized, err)
+			e.Err = fmt.Errorf("%w: %w", runner.ErrUnauthorized, err)
 		}
-		return fmt.Errorf("kubernetes: %s: %w", doing, err)
+	case unreachable(err):
+		e.Host = r.host
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("kubernetes: %s: %w", doing, err)
-	}
-	return fmt.Errorf("kubernetes: %s: %w: cannot reach the API server at %s (set kubeconfig or KUBECONFIG, or run in a pod): %w",
-		doing, runner.ErrEngineUnreachable, r.host, err)
+	return e
 }
 
-// run is the state of one Run call.
-type run struct {
-	r    *Runner
-	mask *mask.Masker // nil when the task has no secrets
-	task runner.Task
-	id   string
-	log  *slog.Logger
-	node string
-
-	timeout       *runner.TimeoutError // the cause set when Task.Timeout is reached
-	scriptTimeout *runner.TimeoutError // the cause set when Task.ScriptTimeout is reached
-	doing         string               // what the run is doing, for errors
-	secret        bool                 // a secret holds the task's secrets
-	uid           string               // the pod's uid, once created
-	unresponsive  bool                 // a bounded wait gave up: make no more calls
-}
-
-func (run *run) name() string { return "lading-" + run.id }
-
-// event reports a stage to the task's OnEvent and the debug log.
-func (run *run) event(stage runner.Stage, detail string) {
-	if stage != runner.StageStopping && stage != runner.StageCleaning {
-		run.doing = string(stage)
-	}
-	detail = run.mask.String(detail)
-	run.log.Debug(string(stage), "detail", detail)
-	if run.task.OnEvent != nil {
-		run.task.OnEvent(runner.Event{Stage: stage, Time: time.Now(), Detail: detail})
-	}
-}
-
-// stopped turns the error of a run whose ctx is done into one that matches
-// the cause, says what the run was doing, and keeps err.
-func (run *run) stopped(ctx context.Context, err error) error {
-	if err == nil || ctx.Err() == nil {
-		return err
-	}
-	cause := context.Cause(ctx)
-	var te *runner.TimeoutError
-	if errors.As(err, &te) && (te == run.timeout || te == run.scriptTimeout) {
-		return err
-	}
-	if cause == run.timeout && run.timeout != nil {
-		return fmt.Errorf("kubernetes: %w while %s: %w", run.timeout, run.doing, withoutCause(err, ctx))
-	}
-	if errors.Is(err, cause) {
-		return err
-	}
-	return fmt.Errorf("kubernetes: stopped while %s: %w: %w", run.doing, cause, err)
-}
-
-// withoutCause hides the context's own error in err, which the timeout
-// already stands for.
-func withoutCause(err error, ctx context.Context) error {
-	if errors.Is(err, ctx.Err()) {
-		return errors.New(err.Error())
-	}
-	return err
-}
-
-// remove deletes the pod and the secret, on a fresh bounded context;
-// NotFound is success.
-func (run *run) remove() error {
-	if run.unresponsive {
-		return nil
-	}
-	run.event(runner.StageCleaning, run.name())
-	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
-	defer cancel()
-	grace := run.r.cfg.gracePeriodSeconds()
-	var errs []error
-	err := run.r.cs.CoreV1().Pods(run.r.namespace).Delete(ctx, run.name(), metav1.DeleteOptions{GracePeriodSeconds: &grace})
-	if err != nil && !apierrors.IsNotFound(err) {
-		errs = append(errs, run.r.apiError("delete pod "+run.name(), err))
-	}
-	if run.secret {
-		err := run.r.cs.CoreV1().Secrets(run.r.namespace).Delete(ctx, run.name(), metav1.DeleteOptions{})
-		if err != nil && !apierrors.IsNotFound(err) {
-			errs = append(errs, run.r.apiError("delete secret "+run.name(), err))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// newSink returns the sink of the run's output.
-func (run *run) newSink() *logs.Sink {
-	return logs.New(run.task.Stdout, run.task.Stderr, run.task.OnLine, run.mask)
-}
-
-func newRunID() string {
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
+// unreachable reports whether err says that the API server could not be
+// reached at all: a connection refused, reset or timed out, a name that
+// does not resolve. Other errors (an exec refused, a stream that ended)
+// say something about the call, not the server.
+func unreachable(err error) bool {
+	var opErr *net.OpError
+	var dnsErr *net.DNSError
+	return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) &&
+		(errors.As(err, &opErr) || errors.As(err, &dnsErr) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET))
 }

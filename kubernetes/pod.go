@@ -6,11 +6,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
+	"log/slog"
 	"maps"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -24,8 +23,77 @@ import (
 	"k8s.io/client-go/tools/cache"
 	watchtools "k8s.io/client-go/tools/watch"
 
+	"github.com/lading-dev/lading/internal/core"
 	"github.com/lading-dev/lading/runner"
 )
+
+// The pod's containers and the paths they share.
+const (
+	containerTask = "task"       // runs the script
+	containerIn   = "lading-in"  // init container: waits for the input files
+	containerOut  = "lading-out" // sidecar: waits until the output files are read
+	volumeName    = "lading"
+	volumeMount   = "/lading"             // the volume in the file containers
+	markerIn      = "/lading/.lading-in"  // written once the input files are in
+	markerOut     = "/lading/.lading-out" // written once the output files are out
+)
+
+// run is the Kubernetes engine of one Run call: what [core.Run] asks of it.
+// Its container is the pod, named [core.State.Name].
+type run struct {
+	r     *Runner
+	c     *core.State
+	task  runner.Task // the task as given; c.Task is the rendered one
+	files *podFiles   // chosen once, by Files
+
+	secret   bool        // a secret holds the task's secrets
+	uid      string      // the pod's uid, once created or found
+	node     string      // the node the pod runs on, once known
+	details  *Details    // the result's, once asked for
+	attached bool        // Attach followed the pod: Start has nothing to do
+	exit     *podExit    // the watch for the task container's end, once attached
+	stopping atomic.Bool // Stop deleted the pod
+	gone     atomic.Bool // someone else deleted the pod, or it failed
+}
+
+var (
+	_ core.Engine  = (*run)(nil)
+	_ core.Resumer = (*run)(nil)
+)
+
+func (run *run) log() *slog.Logger { return run.c.Log }
+
+// Image has nothing to pull (the kubelet pulls, as the pull policy says);
+// it checks that the API server can split the log streams when asked to.
+func (run *run) Image(ctx context.Context) error {
+	if run.r.cfg.LogStreams == LogStreamsSplit {
+		return run.r.checkSplit(ctx)
+	}
+	return nil
+}
+
+// Details is the Kubernetes part of the result.
+func (run *run) Details() any {
+	run.details = &Details{Namespace: run.r.namespace, Pod: run.c.Name(), RunID: run.c.ID, Node: run.node}
+	return run.details
+}
+
+func (run *run) setNode(pod *corev1.Pod) {
+	run.node = pod.Spec.NodeName
+	if run.details != nil {
+		run.details.Node = run.node
+	}
+}
+
+// Error wraps an error of the API server; one that says what was being
+// done already is kept.
+func (run *run) Error(doing string, err error) error {
+	var done *core.EngineError
+	if errors.As(err, &done) {
+		return err
+	}
+	return run.r.apiError(doing, err)
+}
 
 // taskHash is the value of [LabelTask] for a task id.
 func taskHash(id string) string {
@@ -34,7 +102,7 @@ func taskHash(id string) string {
 }
 
 func (run *run) labels() map[string]string {
-	l := map[string]string{LabelManaged: "true", LabelRun: run.id}
+	l := map[string]string{LabelManaged: "true", LabelRun: run.c.ID}
 	maps.Copy(l, run.r.cfg.Labels)
 	if run.task.ID != "" {
 		l[LabelTask] = taskHash(run.task.ID)
@@ -53,18 +121,20 @@ func (run *run) annotations() map[string]string {
 	return a
 }
 
-// create makes the secret holding the task's secrets (when it has some)
-// and the pod.
-func (run *run) create(ctx context.Context, ws *workspace) error {
-	cfg := &run.r.cfg
+// Create makes the secret holding the task's secrets (when it has some)
+// and the pod. The calls are not cut short by ctx (a cancelled request can
+// leave what the API server goes on to create); what a failed call may
+// have made is removed.
+func (run *run) Create(ctx context.Context) error {
 	api := run.r.cs.CoreV1()
-	run.event(runner.StageCreating, run.name())
-	meta := metav1.ObjectMeta{Name: run.name(), Namespace: run.r.namespace, Labels: run.labels(), Annotations: run.annotations()}
-
-	env := make([]corev1.EnvVar, 0, len(ws.env)+len(run.task.Secrets))
-	for _, k := range slices.Sorted(maps.Keys(ws.env)) {
-		env = append(env, corev1.EnvVar{Name: k, Value: literal(ws.env[k])})
-	}
+	name := run.c.Name()
+	run.c.ContainerID = name
+	run.c.Event(runner.StageCreating, name)
+	call, cancel := core.EngineCall(ctx, core.EngineTimeout)
+	defer cancel()
+	call, cancelTimeout := context.WithTimeout(call, core.CleanupTimeout)
+	defer cancelTimeout()
+	meta := metav1.ObjectMeta{Name: name, Namespace: run.r.namespace, Labels: run.labels(), Annotations: run.annotations()}
 	if len(run.task.Secrets) > 0 {
 		// The values go in a Secret, not in the pod's spec, which anyone who
 		// may read pods can read.
@@ -72,31 +142,69 @@ func (run *run) create(ctx context.Context, ws *workspace) error {
 		for k, v := range run.task.Secrets {
 			data[k] = []byte(v)
 		}
-		sec := &corev1.Secret{ObjectMeta: meta, Data: data, Type: corev1.SecretTypeOpaque}
-		if _, err := api.Secrets(run.r.namespace).Create(ctx, sec, metav1.CreateOptions{}); err != nil {
-			return run.r.apiError("create secret "+run.name(), err)
-		}
 		run.secret = true
-		for _, k := range slices.Sorted(maps.Keys(run.task.Secrets)) {
-			env = append(env, corev1.EnvVar{Name: k, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
-				LocalObjectReference: corev1.LocalObjectReference{Name: run.name()}, Key: k}}})
+		sec := &corev1.Secret{ObjectMeta: meta, Data: data, Type: corev1.SecretTypeOpaque}
+		if _, err := api.Secrets(run.r.namespace).Create(call, sec, metav1.CreateOptions{}); err != nil {
+			return errors.Join(run.c.CallError(call, "create secret "+name, core.EngineTimeout, err), run.c.Remove(ctx))
 		}
 	}
-
-	interp := run.task.Interpreter
-	if len(interp) == 0 {
-		interp = runner.DefaultInterpreter()
+	pod, err := api.Pods(run.r.namespace).Create(call, &corev1.Pod{ObjectMeta: meta, Spec: run.podSpec()}, metav1.CreateOptions{})
+	if err != nil {
+		return errors.Join(run.c.CallError(call, "create pod "+name, core.EngineTimeout, err), run.c.Remove(ctx))
 	}
-	command := append(slices.Clone(interp), strings.Join(ws.script, "\n"))
+	run.uid = string(pod.UID)
+	if run.secret {
+		// Owned by the pod, the secret goes with it, also when lading does
+		// not delete it (Delete false, or a crash).
+		sec, err := api.Secrets(run.r.namespace).Get(call, name, metav1.GetOptions{})
+		if err == nil {
+			t := true
+			sec.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Pod", Name: pod.Name, UID: pod.UID, BlockOwnerDeletion: &t}}
+			_, err = api.Secrets(run.r.namespace).Update(call, sec, metav1.UpdateOptions{})
+		}
+		if err != nil {
+			run.log().Warn("the secret is not owned by the pod", "error", err)
+		}
+	}
+	if ctx.Err() != nil {
+		return errors.Join(ctx.Err(), run.c.Remove(ctx))
+	}
+	return nil
+}
+
+// env returns the task container's environment: the rendered one, but the
+// secrets, which come from the run's Secret.
+func (run *run) env() []corev1.EnvVar {
+	var env []corev1.EnvVar
+	for _, kv := range run.c.WS.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		if _, secret := run.task.Secrets[k]; !secret {
+			env = append(env, corev1.EnvVar{Name: k, Value: literal(v)})
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(run.task.Secrets)) {
+		env = append(env, corev1.EnvVar{Name: k, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+			LocalObjectReference: corev1.LocalObjectReference{Name: run.c.Name()}, Key: k}}})
+	}
+	return env
+}
+
+// podSpec is the run's pod: the task's container, and the file containers
+// the run needs ([podFiles]).
+func (run *run) podSpec() corev1.PodSpec {
+	cfg := &run.r.cfg
+	ws := run.c.WS
+	command := run.task.Command()
+	command[len(command)-1] = strings.Join(ws.Commands, "\n")
 	for i := range command {
 		command[i] = literal(command[i])
 	}
 	pull := cfg.pullPolicy()
 	workMounts := []corev1.VolumeMount{{Name: volumeName, MountPath: ContainerWorkingDir, SubPath: "work"}}
-	if ws.outputRel != "" {
+	if ws.OutputRel != "" {
 		// The kubelet makes a subPath's directory, so the output directory
 		// exists before the script starts, with no container to make it.
-		workMounts = append(workMounts, corev1.VolumeMount{Name: volumeName, MountPath: ws.outputDir(), SubPath: "work/" + ws.outputRel})
+		workMounts = append(workMounts, corev1.VolumeMount{Name: volumeName, MountPath: ws.OutputDir(), SubPath: "work/" + ws.OutputRel})
 	}
 	grace := cfg.gracePeriodSeconds()
 	automount := cfg.ServiceAccountName != ""
@@ -111,7 +219,7 @@ func (run *run) create(ctx context.Context, ws *workspace) error {
 		Volumes:                       []corev1.Volume{{Name: volumeName, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}},
 		Containers: []corev1.Container{{
 			Name: containerTask, Image: run.task.Image, ImagePullPolicy: pull,
-			Command: command, Env: env, WorkingDir: ContainerWorkingDir, VolumeMounts: workMounts,
+			Command: command, Env: run.env(), WorkingDir: ContainerWorkingDir, VolumeMounts: workMounts,
 			Resources: run.resources(),
 		}},
 	}
@@ -119,7 +227,7 @@ func (run *run) create(ctx context.Context, ws *workspace) error {
 		spec.ImagePullSecrets = append(spec.ImagePullSecrets, corev1.LocalObjectReference{Name: s})
 	}
 	fileMounts := []corev1.VolumeMount{{Name: volumeName, MountPath: volumeMount}}
-	if ws.upload {
+	if !ws.Empty {
 		// Kestra's way: an init container that waits until the runner has
 		// copied the files in (through exec and tar) and said so.
 		spec.InitContainers = []corev1.Container{{
@@ -127,36 +235,67 @@ func (run *run) create(ctx context.Context, ws *workspace) error {
 			Command: []string{"sh", "-c", "until [ -e " + markerIn + " ]; do sleep 0.1; done; rm -f " + markerIn},
 		}}
 	}
-	if ws.collects() && cfg.waits() {
+	if run.files.collects() && cfg.waits() {
 		// And a sidecar that waits until the runner has copied the files out.
 		spec.Containers = append(spec.Containers, corev1.Container{
 			Name: containerOut, Image: cfg.sidecarImage(), ImagePullPolicy: pull, VolumeMounts: fileMounts,
 			Command: []string{"sh", "-c", "trap 'exit 0' TERM; until [ -e " + markerOut + " ]; do sleep 0.2; done"},
 		})
 	}
-	pod, err := api.Pods(run.r.namespace).Create(ctx, &corev1.Pod{ObjectMeta: meta, Spec: spec}, metav1.CreateOptions{})
-	if err != nil {
-		err = run.r.apiError("create pod "+run.name(), err)
-		if run.secret {
-			err = errors.Join(err, run.remove())
-		}
+	return spec
+}
+
+// Start has nothing to start: the pod starts the task once its files are
+// in. Run waits for the start in Attach; without Wait, Start waits for it.
+func (run *run) Start(ctx context.Context) error {
+	if run.attached {
+		return nil
+	}
+	pod, err := run.waitStarted(ctx, containerTask, false)
+	if err == nil {
+		run.setNode(pod)
+	}
+	return err
+}
+
+// Stop deletes the pod with the grace period (its containers get SIGTERM,
+// then SIGKILL) and waits, within ctx, until the task's container has
+// ended.
+func (run *run) Stop(ctx context.Context, _ time.Duration) error {
+	run.stopping.Store(true)
+	if err := run.deletePod(ctx); err != nil {
 		return err
 	}
-	run.uid = string(pod.UID)
-	if run.secret {
-		// Owned by the pod, the secret goes with it, also when lading does
-		// not delete it (Delete false, or a crash).
-		sec, err := api.Secrets(run.r.namespace).Get(ctx, run.name(), metav1.GetOptions{})
-		if err == nil {
-			t := true
-			sec.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Pod", Name: pod.Name, UID: pod.UID, BlockOwnerDeletion: &t}}
-			_, err = api.Secrets(run.r.namespace).Update(ctx, sec, metav1.UpdateOptions{})
-		}
-		if err != nil {
-			run.log.Warn("the secret is not owned by the pod", "error", err)
+	if run.exit != nil {
+		select {
+		case <-run.exit.done:
+		case <-ctx.Done():
+			return fmt.Errorf("the task's container had not ended: %w", context.Cause(ctx))
 		}
 	}
 	return nil
+}
+
+func (run *run) deletePod(ctx context.Context) error {
+	grace := run.r.cfg.gracePeriodSeconds()
+	err := run.r.cs.CoreV1().Pods(run.r.namespace).Delete(ctx, run.c.Name(), metav1.DeleteOptions{GracePeriodSeconds: &grace})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
+	return nil
+}
+
+// Remove deletes the pod, with the grace period, and the secret; what is
+// already gone counts as removed.
+func (run *run) Remove(ctx context.Context) error {
+	err := run.deletePod(ctx)
+	if run.secret {
+		serr := run.r.cs.CoreV1().Secrets(run.r.namespace).Delete(ctx, run.c.Name(), metav1.DeleteOptions{})
+		if serr != nil && !apierrors.IsNotFound(serr) {
+			err = errors.Join(err, fmt.Errorf("delete secret %s: %w", run.c.Name(), serr))
+		}
+	}
+	return err
 }
 
 // literal escapes s from Kubernetes' expansion of command, args and env
@@ -186,20 +325,45 @@ func (run *run) resources() corev1.ResourceRequirements {
 	return rr
 }
 
+// unreachableBound is how long the watch of a pod goes on trying to reach
+// an API server that does not answer (a restart is over in seconds) before
+// the run fails with [runner.ErrEngineUnreachable].
+const unreachableBound = time.Minute
+
 // watchPod waits until cond holds for the run's pod, watching it (with a
-// relist when the watch breaks). A pod that is gone fails with an error
-// saying so.
+// relist when the watch breaks). It returns the last state of the pod it
+// saw, that of its deletion included. A pod that is gone fails with
+// errPodGone; an API server that cannot be reached for unreachableBound,
+// with an error saying so.
 func (run *run) watchPod(ctx context.Context, cond func(*corev1.Pod) (bool, error)) (*corev1.Pod, error) {
-	sel := fields.OneTermEqualSelector("metadata.name", run.name()).String()
+	sel := fields.OneTermEqualSelector("metadata.name", run.c.Name()).String()
 	pods := run.r.cs.CoreV1().Pods(run.r.namespace)
+	parent := ctx
+	ctx, giveUp := context.WithCancelCause(ctx)
+	defer giveUp(nil)
+	var failingSince time.Time
+	note := func(err error) {
+		switch {
+		case err == nil:
+			failingSince = time.Time{}
+		case failingSince.IsZero():
+			failingSince = time.Now()
+		case time.Since(failingSince) > unreachableBound:
+			giveUp(run.r.apiError(fmt.Sprintf("watch pod %s (failing for %s)", run.c.Name(), unreachableBound), err))
+		}
+	}
 	lw := &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			o.FieldSelector = sel
-			return pods.List(ctx, o)
+			list, err := pods.List(ctx, o)
+			note(err)
+			return list, err
 		},
 		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 			o.FieldSelector = sel
-			return pods.Watch(ctx, o)
+			w, err := pods.Watch(ctx, o)
+			note(err)
+			return w, err
 		},
 	}
 	var last *corev1.Pod
@@ -209,19 +373,22 @@ func (run *run) watchPod(ctx context.Context, cond func(*corev1.Pod) (bool, erro
 		}
 		return false, nil
 	}, func(ev watch.Event) (bool, error) {
-		if ev.Type == watch.Deleted {
-			return false, errPodGone
-		}
 		pod, ok := ev.Object.(*corev1.Pod)
 		if !ok {
 			return false, nil
 		}
 		if run.uid != "" && string(pod.UID) != run.uid {
-			return false, errPodGone
+			return false, errPodGone // another pod of the same name
 		}
 		last = pod
+		if ev.Type == watch.Deleted {
+			return false, errPodGone
+		}
 		return cond(pod)
 	})
+	if err != nil && ctx.Err() != nil && parent.Err() == nil {
+		return last, context.Cause(ctx) // the API server could not be reached
+	}
 	if errors.Is(err, watchtools.ErrWatchClosed) || (err != nil && ctx.Err() != nil) {
 		err = ctx.Err()
 	}
@@ -293,7 +460,7 @@ func (run *run) waitStarted(ctx context.Context, name string, init bool) (*corev
 			if cs := findStatus(statuses, name); cs != nil && cs.State.Terminated != nil {
 				return true, nil
 			}
-			return false, fmt.Errorf("kubernetes: pod %s ended (%s) before container %s started: %s %s", run.name(), pod.Status.Phase, name, pod.Status.Reason, pod.Status.Message)
+			return false, fmt.Errorf("kubernetes: pod %s ended (%s) before container %s started: %s %s", run.c.Name(), pod.Status.Phase, name, pod.Status.Reason, pod.Status.Message)
 		}
 		for _, list := range [][]corev1.ContainerStatus{pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses} {
 			for i := range list {
@@ -314,250 +481,13 @@ func (run *run) waitStarted(ctx context.Context, name string, init bool) (*corev
 				why = fmt.Sprintf("container %s is waiting: %s %s", name, cs.State.Waiting.Reason, cs.State.Waiting.Message)
 			}
 		}
-		return pod, fmt.Errorf("kubernetes: pod %s not running after waitUntilRunning %s: %s", run.name(), bound, why)
+		return pod, fmt.Errorf("kubernetes: pod %s not running after waitUntilRunning %s: %s", run.c.Name(), bound, why)
 	}
 	if err != nil && errors.Is(err, errPodGone) {
-		return pod, fmt.Errorf("kubernetes: pod %s: %w", run.name(), err)
+		return pod, fmt.Errorf("kubernetes: pod %s: %w", run.c.Name(), err)
 	}
 	if err != nil && ctx.Err() == nil && !strings.HasPrefix(err.Error(), "kubernetes:") {
-		err = run.r.apiError("watch pod "+run.name(), err)
+		err = run.r.apiError("watch pod "+run.c.Name(), err)
 	}
 	return pod, err
 }
-
-// execute copies the input files in, follows the script's output until its
-// container ends, and copies the output files out.
-func (run *run) execute(ctx context.Context, ws *workspace) (*runner.Result, error) {
-	if ws.upload {
-		if _, err := run.waitStarted(ctx, containerIn, true); err != nil {
-			return nil, err
-		}
-		run.event(runner.StageStaging, ws.hostDir)
-		if err := run.copyIn(ctx, ws); err != nil {
-			return nil, err
-		}
-	}
-	pod, err := run.waitStarted(ctx, containerTask, false)
-	if err != nil {
-		return nil, err
-	}
-	run.node = pod.Spec.NodeName
-	res := &runner.Result{Started: time.Now()}
-	run.event(runner.StageRunning, run.name())
-	if !run.r.cfg.waits() {
-		return res, nil
-	}
-
-	// The script's own limit counts from here.
-	scriptCtx := ctx
-	if run.task.ScriptTimeout > 0 {
-		run.scriptTimeout = &runner.TimeoutError{Timeout: run.task.ScriptTimeout, Cause: context.DeadlineExceeded, Limit: "scriptTimeout"}
-		var cancel context.CancelFunc
-		scriptCtx, cancel = context.WithTimeoutCause(ctx, run.task.ScriptTimeout, run.scriptTimeout)
-		defer cancel()
-	}
-
-	sink := run.newSink()
-	streams := run.followLogs(sink)
-	ended, err := run.watchPod(scriptCtx, func(pod *corev1.Pod) (bool, error) {
-		cs := findStatus(pod.Status.ContainerStatuses, containerTask)
-		return cs != nil && cs.State.Terminated != nil, nil
-	})
-	res.Finished = time.Now()
-	var stopErr error
-	if err != nil {
-		// Cancelled, timed out, or the pod went away: delete it with the
-		// grace period, then let the streams end.
-		stopErr = err
-		if scriptCtx.Err() != nil {
-			stopErr = context.Cause(scriptCtx)
-			run.event(runner.StageStopping, run.name())
-			if derr := run.stopPod(); derr != nil {
-				stopErr = errors.Join(stopErr, derr)
-			}
-		}
-		bound := time.Duration(run.r.cfg.gracePeriodSeconds())*time.Second + APITimeout
-		warn := streams.wait(bound)
-		res.Finished = time.Now()
-		cerr := sink.Close()
-		sink.Fill(res)
-		res.Warnings = append(res.Warnings, warn...)
-		if cerr != nil {
-			res.Warnings = append(res.Warnings, "output writer: "+cerr.Error())
-		}
-		if errors.Is(stopErr, errPodGone) {
-			return res, fmt.Errorf("kubernetes: pod %s: %w", run.name(), stopErr)
-		}
-		if scriptCtx.Err() != nil && ctx.Err() == nil {
-			// The script's own limit: the error is the TimeoutError itself.
-			return res, errors.Join(run.scriptTimeout, derrOnly(stopErr, run.scriptTimeout))
-		}
-		return res, stopErr
-	}
-	if warn := streams.wait(OutputWaitDelay); len(warn) > 0 {
-		res.Warnings = append(res.Warnings, warn...)
-	}
-	cerr := sink.Close()
-	sink.Fill(res)
-	if cerr != nil {
-		res.Warnings = append(res.Warnings, "output writer: "+cerr.Error())
-	}
-	cs := findStatus(ended.Status.ContainerStatuses, containerTask)
-	term := cs.State.Terminated
-	res.ExitCode = int(term.ExitCode)
-	res.OOMKilled = term.Reason == "OOMKilled"
-	if streams.blocked() {
-		return res, fmt.Errorf("kubernetes: %w: the task's writers did not return within %s of the container's end", runner.ErrOutputBlocked, OutputWaitDelay)
-	}
-	var errs []error
-	if ws.collects() {
-		errs = append(errs, run.collect(ctx, ws, res))
-	}
-	if res.ExitCode != 0 || res.OOMKilled {
-		errs = append([]error{&runner.ExitError{ExitCode: res.ExitCode, OOMKilled: res.OOMKilled}}, errs...)
-	}
-	return res, errors.Join(errs...)
-}
-
-// derrOnly returns the part of err that is not the timeout itself.
-func derrOnly(err error, timeout error) error {
-	if err == timeout {
-		return nil
-	}
-	var j interface{ Unwrap() []error }
-	if errors.As(err, &j) {
-		var rest []error
-		for _, e := range j.Unwrap() {
-			if e != timeout {
-				rest = append(rest, e)
-			}
-		}
-		return errors.Join(rest...)
-	}
-	return err
-}
-
-// stopPod deletes the pod with the grace period, on a fresh bounded
-// context: its containers get SIGTERM, then SIGKILL.
-func (run *run) stopPod() error {
-	ctx, cancel := context.WithTimeout(context.Background(), APITimeout)
-	defer cancel()
-	grace := run.r.cfg.gracePeriodSeconds()
-	err := run.r.cs.CoreV1().Pods(run.r.namespace).Delete(ctx, run.name(), metav1.DeleteOptions{GracePeriodSeconds: &grace})
-	if err != nil && !apierrors.IsNotFound(err) {
-		if ctx.Err() != nil {
-			run.unresponsive = true
-			return fmt.Errorf("kubernetes: delete pod %s: %w: no answer within %s", run.name(), runner.ErrEngineUnresponsive, APITimeout)
-		}
-		return run.r.apiError("delete pod "+run.name(), err)
-	}
-	return nil
-}
-
-// logStreams follows the task container's log streams.
-type logStreams struct {
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	bodies []io.Closer
-	errs   []string
-	moved  atomic.Int64 // when bytes last reached the sink, in Unix nanoseconds
-	stuck  bool
-}
-
-// followLogs starts following the task container's output into sink: one
-// stream with COMBINED, stdout and stderr apart with SPLIT. The streams end
-// once the container has ended and its log is read to the end.
-func (run *run) followLogs(sink interface{ Writer(runner.Stream) io.Writer }) *logStreams {
-	ls := &logStreams{}
-	type part struct {
-		stream string
-		to     runner.Stream
-	}
-	parts := []part{{"", runner.Stdout}}
-	if run.r.cfg.LogStreams == LogStreamsSplit {
-		parts = []part{{corev1.LogStreamStdout, runner.Stdout}, {corev1.LogStreamStderr, runner.Stderr}}
-	}
-	for _, p := range parts {
-		ls.wg.Go(func() {
-			opts := &corev1.PodLogOptions{Container: containerTask, Follow: true}
-			if p.stream != "" {
-				s := p.stream
-				opts.Stream = &s
-			}
-			// The stream's own context: a cancelled run still reads what the
-			// container wrote until it stopped.
-			body, err := run.r.cs.CoreV1().Pods(run.r.namespace).GetLogs(run.name(), opts).Stream(context.Background())
-			if err != nil {
-				ls.mu.Lock()
-				ls.errs = append(ls.errs, fmt.Sprintf("logs of %s: %v", p.to, err))
-				ls.mu.Unlock()
-				return
-			}
-			ls.mu.Lock()
-			ls.bodies = append(ls.bodies, body)
-			ls.mu.Unlock()
-			defer body.Close()
-			if _, err := io.Copy(progress{sink.Writer(p.to), &ls.moved}, body); err != nil && !errors.Is(err, io.ErrClosedPipe) && !strings.Contains(err.Error(), "closed") {
-				ls.mu.Lock()
-				ls.errs = append(ls.errs, fmt.Sprintf("logs of %s: %v", p.to, err))
-				ls.mu.Unlock()
-			}
-		})
-	}
-	return ls
-}
-
-// wait waits for the streams to end, for as long as bytes keep coming and
-// for at most bound after the last one (like os/exec's WaitDelay), closes
-// those still open, and returns the warnings to add.
-func (ls *logStreams) wait(bound time.Duration) []string {
-	done := make(chan struct{})
-	go func() { ls.wg.Wait(); close(done) }()
-	var warn []string
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	ls.moved.Store(time.Now().UnixNano())
-wait:
-	for {
-		select {
-		case <-done:
-			break wait
-		case <-tick.C:
-			if time.Since(time.Unix(0, ls.moved.Load())) < bound {
-				continue
-			}
-			ls.mu.Lock()
-			for _, b := range ls.bodies {
-				_ = b.Close()
-			}
-			ls.mu.Unlock()
-			select {
-			case <-done:
-				warn = append(warn, fmt.Sprintf("the log stream was still open %s after its last byte (and the container's end): closed", bound))
-			case <-time.After(OutputWaitDelay):
-				ls.stuck = true
-			}
-			break wait
-		}
-	}
-	ls.mu.Lock()
-	defer ls.mu.Unlock()
-	return append(warn, ls.errs...)
-}
-
-// progress is the writer a stream is copied through: it notes when bytes
-// last moved.
-type progress struct {
-	w     io.Writer
-	moved *atomic.Int64
-}
-
-func (p progress) Write(b []byte) (int, error) {
-	n, err := p.w.Write(b)
-	p.moved.Store(time.Now().UnixNano())
-	return n, err
-}
-
-// blocked reports whether a copy into the sink was still under way when
-// wait gave up: a writer that does not return.
-func (ls *logStreams) blocked() bool { return ls.stuck }

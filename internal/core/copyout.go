@@ -233,3 +233,38 @@ func (s *Staging) Decide(hostRoot *os.Root, outputRel string) func(rel string, h
 		return files.Write
 	}
 }
+
+// Record notes what a collection wrote: written are the paths, relative to
+// the working directory, of the files it wrote there. Those in the output
+// directory are outputs under their path in it; the others (the globs')
+// under their own path, unless a file of the output directory has it.
+func (s *Staging) Record(ws *Workspace, written []string) {
+	outputs := map[string]string{}
+	fromOutput := map[string]bool{}
+	for _, rel := range written {
+		if key, ok := strings.CutPrefix(rel, ws.OutputRel+"/"); ws.OutputRel != "" && ok {
+			outputs[key], fromOutput[key] = ws.HostPath(rel), true
+			continue
+		}
+		s.Globbed = append(s.Globbed, rel)
+		if !fromOutput[rel] {
+			outputs[rel] = ws.HostPath(rel)
+		}
+	}
+	s.Outputs = outputs
+}
+
+// Fill lists in res what the collection brought back (OutputFiles, never
+// nil) and the conflicts it met, and returns the paths written for the
+// globs: what [Files.Collect] returns.
+func (s *Staging) Fill(res *runner.Result) []string {
+	res.OutputFiles = s.Outputs
+	if res.OutputFiles == nil {
+		res.OutputFiles = map[string]string{}
+	}
+	res.Warnings = append(res.Warnings, s.Warnings...)
+	if s.More > 0 {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("%d more output files changed on the host while the run ran were not collected", s.More))
+	}
+	return s.Globbed
+}
