@@ -10,7 +10,10 @@
 //
 // lading-bare is lading without an output directory (DisableOutputDir), to
 // show what the output directory costs; lading-volume and lading-mount are
-// the two file handling strategies.
+// the two file handling strategies. The pool-* cases measure the warm pool
+// (docker.WithPool, its containers warmed before the first sample):
+// lading-pool beside lading (cold) and raw; pool-check reports the taint
+// check run between two tasks in one container, from the pool's counters.
 //
 // The k8s-trivial and k8s-parallel cases run the same `true` as a pod with
 // the kubernetes runner, against raw client-go and `kubectl run --rm -i`, on
@@ -26,6 +29,7 @@
 //
 //	cd bench && go run . -image lading-test/busybox:latest
 //	cd bench && go run . -size 1GiB -n 3 -cases files-out,files-in   # the 1 GiB figures
+//	cd bench && go run . -n 40 -rounds 4 -cases pool-trivial,pool-parallel,pool-files,pool-check
 //	cd bench && go run . -cases k8s-trivial,k8s-parallel              # on a Kubernetes cluster
 package main
 
@@ -78,6 +82,10 @@ var cases = []struct {
 	{"files-in", "input files staged in", map[string]peer{"lading-volume": ladingFilesInVolume, "lading-mount": ladingFilesInMount, "raw": rawFilesIn, "cli": cliFilesIn}},
 	{"stdout", "stdout lines to a line callback", map[string]peer{"lading": ladingStdout, "raw": rawStdout, "cli": cliStdout}},
 	{"stdout-masked", "the same with secret masking on", map[string]peer{"lading": ladingStdoutMasked, "raw": rawStdout}},
+	{"pool-trivial", "`true`, one at a time, in a warm pool of 2: latency", map[string]peer{"lading-pool": poolTrivial, "lading": ladingTrivial, "raw": rawTrivial}},
+	{"pool-parallel", "`true`, 8 at a time, in a warm pool of 8: tasks/s", map[string]peer{"lading-pool": poolParallel, "lading": ladingParallel, "raw": rawParallel}},
+	{"pool-files", "1 MiB input file in, 1 MiB output file out, one at a time: latency", map[string]peer{"lading-pool": poolFiles, "lading": coldFiles, "raw": rawFiles}},
+	{"pool-check", "the taint check after each task (check), and `true` in a pool of 1, which waits for it", map[string]peer{"check": poolCheck, "lading-pool-1": poolSize1, "lading-pool": poolTrivial}},
 	{"k8s-trivial", "`true` as a Kubernetes pod, one at a time: latency", map[string]peer{"lading": k8sLadingTrivial, "lading-bare": k8sLadingBareTrivial, "raw": k8sRawTrivial, "kubectl": k8sKubectlTrivial}},
 	{"k8s-parallel", "`true` as a Kubernetes pod, 8 at a time: tasks/s", map[string]peer{"lading": k8sLadingParallel, "lading-bare": k8sLadingBareParallel, "raw": k8sRawParallel, "kubectl": k8sKubectlParallel}},
 	{"service", "deploy to ready: an HTTP health check passing (busybox httpd)", map[string]peer{"lading": ladingService, "lading-ns": ladingServiceNS, "tc": tcService, "tc-net": tcServiceNet}},
@@ -229,6 +237,9 @@ func report(name, what string, peers []string, res map[string]measurement) {
 	base := res["lading"]
 	if _, ok := res["lading-volume"]; ok {
 		base = res["lading-volume"]
+	}
+	if _, ok := res["lading-pool"]; ok {
+		base = res["lading-pool"]
 	}
 	for _, p := range peers {
 		m := res[p]

@@ -316,6 +316,9 @@ func (v *volumeFiles) extract(ctx context.Context, src, dest string, opts files.
 // error included, answers true, so no output is ever skipped.
 func (v *volumeFiles) outputDirWritten(ctx context.Context) bool {
 	run, ws := v.run, v.ws
+	if v.outputWritten != nil {
+		return *v.outputWritten
+	}
 	if v.outputMod.IsZero() {
 		return true
 	}

@@ -314,6 +314,102 @@
 //   - Under both, the check and the write are not atomic: a host file changed
 //     in the instant between them can still be replaced.
 //
+// # Warm pool
+//
+// A cold run costs what the engine takes to create and start a container
+// (about 300 ms on Docker 20.10 here, BENCHMARKS.md); a task that runs for
+// milliseconds pays it every time. [WithPool] keeps containers running
+// instead, up to [Pool.Size] per runner configuration and image, and runs
+// each task in one of them by exec:
+//
+//	r, err := docker.New(docker.Config{}, docker.WithPool(docker.Pool{Size: 4}))
+//	...
+//	defer r.Close()                             // removes the pool's containers
+//	_ = r.Warm(ctx, "busybox:1.36")              // optional: start them now
+//	res, err := r.Run(ctx, task)                 // res.Details.(*docker.Details).ExecID is set
+//
+// A pool container runs a keep-alive under the engine's init (tini,
+// HostConfig.Init), which reaps what the tasks leave. The first task of a
+// configuration and image warms one container (pulling as the pull policy
+// says) and the pool warms the rest in the background; a free container
+// unused for [Pool.IdleTimeout] (5 minutes by default) is removed, and
+// warmed again on demand. When every container is taken a task waits for
+// one ([PoolWait], under its ctx and Timeout) or runs cold ([PoolCold]).
+// Two tasks never share a container at once. Runners from [Runner.With]
+// share the pools: two with the same Config use the same pool. Close and
+// Shutdown remove every container of the pools once no run uses them;
+// [Runner.Prune] removes those of a process that died ([LabelPool]).
+// [Runner.PoolStats] counts what the pools did.
+//
+// What a task may assume is what a cold run gives, and the conformance
+// suite (runner/runnertest) holds the pool to it (TestConformancePool, every case): the same Result and
+// errors, exit codes, outputs, output files (copied in and out as under
+// VOLUME), env and secrets (given to the exec alone: the container's own
+// environment is the image's), user, interpreter and entrypoint, templates,
+// the working directory at the host's path (or containerWorkingDir),
+// Timeout, ScriptTimeout and cancellation with [Lifecycle.KillGracePeriod],
+// and OOM reporting. The task runs in a session of its own (setsid) with
+// stdin from /dev/null, under a small script of the pool's (/bin/sh); an
+// exec has no stop call, so a stop sends StopSignal to the task's processes
+// from inside the container, and SIGKILL to what is left once the grace
+// period has passed; when that cannot be done (a fork bomb holds every pid
+// of pidsLimit) the container is killed and discarded. When the task's main
+// process exits, everything it left running is killed, as when a cold
+// run's container stops.
+//
+// Before a container takes another task, the pool checks, in the
+// background, that the last one left nothing behind: no process of it
+// survives (every process outside the init's session is stopped and
+// killed, daemons and SIGTERM-ignoring ones included), its working
+// directory is removed, and the container is as it was when warmed: the
+// engine's list of changes (added, changed or deleted files anywhere in the
+// container's file system but the directories above the working
+// directories), the names under /dev, the files of /dev/shm and
+// /dev/mqueue, /etc/hosts, /etc/hostname and /etc/resolv.conf, the listing
+// (names, sizes, modes, times) of the image's VOLUME directories, and the
+// memory cgroup's OOM-kill count. A container that fails a check, whose
+// run met an engine error (an exec that failed, a copy that failed), whose
+// task was OOM-killed (the limit is the container's: the kernel kills in
+// the task first, which runs with the highest oom_score_adj) or that the
+// engine stopped, is removed, never reused; the next task gets another. A
+// task that exits non-zero, times out or is cancelled leaves its container
+// to the check like any other. A task that installs a package, writes /tmp, /root or a profile
+// file, or changes a file of the image, so costs a container, never the
+// next task's isolation. The check costs a few tens of milliseconds, off the
+// task's path (BENCHMARKS.md).
+//
+// What is not checked: SysV IPC objects, the network namespace's state
+// (routes, firewall rules of a task with NET_ADMIN), kernel keyrings, the
+// contents of a VOLUME file changed without a change of its size or time,
+// the metadata of a directory above a working directory, and host
+// directories mounted with volumes (shared with the host by design, as for
+// cold runs). The hostname, the network namespace and the memory and CPU
+// accounting of the cgroup are the container's, shared by its tasks over
+// time. So these tasks must not use the pool (give them a Runner without
+// it, from [New]): tasks that need a clean root file system or a cgroup of
+// their own (stats, memory peaks, a cgroup-level limit per task), PID 1 or a
+// hostname of their own, or that rely on kernel state the list above does
+// not check. A configuration the pool cannot serve runs cold, as without
+// it: fileHandlingStrategy MOUNT (a container's mounts are fixed when it is
+// created), portBindings, privileged, statsInterval, resume, wait or delete
+// false; so does a task with OnStats. The image needs /bin/sh, rm, ls and
+// mkdir (busybox or coreutils; setsid where it has it); one without them
+// runs its tasks cold, with a warning in the result.
+//
+// The pool's tests run on Docker 20.10 and on Podman 4.3, where an OOM kill
+// in a pool container is reported (from the cgroup's count) though a cold
+// run's is not; they have not been run under runsc.
+//
+// Limits (cpu, memory, pidsLimit) are per container: a pool of Size
+// containers may take Size times the memory limit, and each idle container
+// holds its keep-alive (tini, a shell and sleep: a few hundred KiB, no CPU).
+// The pool's own processes take 4 pids of pidsLimit (tini, the keep-alive's
+// shell and sleep, the task script). Size the pool to the tasks that run at
+// once (with a [WithMaxConcurrency] of n, a Size of n), and mind that a
+// cold run and the pool share the engine: a pool larger than the tasks in
+// flight only costs memory. [PoolStats] says whether tasks wait (Busy at
+// Size) or run cold.
+//
 // # Engines
 //
 // CI runs the docker package's tests on Docker 20.10 (runc), on Docker with

@@ -93,8 +93,13 @@ type Details struct {
 	// returns.
 	ContainerID string
 	// RunID is the random id lading gave the run, in the container's
-	// [LabelRun] label and name ("lading-<RunID>").
+	// [LabelRun] label and name ("lading-<RunID>"), or, for a run in a warm
+	// pool, only here.
 	RunID string
+	// ExecID is the id of the exec that ran the task in a container of the
+	// warm pool ([WithPool]), "" for a run in a container of its own. The
+	// pool's container (ContainerID) outlives the run.
+	ExecID string
 }
 
 // New returns a Runner for cfg, with the host program's options. It
@@ -109,6 +114,11 @@ func New(cfg Config, opts ...Option) (*Runner, error) {
 	}
 	if o.maxConcurrency < 0 {
 		return nil, invalidConfig("maxConcurrency", fmt.Sprint(o.maxConcurrency), "must not be negative (0 means no limit)")
+	}
+	if o.pool != nil {
+		if err := o.pool.Validate(); err != nil {
+			return nil, err
+		}
 	}
 	comp, err := cfg.compile(o.allow, nil)
 	if err != nil {
@@ -125,6 +135,9 @@ func New(cfg Config, opts ...Option) (*Runner, error) {
 	limiter := o.limiter
 	if limiter == nil && o.maxConcurrency > 0 {
 		limiter = runner.NewLimiter(o.maxConcurrency)
+	}
+	if o.pool != nil {
+		o.pools = newPoolSet(*o.pool, o.logger)
 	}
 	return newRunner(cfg, comp, o, cli, limiter, &engineCPUs{}, newInflight()), nil
 }
@@ -177,8 +190,13 @@ func (r *Runner) Run(ctx context.Context, task runner.Task) (*runner.Result, err
 		MaxOutputBytes: r.cfg.MaxOutputBytes, MaxOutputFiles: r.cfg.MaxOutputFiles,
 		Warnings: r.cfg.Memory.Warnings(), Track: liveRuns.Add, ContainerDir: r.cfg.Container.WorkingDir,
 	}
+	pooled := r.opts.pools != nil && r.poolable() == "" && task.OnStats == nil
 	return core.Run(ctx, task, opts, func(c *core.State) core.Engine {
-		return &run{r: r, c: c, task: c.Task, log: c.Log}
+		cold := &run{r: r, c: c, task: c.Task, log: c.Log}
+		if pooled {
+			return newPoolRun(cold)
+		}
+		return cold
 	})
 }
 

@@ -19,6 +19,8 @@ type options struct {
 	maxConcurrency int
 	limiter        *runner.Limiter
 	allow          Allow
+	pool           *Pool    // WithPool's settings
+	pools          *poolSet // the pools, made by New, shared with the Runners from With
 }
 
 // WithLogger sends lifecycle events to l at debug level, and warnings

@@ -111,6 +111,9 @@ func (r *Runner) Shutdown(ctx context.Context) error {
 		<-idle
 		waitErr = ctx.Err()
 	}
+	if r.opts.pools != nil {
+		r.opts.pools.close() // the pool's containers, once no run uses them
+	}
 	r.runs.cli.Do(func() { r.runs.cliErr = r.cli.Close() })
 	return errors.Join(waitErr, r.runs.cliErr)
 }

@@ -112,8 +112,11 @@ func parseVolume(v string) (mount.Mount, error) {
 type volumeFiles struct {
 	run       *run
 	ws        *core.Workspace
-	outputMod time.Time    // the output directory's modification time before the start, zero if unknown
-	staging   core.Staging // what was copied in and what came back
+	outputMod time.Time // the output directory's modification time before the start, zero if unknown
+	// outputWritten, when set, says whether the script wrote into the
+	// output directory (the warm pool knows it from the changes).
+	outputWritten *bool
+	staging       core.Staging // what was copied in and what came back
 }
 
 func (v *volumeFiles) mounts(labels map[string]string) []mount.Mount {
