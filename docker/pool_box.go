@@ -383,15 +383,7 @@ func (r *Runner) check(b *box, w *taskWork) string {
 	case code != 0:
 		return "check failed"
 	}
-	rep, err := parseScrub(out)
-	if err != nil {
-		return "check failed"
-	}
-	changes, err := r.boxChanges(ctx, b.id)
-	if err != nil {
-		return "check failed"
-	}
-	return b.taint(rep, changes)
+	return r.compare(ctx, b, out)
 }
 
 // finish makes the container of a finished task ready for the next, or
@@ -436,6 +428,13 @@ func (r *Runner) finish(b *box, w *taskWork) string {
 	if !ok {
 		return "check failed"
 	}
+	return r.compare(ctx, b, report)
+}
+
+// compare parses the task script's report and compares it, and the
+// engine's changes list, with the container's baseline: "" when the
+// container is as it was warmed, else why not.
+func (r *Runner) compare(ctx context.Context, b *box, report string) string {
 	rep, err := parseScrub(report)
 	if err != nil {
 		return "check failed"
