@@ -89,17 +89,17 @@ func ladingIO(r *docker.Runner, cfg config) error {
 func poolFiles(cfg config) (measurement, error) {
 	r := newPooled(cfg, 2)
 	defer r.Close()
-	f := func() error { return ladingIO(r, cfg) }
-	if err := warm(f); err != nil {
-		return measurement{}, err
-	}
-	s, err := timeIt(cfg.N, f)
-	return measurement{Samples: s, Bytes: 2 << 20}, err
+	return filesOn(r, cfg)
 }
 
 func coldFiles(cfg config) (measurement, error) {
 	r := newLading(docker.Config{})
 	defer r.Close()
+	return filesOn(r, cfg)
+}
+
+// filesOn times the 1 MiB in, 1 MiB out task on r, after a warm-up run.
+func filesOn(r *docker.Runner, cfg config) (measurement, error) {
 	f := func() error { return ladingIO(r, cfg) }
 	if err := warm(f); err != nil {
 		return measurement{}, err

@@ -69,13 +69,7 @@ func TestServicePortFromExpose(t *testing.T) {
 	skipServicesOnPodman(t)
 	t.Parallel()
 	s, cli := newServices(t, docker.ServicesConfig{StopTimeout: -1})
-	ns := servicetest.Namespace(t)
-	t.Cleanup(func() {
-		list, _ := s.List(context.Background(), ns)
-		for _, svc := range list {
-			_ = svc.Delete(context.Background())
-		}
-	})
+	ns := namespaceDeletedAtEnd(t, s)
 
 	one := exposingImage(t, cli, "8080")
 	svc, err := s.Deploy(t.Context(), service.Spec{Slug: "one", Namespace: ns, Image: one, Command: servicetest.HTTPServer("exposed"),
@@ -163,13 +157,7 @@ func TestServiceSurvivesProgramRestart(t *testing.T) {
 	}
 	t.Parallel()
 	s, cli := newServices(t, docker.ServicesConfig{StopTimeout: -1})
-	ns := servicetest.Namespace(t)
-	t.Cleanup(func() {
-		list, _ := s.List(context.Background(), ns)
-		for _, svc := range list {
-			_ = svc.Delete(context.Background())
-		}
-	})
+	ns := namespaceDeletedAtEnd(t, s)
 	child := exec.Command(os.Args[0], "-test.run=^TestServiceSurvivesProgramRestart$", "-test.count=1")
 	child.Env = append(os.Environ(), "LADING_TEST_SERVICE_CHILD_NS="+ns)
 	out, err := child.CombinedOutput()

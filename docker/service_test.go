@@ -42,6 +42,20 @@ func newServices(t *testing.T, cfg docker.ServicesConfig) (*docker.Services, *cl
 	return s, cli
 }
 
+// namespaceDeletedAtEnd returns a namespace of the test's own whose
+// services are deleted at its end.
+func namespaceDeletedAtEnd(t *testing.T, s *docker.Services) string {
+	t.Helper()
+	ns := servicetest.Namespace(t)
+	t.Cleanup(func() {
+		list, _ := s.List(context.Background(), ns)
+		for _, svc := range list {
+			_ = svc.Delete(context.Background())
+		}
+	})
+	return ns
+}
+
 func TestServiceConformance(t *testing.T) {
 	skipServicesOnPodman(t)
 	t.Parallel()

@@ -39,13 +39,7 @@ func TestServiceUpdate(t *testing.T) {
 	skipServicesOnPodman(t)
 	t.Parallel()
 	s, _ := newServices(t, docker.ServicesConfig{StopTimeout: -1})
-	ns := servicetest.Namespace(t)
-	t.Cleanup(func() {
-		list, _ := s.List(context.Background(), ns)
-		for _, svc := range list {
-			_ = svc.Delete(context.Background())
-		}
-	})
+	ns := namespaceDeletedAtEnd(t, s)
 	v1, err := s.Deploy(t.Context(), webSpec(ns, "v1", 0))
 	require.NoError(t, err)
 	_, err = servicetest.Wait(t, v1)
@@ -106,13 +100,7 @@ func TestServiceUpdateFixedPortUnderTraffic(t *testing.T) {
 	skipServicesOnPodman(t)
 	t.Parallel()
 	s, _ := newServices(t, docker.ServicesConfig{StopTimeout: -1})
-	ns := servicetest.Namespace(t)
-	t.Cleanup(func() {
-		list, _ := s.List(context.Background(), ns)
-		for _, svc := range list {
-			_ = svc.Delete(context.Background())
-		}
-	})
+	ns := namespaceDeletedAtEnd(t, s)
 	probe, err := s.Deploy(t.Context(), service.Spec{Slug: "probe", Namespace: ns, Image: testenv.Image, Port: 8080, Command: "sleep 3600", Ephemeral: true})
 	require.NoError(t, err)
 	addr, err := probe.Endpoint(t.Context())
@@ -184,13 +172,7 @@ func TestServiceUpdateUnderTrafficOnNetwork(t *testing.T) {
 	skipServicesOnPodman(t)
 	t.Parallel()
 	s, _ := newServices(t, docker.ServicesConfig{StopTimeout: -1})
-	ns := servicetest.Namespace(t)
-	t.Cleanup(func() {
-		list, _ := s.List(context.Background(), ns)
-		for _, svc := range list {
-			_ = svc.Delete(context.Background())
-		}
-	})
+	ns := namespaceDeletedAtEnd(t, s)
 	v1, err := s.Deploy(t.Context(), webSpec(ns, "v1", 0))
 	require.NoError(t, err)
 	_, err = servicetest.Wait(t, v1)
